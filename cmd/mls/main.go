@@ -1,0 +1,42 @@
+// Command mls is the mlskit command-line tool.
+//
+// Usage:
+//
+//	mls vectors verify [DIR]   check mlskit against the official MLS test vectors
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: mls <command> [arguments]
+
+commands:
+  vectors verify [DIR]   run the official MLS test vectors (default: $MLS_TEST_VECTORS,
+                         or ../shared/test-vectors beside the repository)
+
+Run "mls <command> -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "vectors":
+		return runVectors(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "mls: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

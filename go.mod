@@ -1,0 +1,3 @@
+module github.com/mlskit/mlskit
+
+go 1.26
