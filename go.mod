@@ -1,3 +1,11 @@
 module github.com/mlskit/mlskit
 
-go 1.26
+go 1.26.0
+
+require (
+	connectrpc.com/connect v1.19.1 // indirect
+	github.com/cloudflare/circl v1.6.5 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
