@@ -1,0 +1,287 @@
+package suite
+
+import (
+	"crypto/ecdh"
+	"crypto/hmac"
+	"crypto/hpke"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// kem is one HPKE ciphersuite (KEM, KDF and AEAD) in base mode, with keys as
+// SerializePrivateKey/SerializePublicKey bytes (RFC 9180).
+type kem interface {
+	// nsk is the length of the input DeriveKeyPair needs (Nsk).
+	nsk() int
+	deriveKeyPair(ikm []byte) (priv, pub []byte, err error)
+	publicKey(priv []byte) ([]byte, error)
+	validatePublic(pub []byte) error
+	// seal is the single-shot SealBase of RFC 9180, Section 6.1.
+	seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error)
+	// open is the single-shot OpenBase of RFC 9180, Section 6.1.
+	open(priv, info, aad, enc, ct []byte) ([]byte, error)
+}
+
+var (
+	hpkeAES128GCM        = hpke.AES128GCM()
+	hpkeAES256GCM        = hpke.AES256GCM()
+	hpkeChaCha20Poly1305 = hpke.ChaCha20Poly1305()
+	hpkeSHA256           = hpke.HKDFSHA256()
+	hpkeSHA384           = hpke.HKDFSHA384()
+
+	kemMLKEM768X25519 = hpke.MLKEM768X25519()
+	kemMLKEM768P256   = hpke.MLKEM768P256()
+	kemMLKEM1024P384  = hpke.MLKEM1024P384()
+	kemMLKEM768       = hpke.MLKEM768()
+	kemMLKEM1024      = hpke.MLKEM1024()
+)
+
+// dhCurve names the DHKEMs crypto/hpke implements.
+type dhCurve uint8
+
+const (
+	kemX25519 dhCurve = iota + 1 // DHKEM(X25519, HKDF-SHA256), 0x0020
+	kemP256                      // DHKEM(P-256, HKDF-SHA256), 0x0010
+	kemP384                      // DHKEM(P-384, HKDF-SHA384), 0x0011
+	kemP521                      // DHKEM(P-521, HKDF-SHA512), 0x0012
+)
+
+// stdKEM is an HPKE ciphersuite whose KEM crypto/hpke implements.
+type stdKEM struct {
+	k    hpke.KEM
+	kdf  hpke.KDF
+	aead hpke.AEAD
+	n    int // Nsk
+
+	// For DHKEM(X25519): DeriveKeyPair is done here, because crypto/hpke
+	// serializes X25519 private keys clamped while MLS (and its test
+	// vectors) keep the DeriveKeyPair output unclamped.
+	x25519 bool
+}
+
+// newDHKEM returns DHKEM over curve c with the matching HKDF, as RFC 9420's
+// suites use them (Section 17.1), and aead.
+func newDHKEM(c dhCurve, aead hpke.AEAD) kem {
+	switch c {
+	case kemX25519:
+		return &stdKEM{k: hpke.DHKEM(ecdh.X25519()), kdf: hpkeSHA256, aead: aead, n: 32, x25519: true}
+	case kemP256:
+		return &stdKEM{k: hpke.DHKEM(ecdh.P256()), kdf: hpkeSHA256, aead: aead, n: 32}
+	case kemP384:
+		return &stdKEM{k: hpke.DHKEM(ecdh.P384()), kdf: hpkeSHA384, aead: aead, n: 48}
+	case kemP521:
+		return &stdKEM{k: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: aead, n: 66}
+	}
+	panic("suite: bad DHKEM curve")
+}
+
+// newPQKEM returns an ML-KEM or hybrid KEM of draft-ietf-hpke-pq with kdf
+// and aead (draft-ietf-mls-pq-ciphersuites).
+func newPQKEM(k hpke.KEM, kdf hpke.KDF, aead hpke.AEAD) kem {
+	n := 32 // the hybrids' seed (draft-ietf-hpke-pq)
+	if k.ID() == kemMLKEM768.ID() || k.ID() == kemMLKEM1024.ID() {
+		n = 64 // ML-KEM's (d, z) seed
+	}
+	return &stdKEM{k: k, kdf: kdf, aead: aead, n: n}
+}
+
+func (s *stdKEM) nsk() int { return s.n }
+
+func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
+	if s.x25519 {
+		// RFC 9180, Section 7.1.3: for X25519 sk is LabeledExpand of
+		// dkp_prk, used as is.
+		suiteID := []byte{'K', 'E', 'M', 0x00, 0x20}
+		prk := labeledExtract(sha256.New, suiteID, nil, "dkp_prk", ikm)
+		priv = labeledExpand(sha256.New, suiteID, prk, "sk", nil, 32)
+		pub, err = s.publicKey(priv)
+		return priv, pub, err
+	}
+	k, err := s.k.DeriveKeyPair(ikm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: DeriveKeyPair: %w", err)
+	}
+	priv, err = k.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: DeriveKeyPair: %w", err)
+	}
+	return priv, k.PublicKey().Bytes(), nil
+}
+
+func (s *stdKEM) privateKey(priv []byte) (hpke.PrivateKey, error) {
+	if len(priv) != s.n {
+		return nil, ErrInvalidKey
+	}
+	k, err := s.k.NewPrivateKey(priv)
+	if err != nil {
+		return nil, ErrInvalidKey
+	}
+	return k, nil
+}
+
+func (s *stdKEM) publicKey(priv []byte) ([]byte, error) {
+	k, err := s.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return k.PublicKey().Bytes(), nil
+}
+
+func (s *stdKEM) validatePublic(pub []byte) error {
+	if _, err := s.k.NewPublicKey(pub); err != nil {
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+func (s *stdKEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	pk, err := s.k.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, ErrInvalidKey
+	}
+	enc, sender, err := hpke.NewSender(pk, s.kdf, s.aead, info)
+	if err != nil {
+		// The DH output was zero: a low-order public key.
+		return nil, nil, ErrInvalidKey
+	}
+	ct, err = sender.Seal(aad, plaintext)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE seal: %w", err)
+	}
+	return enc, ct, nil
+}
+
+func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+	sk, err := s.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	r, err := hpke.NewRecipient(enc, sk, s.kdf, s.aead, info)
+	if err != nil {
+		return nil, ErrDecrypt // malformed or low-order KEM output
+	}
+	pt, err := r.Open(aad, ct)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// DeriveKeyPair is the KEM's DeriveKeyPair (RFC 9180, Section 7.1.3) as MLS
+// uses it for tree and external keys (RFC 9420, Sections 7.4 and 8). priv is
+// in the suite's private key format (see the package doc).
+func (s *Suite) DeriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
+	return s.kem.deriveKeyPair(ikm)
+}
+
+// GenerateKEMKey is DeriveKeyPair of Nsk bytes read from rand, so the same
+// stream gives the same key.
+func (s *Suite) GenerateKEMKey(rand io.Reader) (priv, pub []byte, err error) {
+	ikm := make([]byte, s.kem.nsk())
+	if _, err := io.ReadFull(rand, ikm); err != nil {
+		return nil, nil, fmt.Errorf("mls: generating HPKE key: %w", err)
+	}
+	defer clear(ikm)
+	return s.kem.deriveKeyPair(ikm)
+}
+
+// KEMPublicKey returns the public key of an HPKE private key, or
+// ErrInvalidKey.
+func (s *Suite) KEMPublicKey(priv []byte) ([]byte, error) { return s.kem.publicKey(priv) }
+
+// ValidateKEMPublicKey checks that pub deserializes as a public key of the
+// suite's KEM (RFC 9180, Section 7.1.1: for NIST curves the point is on the
+// curve; for X25519 and X448 only the length is checked here and a low-order
+// point fails at encryption). It returns ErrInvalidKey otherwise.
+func (s *Suite) ValidateKEMPublicKey(pub []byte) error { return s.kem.validatePublic(pub) }
+
+// EncryptWithLabel encrypts to pub (RFC 9420, Section 5.1.3):
+//
+//	SealBase(PublicKey, EncryptContext, "", Plaintext)
+//
+// with EncryptContext{opaque label<V> = "MLS 1.0 "+label; opaque context<V>}.
+func (s *Suite) EncryptWithLabel(pub []byte, label string, context, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
+	if len(context) > maxVarint {
+		return nil, nil, errTooLong
+	}
+	return s.kem.seal(pub, encryptContext(label, context), nil, plaintext)
+}
+
+// DecryptWithLabel reverses EncryptWithLabel (RFC 9420, Section 5.1.3):
+//
+//	OpenBase(KEMOutput, PrivateKey, EncryptContext, "", Ciphertext)
+//
+// It returns ErrDecrypt if decryption fails and ErrInvalidKey if priv is
+// malformed.
+func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, ciphertext []byte) ([]byte, error) {
+	if len(context) > maxVarint {
+		return nil, ErrDecrypt
+	}
+	return s.kem.open(priv, encryptContext(label, context), nil, kemOutput, ciphertext)
+}
+
+// encryptContext encodes EncryptContext (RFC 9420, Section 5.1.3).
+func encryptContext(label string, context []byte) []byte {
+	b := make([]byte, 0, 4+len(labelPrefix)+len(label)+4+len(context))
+	b = appendLabel(b, label)
+	return appendOpaque(b, context)
+}
+
+// HPKESeal is single-shot HPKE SealBase (RFC 9180, Section 6.1) with the
+// suite's HPKE KEM, KDF and AEAD, as Welcome uses for GroupSecrets (RFC 9420,
+// Section 12.4.3.1 encrypts them with EncryptWithLabel; HPKESeal serves
+// callers that build info and aad themselves).
+func (s *Suite) HPKESeal(pub, info, aad, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
+	return s.kem.seal(pub, info, aad, plaintext)
+}
+
+// HPKEOpen is single-shot HPKE OpenBase (RFC 9180, Section 6.1). It returns
+// ErrDecrypt if decryption fails and ErrInvalidKey if priv is malformed.
+func (s *Suite) HPKEOpen(priv, info, aad, kemOutput, ciphertext []byte) ([]byte, error) {
+	return s.kem.open(priv, info, aad, kemOutput, ciphertext)
+}
+
+// labeledExtract is LabeledExtract of RFC 9180, Section 4:
+//
+//	Extract(salt, "HPKE-v1" || suite_id || label || ikm)
+func labeledExtract(h func() hash.Hash, suiteID, salt []byte, label string, ikm []byte) []byte {
+	m := hmacNew(h, salt)
+	m.Write([]byte("HPKE-v1"))
+	m.Write(suiteID)
+	m.Write([]byte(label))
+	m.Write(ikm)
+	return m.Sum(nil)
+}
+
+// labeledExpand is LabeledExpand of RFC 9180, Section 4:
+//
+//	Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L)
+func labeledExpand(h func() hash.Hash, suiteID, prk []byte, label string, info []byte, l int) []byte {
+	b := make([]byte, 0, 2+7+len(suiteID)+len(label)+len(info))
+	b = append(b, byte(l>>8), byte(l))
+	b = append(b, "HPKE-v1"...)
+	b = append(b, suiteID...)
+	b = append(b, label...)
+	b = append(b, info...)
+	return hkdfExpand(h, prk, b, l)
+}
+
+// hkdfExpand is HKDF-Expand (RFC 5869) over any hash.
+func hkdfExpand(h func() hash.Hash, prk, info []byte, l int) []byte {
+	m := hmacNew(h, prk)
+	out := make([]byte, 0, l+m.Size())
+	var t []byte
+	for ctr := byte(1); len(out) < l; ctr++ {
+		m.Reset()
+		m.Write(t)
+		m.Write(info)
+		m.Write([]byte{ctr})
+		t = m.Sum(t[:0])
+		out = append(out, t...)
+	}
+	return out[:l]
+}
+
+func hmacNew(h func() hash.Hash, key []byte) hash.Hash { return hmac.New(h, key) }

@@ -1,0 +1,180 @@
+package suite
+
+import (
+	"crypto/rand"
+	"crypto/sha512"
+	"fmt"
+
+	"github.com/cloudflare/circl/dh/x448"
+)
+
+// x448KEM is HPKE (RFC 9180) base mode with DHKEM(X448, HKDF-SHA512) (KEM id
+// 0x0021), HKDF-SHA512 (KDF id 0x0003) and AES-256-GCM or ChaCha20-Poly1305,
+// as suites 4 and 6 use (RFC 9420, Section 17.1). crypto/hpke has no X448
+// and its KEM interface is sealed, so this is a small implementation of its
+// own, built on circl's X448 (RFC 7748). Only what MLS needs is here: the
+// single-shot SealBase/OpenBase (sequence number 0) and DeriveKeyPair.
+type x448KEM struct {
+	aead    aeadAlg
+	suiteID []byte // "HPKE" || kem_id || kdf_id || aead_id (RFC 9180, Section 5.1)
+}
+
+const (
+	x448KEMID   = 0x0021
+	hkdfSHA512  = 0x0003
+	x448Nsk     = x448.Size // 56
+	x448Nsecret = 64        // Nh of SHA-512
+)
+
+// kemSuiteID is "KEM" || I2OSP(kem_id, 2) (RFC 9180, Section 4.1).
+var x448KEMSuiteID = []byte{'K', 'E', 'M', 0x00, x448KEMID}
+
+func newX448KEM(a aeadAlg) kem {
+	var aeadID byte
+	switch a {
+	case aesGCM256:
+		aeadID = 0x02
+	case chacha20Poly1305:
+		aeadID = 0x03
+	default:
+		panic("suite: bad AEAD for X448")
+	}
+	return &x448KEM{aead: a, suiteID: []byte{'H', 'P', 'K', 'E', 0x00, x448KEMID, 0x00, hkdfSHA512, 0x00, aeadID}}
+}
+
+func (k *x448KEM) nsk() int { return x448Nsk }
+
+// deriveKeyPair is DeriveKeyPair for X448 (RFC 9180, Section 7.1.3): the
+// private key is LabeledExpand(dkp_prk, "sk", "", Nsk), kept unclamped
+// (clamping happens inside the X448 function, RFC 7748, Section 5).
+func (k *x448KEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
+	prk := labeledExtract(sha512.New, x448KEMSuiteID, nil, "dkp_prk", ikm)
+	priv = labeledExpand(sha512.New, x448KEMSuiteID, prk, "sk", nil, x448Nsk)
+	clear(prk)
+	pub, err = k.publicKey(priv)
+	return priv, pub, err
+}
+
+func (k *x448KEM) publicKey(priv []byte) ([]byte, error) {
+	if len(priv) != x448Nsk {
+		return nil, ErrInvalidKey
+	}
+	var sk, pk x448.Key
+	copy(sk[:], priv)
+	x448.KeyGen(&pk, &sk)
+	clear(sk[:])
+	return pk[:], nil
+}
+
+// validatePublic checks the length (DeserializePublicKey, RFC 9180, Section
+// 7.1.1). A low-order point is rejected when it is used: the DH output is
+// then zero (RFC 9180, Section 7.1.4).
+func (k *x448KEM) validatePublic(pub []byte) error {
+	if len(pub) != x448.Size {
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+// seal is SealBase (RFC 9180, Section 6.1) with an ephemeral key drawn from
+// crypto/rand.
+func (k *x448KEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	var skE [x448Nsk]byte
+	if _, err := rand.Read(skE[:]); err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE ephemeral key: %w", err)
+	}
+	defer clear(skE[:])
+	return k.sealWith(skE[:], pub, info, aad, plaintext)
+}
+
+// sealWith is SealBase with the given ephemeral private key skE (tests use
+// it with RFC 9180 vectors).
+func (k *x448KEM) sealWith(skE, pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	if len(pub) != x448.Size {
+		return nil, nil, ErrInvalidKey
+	}
+	// Encap (RFC 9180, Section 4.1).
+	var sk, pkE, pkR, dh x448.Key
+	copy(sk[:], skE)
+	copy(pkR[:], pub)
+	x448.KeyGen(&pkE, &sk)
+	ok := x448.Shared(&dh, &sk, &pkR)
+	clear(sk[:])
+	if !ok {
+		return nil, nil, ErrInvalidKey // low-order public key
+	}
+	enc = append([]byte(nil), pkE[:]...)
+	shared := k.extractAndExpand(dh[:], enc, pub)
+	clear(dh[:])
+
+	key, nonce := k.keySchedule(shared, info)
+	clear(shared)
+	defer clear(key)
+	a, err := k.aead.new(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, a.Seal(nil, nonce, plaintext, aad), nil
+}
+
+// open is OpenBase (RFC 9180, Section 6.1).
+func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+	if len(priv) != x448Nsk {
+		return nil, ErrInvalidKey
+	}
+	if len(enc) != x448.Size {
+		return nil, ErrDecrypt
+	}
+	// Decap (RFC 9180, Section 4.1).
+	var sk, pkR, pkE, dh x448.Key
+	copy(sk[:], priv)
+	copy(pkE[:], enc)
+	x448.KeyGen(&pkR, &sk)
+	ok := x448.Shared(&dh, &sk, &pkE)
+	clear(sk[:])
+	if !ok {
+		return nil, ErrDecrypt // low-order KEM output
+	}
+	shared := k.extractAndExpand(dh[:], enc, pkR[:])
+	clear(dh[:])
+
+	key, nonce := k.keySchedule(shared, info)
+	clear(shared)
+	defer clear(key)
+	a, err := k.aead.new(key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := a.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1) with
+// kem_context = enc || pkRm.
+func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
+	eaePRK := labeledExtract(sha512.New, x448KEMSuiteID, nil, "eae_prk", dh)
+	kemContext := make([]byte, 0, len(enc)+len(pkR))
+	kemContext = append(append(kemContext, enc...), pkR...)
+	out := labeledExpand(sha512.New, x448KEMSuiteID, eaePRK, "shared_secret", kemContext, x448Nsecret)
+	clear(eaePRK)
+	return out
+}
+
+// keySchedule is KeySchedule for mode_base with no PSK (RFC 9180, Section
+// 5.1). It returns the key and, for the first (and only) message, the nonce
+// base_nonce XOR I2OSP(0, Nn) = base_nonce.
+func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce []byte) {
+	pskIDHash := labeledExtract(sha512.New, k.suiteID, nil, "psk_id_hash", nil)
+	infoHash := labeledExtract(sha512.New, k.suiteID, nil, "info_hash", info)
+	ctx := make([]byte, 0, 1+len(pskIDHash)+len(infoHash))
+	ctx = append(ctx, 0x00) // mode_base
+	ctx = append(append(ctx, pskIDHash...), infoHash...)
+	secret := labeledExtract(sha512.New, k.suiteID, shared, "secret", nil)
+	key = labeledExpand(sha512.New, k.suiteID, secret, "key", ctx, k.aead.keySize())
+	nonce = labeledExpand(sha512.New, k.suiteID, secret, "base_nonce", ctx, k.aead.nonceSize())
+	clear(secret)
+	return key, nonce
+}
