@@ -1,0 +1,263 @@
+package wire
+
+import (
+	"errors"
+
+	"github.com/mlskit/mlskit/internal/codec"
+)
+
+// Errors set on a codec.Builder by Marshal when a value cannot be encoded.
+// These are API misuse (a value built inconsistently), never peer input.
+var (
+	errMissingBody   = errors.New("mls: select arm's body is nil")
+	errUnknownSelect = errors.New("mls: cannot encode an unknown select discriminant")
+)
+
+func addList[T any](b *codec.Builder, xs []T, f func(*T, *codec.Builder)) {
+	b.AddVector(func(b *codec.Builder) {
+		for i := range xs {
+			f(&xs[i], b)
+		}
+	})
+}
+
+func addU8List[T ~uint8](b *codec.Builder, xs []T) {
+	b.AddVector(func(b *codec.Builder) {
+		for _, x := range xs {
+			b.AddUint8(uint8(x))
+		}
+	})
+}
+
+func addU16List[T ~uint16](b *codec.Builder, xs []T) {
+	b.AddVector(func(b *codec.Builder) {
+		for _, x := range xs {
+			b.AddUint16(uint16(x))
+		}
+	})
+}
+
+func addU32List(b *codec.Builder, xs []uint32) {
+	b.AddVector(func(b *codec.Builder) {
+		for _, x := range xs {
+			b.AddUint32(x)
+		}
+	})
+}
+
+func addOpaqueList(b *codec.Builder, xs [][]byte) {
+	b.AddVector(func(b *codec.Builder) {
+		for _, x := range xs {
+			b.AddOpaque(x)
+		}
+	})
+}
+
+func addExtensions(b *codec.Builder, xs []Extension) { addList(b, xs, (*Extension).Marshal) }
+
+func decodeExtensions(d *decoder, out *[]Extension) bool {
+	return decodeList(d, out, (*Extension).decode)
+}
+
+// --- RFC 9420, Section 5.1.2 ---
+
+// Marshal encodes x. RFC 9420, Section 5.1.2.
+func (x *SignContent) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.Label)
+	b.AddOpaque(x.Content)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *SignContent) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *SignContent) decode(d *decoder) bool {
+	return d.opaque(&x.Label) && d.opaque(&x.Content)
+}
+
+// --- RFC 9420, Section 5.1.3 ---
+
+// Marshal encodes x. RFC 9420, Section 5.1.3.
+func (x *EncryptContext) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.Label)
+	b.AddOpaque(x.Context)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *EncryptContext) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *EncryptContext) decode(d *decoder) bool {
+	return d.opaque(&x.Label) && d.opaque(&x.Context)
+}
+
+// --- RFC 9420, Section 5.2 ---
+
+// Marshal encodes x. RFC 9420, Section 5.2.
+func (x *RefHashInput) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.Label)
+	b.AddOpaque(x.Value)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *RefHashInput) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *RefHashInput) decode(d *decoder) bool {
+	return d.opaque(&x.Label) && d.opaque(&x.Value)
+}
+
+// --- RFC 9420, Section 8 ---
+
+// Marshal encodes x. RFC 9420, Section 8.
+func (x *KDFLabel) Marshal(b *codec.Builder) {
+	b.AddUint16(x.Length)
+	b.AddOpaque(x.Label)
+	b.AddOpaque(x.Context)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *KDFLabel) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *KDFLabel) decode(d *decoder) bool {
+	return readU16(d, &x.Length) && d.opaque(&x.Label) && d.opaque(&x.Context)
+}
+
+// --- RFC 9420, Section 5.3 ---
+
+// Marshal encodes x. The body of a credential type other than basic and x509
+// is Unknown as opaque data<V>. RFC 9420, Section 5.3.
+func (x *Credential) Marshal(b *codec.Builder) {
+	b.AddUint16(uint16(x.CredentialType))
+	switch x.CredentialType {
+	case CredentialTypeBasic:
+		b.AddOpaque(x.Identity)
+	case CredentialTypeX509:
+		addOpaqueList(b, x.Certificates)
+	default:
+		b.AddOpaque(x.Unknown)
+	}
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *Credential) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *Credential) decode(d *decoder) bool {
+	*x = Credential{}
+	if !readU16(d, &x.CredentialType) {
+		return false
+	}
+	switch x.CredentialType {
+	case CredentialTypeBasic:
+		return d.opaque(&x.Identity)
+	case CredentialTypeX509:
+		// Certificate certificates<V>; Certificate is struct { opaque cert_data<V>; }.
+		return decodeOpaqueList(d, &x.Certificates)
+	default:
+		return d.opaque(&x.Unknown)
+	}
+}
+
+// --- RFC 9420, Section 7.2 ---
+
+// Marshal encodes x. RFC 9420, Section 7.2.
+func (x *Capabilities) Marshal(b *codec.Builder) {
+	addU16List(b, x.Versions)
+	addU16List(b, x.CipherSuites)
+	addU16List(b, x.Extensions)
+	addU16List(b, x.Proposals)
+	addU16List(b, x.Credentials)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *Capabilities) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *Capabilities) decode(d *decoder) bool {
+	return decodeU16List(d, &x.Versions) &&
+		decodeU16List(d, &x.CipherSuites) &&
+		decodeU16List(d, &x.Extensions) &&
+		decodeU16List(d, &x.Proposals) &&
+		decodeU16List(d, &x.Credentials)
+}
+
+// Marshal encodes x. RFC 9420, Section 7.2.
+func (x *Lifetime) Marshal(b *codec.Builder) {
+	b.AddUint64(x.NotBefore)
+	b.AddUint64(x.NotAfter)
+}
+
+// Unmarshal decodes x from r.
+func (x *Lifetime) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *Lifetime) decode(d *decoder) bool {
+	return d.u64(&x.NotBefore) && d.u64(&x.NotAfter)
+}
+
+// Marshal encodes x. RFC 9420, Section 7.2.
+func (x *Extension) Marshal(b *codec.Builder) {
+	b.AddUint16(uint16(x.ExtensionType))
+	b.AddOpaque(x.ExtensionData)
+}
+
+// Unmarshal decodes x from r; x aliases r's input. Any extension type is
+// accepted: extension_data is opaque<V>.
+func (x *Extension) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *Extension) decode(d *decoder) bool {
+	return readU16(d, &x.ExtensionType) && d.opaque(&x.ExtensionData)
+}
+
+// --- Extension bodies: RFC 9420, Sections 5.3.3, 11.1, 12.1.8.1, 12.4.3.2 ---
+
+// Marshal encodes x. RFC 9420, Section 5.3.3.
+func (x *ApplicationID) Marshal(b *codec.Builder) { b.AddOpaque(x.ApplicationID) }
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ApplicationID) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ApplicationID) decode(d *decoder) bool { return d.opaque(&x.ApplicationID) }
+
+// Marshal encodes x. RFC 9420, Section 11.1.
+func (x *RequiredCapabilities) Marshal(b *codec.Builder) {
+	addU16List(b, x.ExtensionTypes)
+	addU16List(b, x.ProposalTypes)
+	addU16List(b, x.CredentialTypes)
+}
+
+// Unmarshal decodes x from r.
+func (x *RequiredCapabilities) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *RequiredCapabilities) decode(d *decoder) bool {
+	return decodeU16List(d, &x.ExtensionTypes) &&
+		decodeU16List(d, &x.ProposalTypes) &&
+		decodeU16List(d, &x.CredentialTypes)
+}
+
+// Marshal encodes x. RFC 9420, Section 12.1.8.1.
+func (x *ExternalSender) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.SignatureKey)
+	x.Credential.Marshal(b)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ExternalSender) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ExternalSender) decode(d *decoder) bool {
+	return d.opaque(&x.SignatureKey) && x.Credential.decode(d)
+}
+
+// Marshal encodes x as ExternalSender external_senders<V>.
+// RFC 9420, Section 12.1.8.1.
+func (x *ExternalSenders) Marshal(b *codec.Builder) { addList(b, *x, (*ExternalSender).Marshal) }
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ExternalSenders) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ExternalSenders) decode(d *decoder) bool {
+	return decodeList(d, (*[]ExternalSender)(x), (*ExternalSender).decode)
+}
+
+// Marshal encodes x. RFC 9420, Section 12.4.3.2.
+func (x *ExternalPub) Marshal(b *codec.Builder) { b.AddOpaque(x.ExternalPub) }
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ExternalPub) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ExternalPub) decode(d *decoder) bool { return d.opaque(&x.ExternalPub) }

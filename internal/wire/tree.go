@@ -1,0 +1,259 @@
+package wire
+
+import "github.com/mlskit/mlskit/internal/codec"
+
+// --- RFC 9420, Section 7.1 ---
+
+// Marshal encodes x. RFC 9420, Section 7.1.
+func (x *ParentNode) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.EncryptionKey)
+	b.AddOpaque(x.ParentHash)
+	addU32List(b, x.UnmergedLeaves)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ParentNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ParentNode) decode(d *decoder) bool {
+	return d.opaque(&x.EncryptionKey) && d.opaque(&x.ParentHash) && decodeU32List(d, &x.UnmergedLeaves)
+}
+
+// --- RFC 9420, Section 12.4.3.3 ---
+
+// Marshal encodes x. RFC 9420, Section 12.4.3.3.
+func (x *Node) Marshal(b *codec.Builder) {
+	b.AddUint8(uint8(x.NodeType))
+	switch x.NodeType {
+	case NodeTypeLeaf:
+		if x.LeafNode == nil {
+			b.SetError(errMissingBody)
+			return
+		}
+		x.LeafNode.Marshal(b)
+	case NodeTypeParent:
+		if x.ParentNode == nil {
+			b.SetError(errMissingBody)
+			return
+		}
+		x.ParentNode.Marshal(b)
+	default:
+		b.SetError(errUnknownSelect)
+	}
+}
+
+// Unmarshal decodes x from r; x aliases r's input. An unknown node type is
+// malformed.
+func (x *Node) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *Node) decode(d *decoder) bool {
+	*x = Node{}
+	off := d.off
+	if !readU8(d, &x.NodeType) {
+		return false
+	}
+	switch x.NodeType {
+	case NodeTypeLeaf:
+		x.LeafNode = new(LeafNode)
+		return x.LeafNode.decode(d)
+	case NodeTypeParent:
+		x.ParentNode = new(ParentNode)
+		return x.ParentNode.decode(d)
+	}
+	return d.errAt(off, "unknown node type")
+}
+
+// Marshal encodes x as optional<Node> ratchet_tree<V>. RFC 9420, Section
+// 12.4.3.3.
+func (x *RatchetTree) Marshal(b *codec.Builder) {
+	b.AddVector(func(b *codec.Builder) {
+		for _, n := range *x {
+			b.AddOptional(n != nil)
+			if n != nil {
+				n.Marshal(b)
+			}
+		}
+	})
+}
+
+// Unmarshal decodes x from r; x aliases r's input. Only syntax is checked:
+// whether the node count and blank pattern make a valid tree is for the
+// ratchet tree code (RFC 9420, Section 12.4.3.3).
+func (x *RatchetTree) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *RatchetTree) decode(d *decoder) bool {
+	return decodeList(d, (*[]*Node)(x), decodeOptionalNode)
+}
+
+func decodeOptionalNode(n **Node, d *decoder) bool {
+	var present bool
+	if !d.optional(&present) {
+		return false
+	}
+	if !present {
+		return true
+	}
+	*n = new(Node)
+	return (*n).decode(d)
+}
+
+// --- RFC 9420, Section 7.6 ---
+
+// Marshal encodes x. RFC 9420, Section 7.6.
+func (x *HPKECiphertext) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.KEMOutput)
+	b.AddOpaque(x.Ciphertext)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *HPKECiphertext) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *HPKECiphertext) decode(d *decoder) bool {
+	return d.opaque(&x.KEMOutput) && d.opaque(&x.Ciphertext)
+}
+
+// Marshal encodes x. RFC 9420, Section 7.6.
+func (x *UpdatePathNode) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.EncryptionKey)
+	addList(b, x.EncryptedPathSecret, (*HPKECiphertext).Marshal)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *UpdatePathNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *UpdatePathNode) decode(d *decoder) bool {
+	return d.opaque(&x.EncryptionKey) && decodeList(d, &x.EncryptedPathSecret, (*HPKECiphertext).decode)
+}
+
+// Marshal encodes x. RFC 9420, Section 7.6.
+func (x *UpdatePath) Marshal(b *codec.Builder) {
+	x.LeafNode.Marshal(b)
+	addList(b, x.Nodes, (*UpdatePathNode).Marshal)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *UpdatePath) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *UpdatePath) decode(d *decoder) bool {
+	start := d.b
+	if !x.LeafNode.decode(d) || !decodeList(d, &x.Nodes, (*UpdatePathNode).decode) {
+		return false
+	}
+	x.raw = consumed(start, d)
+	return true
+}
+
+// Raw returns the encoding x was decoded from, or nil if x was not decoded.
+// It is not updated when x's fields change.
+func (x *UpdatePath) Raw() []byte { return x.raw }
+
+// --- RFC 9420, Section 7.9 ---
+
+// Marshal encodes x. RFC 9420, Section 7.9.
+func (x *ParentHashInput) Marshal(b *codec.Builder) {
+	b.AddOpaque(x.EncryptionKey)
+	b.AddOpaque(x.ParentHash)
+	b.AddOpaque(x.OriginalSiblingTreeHash)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ParentHashInput) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ParentHashInput) decode(d *decoder) bool {
+	return d.opaque(&x.EncryptionKey) && d.opaque(&x.ParentHash) && d.opaque(&x.OriginalSiblingTreeHash)
+}
+
+// --- RFC 9420, Section 7.8 ---
+
+// Marshal encodes x. RFC 9420, Section 7.8.
+func (x *LeafNodeHashInput) Marshal(b *codec.Builder) {
+	b.AddUint32(x.LeafIndex)
+	b.AddOptional(x.LeafNode != nil)
+	if x.LeafNode != nil {
+		x.LeafNode.Marshal(b)
+	}
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *LeafNodeHashInput) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *LeafNodeHashInput) decode(d *decoder) bool {
+	*x = LeafNodeHashInput{}
+	var present bool
+	if !d.u32(&x.LeafIndex) || !d.optional(&present) {
+		return false
+	}
+	if present {
+		x.LeafNode = new(LeafNode)
+		return x.LeafNode.decode(d)
+	}
+	return true
+}
+
+// Marshal encodes x. RFC 9420, Section 7.8.
+func (x *ParentNodeHashInput) Marshal(b *codec.Builder) {
+	b.AddOptional(x.ParentNode != nil)
+	if x.ParentNode != nil {
+		x.ParentNode.Marshal(b)
+	}
+	b.AddOpaque(x.LeftHash)
+	b.AddOpaque(x.RightHash)
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *ParentNodeHashInput) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *ParentNodeHashInput) decode(d *decoder) bool {
+	*x = ParentNodeHashInput{}
+	var present bool
+	if !d.optional(&present) {
+		return false
+	}
+	if present {
+		x.ParentNode = new(ParentNode)
+		if !x.ParentNode.decode(d) {
+			return false
+		}
+	}
+	return d.opaque(&x.LeftHash) && d.opaque(&x.RightHash)
+}
+
+// Marshal encodes x. RFC 9420, Section 7.8.
+func (x *TreeHashInput) Marshal(b *codec.Builder) {
+	b.AddUint8(uint8(x.NodeType))
+	switch x.NodeType {
+	case NodeTypeLeaf:
+		if x.LeafNode == nil {
+			b.SetError(errMissingBody)
+			return
+		}
+		x.LeafNode.Marshal(b)
+	case NodeTypeParent:
+		if x.ParentNode == nil {
+			b.SetError(errMissingBody)
+			return
+		}
+		x.ParentNode.Marshal(b)
+	default:
+		b.SetError(errUnknownSelect)
+	}
+}
+
+// Unmarshal decodes x from r; x aliases r's input.
+func (x *TreeHashInput) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *TreeHashInput) decode(d *decoder) bool {
+	*x = TreeHashInput{}
+	off := d.off
+	if !readU8(d, &x.NodeType) {
+		return false
+	}
+	switch x.NodeType {
+	case NodeTypeLeaf:
+		x.LeafNode = new(LeafNodeHashInput)
+		return x.LeafNode.decode(d)
+	case NodeTypeParent:
+		x.ParentNode = new(ParentNodeHashInput)
+		return x.ParentNode.decode(d)
+	}
+	return d.errAt(off, "unknown node type")
+}
