@@ -12,7 +12,7 @@ const redacted = "[redacted]"
 // is a plain byte slice for the code that must use it, but it never prints:
 // fmt (every verb, including %x and %#v) and log/slog show "[redacted]", so a
 // secret passed to a log or wrapped into an error by mistake does not leak
-// (house style, Errors 6).
+// (house style, Errors 6). encoding/json writes "[redacted]" too.
 //
 // RFC 9420, Section 9.2 requires consumed secrets to be deleted; Erase
 // overwrites a secret's bytes in place. Go may have copied the bytes
@@ -32,6 +32,12 @@ func (Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // LogValue makes log/slog print "[redacted]".
 func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON writes "[redacted]", so that a struct holding secrets (an
+// Epoch, say) logged through slog's JSON handler or encoding/json does not
+// leak them. Code that must serialize a secret converts it to []byte
+// explicitly.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
 // Erase overwrites the secret with zeros. It is safe on a nil Secret.
 func (s Secret) Erase() { clear(s) }
