@@ -21,44 +21,30 @@ func (s *Suite) Hash(data []byte) []byte {
 // Extract is HKDF-Extract (RFC 5869) with the suite's hash (RFC 9420,
 // Section 5.1). A nil or empty salt is a string of Nh zero bytes.
 func (s *Suite) Extract(salt, ikm []byte) []byte {
-	if len(salt) == 0 {
-		var zero [64]byte
-		salt = zero[:s.nh]
-	}
-	m := hmac.New(s.newHash, salt)
-	m.Write(ikm)
-	return m.Sum(make([]byte, 0, s.nh))
+	// HMAC pads its key with zeros, so an empty salt and Nh zero bytes give
+	// the same result (RFC 5869, Section 2.2).
+	m := s.getMAC()
+	out := append(make([]byte, 0, s.nh), m.hmac(salt, ikm, nil, nil)...)
+	s.putMAC(m)
+	return out
 }
 
 // Expand is HKDF-Expand (RFC 5869) with the suite's hash. It panics if length
 // exceeds 255*Nh, which RFC 5869 forbids; lengths in MLS are fixed by the
 // protocol, never taken from a peer.
 func (s *Suite) Expand(prk, info []byte, length int) []byte {
+	checkExpandLength(length, s.nh)
 	out := make([]byte, length)
-	s.expand(out, prk, info)
+	m := s.getMAC()
+	m.expand(out, prk, info)
+	s.putMAC(m)
 	return out
 }
 
-// expand fills out with HKDF-Expand(prk, info, len(out)).
-func (s *Suite) expand(out, prk, info []byte) {
-	if len(out) > 255*s.nh {
-		panic("suite: HKDF-Expand length exceeds 255*Nh")
+func checkExpandLength(length, nh int) {
+	if length < 0 || length > 255*nh {
+		panic("suite: HKDF-Expand length out of range")
 	}
-	m := hmac.New(s.newHash, prk)
-	var t [64]byte // T(i), at most SHA-512 sized
-	var ctr [1]byte
-	for done := 0; done < len(out); {
-		if ctr[0] > 0 {
-			m.Reset()
-			m.Write(t[:s.nh])
-		}
-		ctr[0]++
-		m.Write(info)
-		m.Write(ctr[:])
-		m.Sum(t[:0])
-		done += copy(out[done:], t[:s.nh])
-	}
-	clear(t[:])
 }
 
 // ExpandWithLabel derives length bytes from secret (RFC 9420, Section 8):
@@ -70,9 +56,12 @@ func (s *Suite) expand(out, prk, info []byte) {
 // opaque context<V>}. It panics if length exceeds 255*Nh or the context
 // exceeds 2^30-1 bytes (both are fixed by the caller, not by a peer).
 func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, length int) []byte {
+	checkExpandLength(length, s.nh)
 	out := make([]byte, length)
-	var buf [128]byte
-	s.expand(out, secret, appendKDFLabel(buf[:0], label, context, length))
+	m := s.getMAC()
+	m.info = appendKDFLabel(m.info[:0], label, context, length)
+	m.expand(out, secret, m.info)
+	s.putMAC(m)
 	return out
 }
 
@@ -115,11 +104,16 @@ func (s *Suite) DeriveSecret(secret []byte, label string) []byte {
 // DeriveTreeSecret is ExpandWithLabel(Secret, Label, Generation, Length)
 // with the generation as a uint32 (RFC 9420, Section 9).
 func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) []byte {
-	var g [4]byte
-	binary.BigEndian.PutUint32(g[:], generation)
+	checkExpandLength(length, s.nh)
 	out := make([]byte, length)
-	var buf [64]byte
-	s.expand(out, secret, appendKDFLabel(buf[:0], label, g[:], length))
+	m := s.getMAC()
+	m.info = appendKDFLabel(m.info[:0], label, nil, length)
+	// The context is the generation as a uint32, written as opaque<V>:
+	// replace the empty context's length byte.
+	m.info = append(m.info[:len(m.info)-1], 4)
+	m.info = binary.BigEndian.AppendUint32(m.info, generation)
+	m.expand(out, secret, m.info)
+	s.putMAC(m)
 	return out
 }
 
@@ -138,9 +132,10 @@ func (s *Suite) RefHash(label string, value []byte) []byte {
 
 // MAC is HMAC(key, data) with the suite's hash (RFC 9420, Section 5.1).
 func (s *Suite) MAC(key, data []byte) []byte {
-	m := hmac.New(s.newHash, key)
-	m.Write(data)
-	return m.Sum(make([]byte, 0, s.nh))
+	m := s.getMAC()
+	out := append(make([]byte, 0, s.nh), m.hmac(key, data, nil, nil)...)
+	s.putMAC(m)
+	return out
 }
 
 // VerifyMAC reports whether tag is MAC(key, data), in constant time.

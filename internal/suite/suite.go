@@ -46,6 +46,7 @@ import (
 	"crypto/sha512"
 	"errors"
 	"hash"
+	"sync"
 )
 
 // ID is a cipher suite code point (RFC 9420, Section 17.1).
@@ -115,6 +116,8 @@ type Suite struct {
 	sig sigAlg
 
 	kem kem
+
+	macs *sync.Pool // of *macState, see hmac.go
 }
 
 // table lists every implemented suite (RFC 9420, Section 17.1, and
@@ -137,6 +140,7 @@ func add(id ID, h crypto.Hash, a aeadAlg, sig sigAlg, k kem) {
 		panic("suite: bad hash")
 	}
 	s.nh = h.Size()
+	s.macs = newMACPool(s.newHash)
 	s.nk, s.nn = a.keySize(), a.nonceSize()
 	table[id] = s
 	order = append(order, id)

@@ -2,9 +2,14 @@ package suite_test
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -518,4 +523,46 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestHMACMatchesStdlib: the pooled HMAC/HKDF agrees with crypto/hmac and
+// crypto/hkdf for keys shorter than, equal to and longer than the block,
+// multi-block outputs, and concurrent use.
+func TestHMACMatchesStdlib(t *testing.T) {
+	forEach(t, func(t *testing.T, s *suite.Suite) {
+		var newHash func() hash.Hash
+		switch s.HashSize() {
+		case 32:
+			newHash = sha256.New
+		case 48:
+			newHash = sha512.New384
+		case 64:
+			newHash = sha512.New
+		}
+		r := seeded(11)
+		for _, n := range []int{0, 1, 31, 32, 64, 65, 127, 128, 129, 300} {
+			key := make([]byte, n)
+			data := make([]byte, n*3+1)
+			io.ReadFull(r, key)
+			io.ReadFull(r, data)
+			m := hmac.New(newHash, key)
+			m.Write(data)
+			if got, want := s.MAC(key, data), m.Sum(nil); !bytes.Equal(got, want) {
+				t.Errorf("MAC with %d-byte key = %x, want %x", n, got, want)
+			}
+			prk, _ := hkdf.Extract(newHash, data, key)
+			if got := s.Extract(key, data); !bytes.Equal(got, prk) {
+				t.Errorf("Extract with %d-byte salt = %x, want %x", n, got, prk)
+			}
+			for _, l := range []int{1, s.HashSize(), 2*s.HashSize() + 5, 255 * s.HashSize()} {
+				want, _ := hkdf.Expand(newHash, prk, string(data), l)
+				if got := s.Expand(prk, data, l); !bytes.Equal(got, want) {
+					t.Errorf("Expand(%d) differs from crypto/hkdf", l)
+				}
+			}
+		}
+		if got, want := s.Extract(nil, []byte("x")), s.Extract(make([]byte, s.HashSize()), []byte("x")); !bytes.Equal(got, want) {
+			t.Error("Extract with empty salt differs from Nh zero bytes")
+		}
+	})
 }

@@ -1,0 +1,93 @@
+package suite
+
+import (
+	"hash"
+	"sync"
+)
+
+// HMAC (RFC 2104) for the hot paths of the secret tree and key schedule:
+// ExpandWithLabel and DeriveTreeSecret run once per message key, and
+// crypto/hmac.New allocates two digests, two pads and its own state on every
+// call, which costs more than the few compression calls it makes. macState
+// holds the digests and scratch buffers of one computation; states are
+// recycled through a sync.Pool per hash, so each goroutine has its own
+// while it computes and the Suite itself stays immutable and stateless.
+type macState struct {
+	inner, outer hash.Hash
+	blockSize    int
+	size         int
+	pad          [128]byte // ipad then opad; block size is at most 128
+	t            [64]byte  // T(i) of HKDF-Expand, or the inner digest
+	info         []byte    // KDFLabel scratch
+	ctr          [1]byte   // HKDF-Expand block counter (here so it does not escape per call)
+}
+
+// maxPooledInfo bounds the scratch kept in the pool after a call with an
+// unusually large context.
+const maxPooledInfo = 1024
+
+func newMACPool(h func() hash.Hash) *sync.Pool {
+	return &sync.Pool{New: func() any {
+		in, out := h(), h()
+		return &macState{inner: in, outer: out, blockSize: in.BlockSize(), size: in.Size()}
+	}}
+}
+
+func (s *Suite) getMAC() *macState { return s.macs.Get().(*macState) }
+
+// putMAC wipes key-derived state and returns m to the pool.
+func (s *Suite) putMAC(m *macState) {
+	clear(m.pad[:])
+	clear(m.t[:])
+	m.inner.Reset()
+	m.outer.Reset()
+	if cap(m.info) > maxPooledInfo {
+		m.info = nil
+	} else {
+		clear(m.info[:cap(m.info)])
+	}
+	s.macs.Put(m)
+}
+
+// hmac returns HMAC(key, a || b || c) (RFC 2104) in m.t. a may alias m.t.
+func (m *macState) hmac(key, a, b, c []byte) []byte {
+	bs := m.blockSize
+	pad := m.pad[:bs]
+	if len(key) > bs {
+		m.outer.Reset()
+		m.outer.Write(key)
+		key = m.outer.Sum(pad[:0]) // K = H(K), then padded with zeros
+		clear(pad[len(key):])
+	} else {
+		copy(pad, key)
+		clear(pad[len(key):])
+	}
+	for i := range pad {
+		pad[i] ^= 0x36
+	}
+	m.inner.Reset()
+	m.inner.Write(pad)
+	m.inner.Write(a)
+	m.inner.Write(b)
+	m.inner.Write(c)
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	m.outer.Reset()
+	m.outer.Write(pad)
+	m.outer.Write(m.inner.Sum(m.t[:0]))
+	return m.outer.Sum(m.t[:0])
+}
+
+// expand fills out with HKDF-Expand(prk, info, len(out)) (RFC 5869,
+// Section 2.3).
+func (m *macState) expand(out, prk, info []byte) {
+	m.ctr[0] = 0
+	var prev []byte // T(0) is empty
+	for done := 0; done < len(out); {
+		m.ctr[0]++
+		t := m.hmac(prk, prev, info, m.ctr[:])
+		done += copy(out[done:], t)
+		prev = t
+	}
+}
