@@ -84,13 +84,22 @@ func (r *ratchet) store(gen uint32, key, nonce keyschedule.Secret, tolerance uin
 	*e = entry{gen: gen, key: key, nonce: nonce}
 }
 
-// take removes and returns the kept key and nonce of gen.
-func (r *ratchet) take(gen uint32) (key, nonce keyschedule.Secret, ok bool) {
+// lookup returns the kept entry of gen, or nil.
+func (r *ratchet) lookup(gen uint32) *entry {
 	if r.window == nil {
-		return nil, nil, false
+		return nil
 	}
 	e := &r.window[uint64(gen)%uint64(len(r.window))]
 	if e.key == nil || e.gen != gen {
+		return nil
+	}
+	return e
+}
+
+// take removes and returns the kept key and nonce of gen.
+func (r *ratchet) take(gen uint32) (key, nonce keyschedule.Secret, ok bool) {
+	e := r.lookup(gen)
+	if e == nil {
 		return nil, nil, false
 	}
 	key, nonce = e.key, e.nonce

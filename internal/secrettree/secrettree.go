@@ -10,7 +10,9 @@
 // the leaf and generation named in a PrivateMessage's sender data. Both
 // consume what they return: the tree keeps no copy, and asking again for the
 // same generation fails with ErrGenerationUsed. The caller should Erase the
-// key and nonce once it has used them. The reuse guard (Section 6.3.1) is the
+// key and nonce once it has used them. Peek answers as Get would without
+// consuming anything, so a receiver can decrypt first and consume only on
+// success (a failed operation then leaves the tree as it was). The reuse guard (Section 6.3.1) is the
 // framing layer's job: the nonce returned here is the ratchet's nonce.
 //
 // # Out-of-order delivery
@@ -263,7 +265,9 @@ func (t *Tree) Next(leaf treemath.LeafIndex, kind Kind) (generation uint32, key,
 // generations that stay inside the out-of-order window.
 //
 // Get consumes the key before the caller has decrypted with it, so a message
-// that then fails to decrypt still uses up its generation.
+// that then fails to decrypt would still use up its generation. A receiver
+// that must leave the tree untouched by a message that fails (a forged or
+// corrupted one) calls Peek, decrypts, and calls Get only on success.
 func (t *Tree) Get(leaf treemath.LeafIndex, kind Kind, generation uint32) (key, nonce keyschedule.Secret, err error) {
 	fail := func(err error) (keyschedule.Secret, keyschedule.Secret, error) {
 		return nil, nil, &Error{Leaf: leaf, Kind: kind, Generation: generation, Err: err}
@@ -411,4 +415,88 @@ func (t *Tree) toward(x, target treemath.NodeIndex) treemath.NodeIndex {
 	}
 	c, _ := treemath.Right(x)
 	return c
+}
+
+// Peek returns what Get would return for the same arguments, with the same
+// errors, but changes nothing: no tree node, ratchet or kept key is derived,
+// advanced or removed. It costs as much as Get, so Peek then Get costs
+// twice the derivations of Get alone (a few HMACs, small beside the
+// signature check a message needs anyway).
+func (t *Tree) Peek(leaf treemath.LeafIndex, kind Kind, generation uint32) (key, nonce keyschedule.Secret, err error) {
+	fail := func(err error) (keyschedule.Secret, keyschedule.Secret, error) {
+		return nil, nil, &Error{Leaf: leaf, Kind: kind, Generation: generation, Err: err}
+	}
+	if err := t.check(leaf, kind); err != nil {
+		return fail(err)
+	}
+	g := uint64(generation)
+	r := t.initialised(leaf, kind)
+	if r != nil && g < r.next {
+		if e := r.lookup(generation); e != nil {
+			return e.key.Clone(), e.nonce.Clone(), nil
+		}
+		if g+uint64(t.tolerance)+1 < r.next {
+			return fail(ErrOutsideWindow)
+		}
+		return fail(ErrGenerationUsed)
+	}
+	var (
+		next   uint64
+		secret keyschedule.Secret
+	)
+	if r != nil {
+		next = r.next
+	}
+	if g-next > uint64(t.forward) {
+		return fail(ErrTooFarAhead)
+	}
+	if r != nil {
+		secret = r.secret.Clone()
+	} else {
+		ls, err := t.peekLeaf(leaf.Node())
+		if err != nil {
+			return fail(err)
+		}
+		label := labelHandshake
+		if kind == Application {
+			label = labelApplication
+		}
+		secret = t.s.ExpandWithLabel(ls, label, nil, t.s.HashSize())
+		ls.Erase()
+	}
+	// Walk a scratch copy of the ratchet to the generation.
+	tmp := ratchet{secret: secret, next: next}
+	for tmp.next < g {
+		tmp.advance(t.s, 0)
+	}
+	key, nonce = tmp.keyNonce(t.s)
+	tmp.erase()
+	return key, nonce, nil
+}
+
+// peekLeaf derives the secret of the leaf node target from the frontier
+// without storing anything (RFC 9420, Section 9).
+func (t *Tree) peekLeaf(target treemath.NodeIndex) (keyschedule.Secret, error) {
+	x := t.root
+	for {
+		if _, ok := t.nodes[x]; ok {
+			break
+		}
+		if x == target {
+			return nil, ErrErased
+		}
+		x = t.toward(x, target)
+	}
+	secret := t.nodes[x].Clone()
+	for x != target {
+		c := t.toward(x, target)
+		ctx := contextRight
+		if c < x {
+			ctx = contextLeft
+		}
+		child := keyschedule.Secret(t.s.ExpandWithLabel(secret, labelTree, ctx, t.s.HashSize()))
+		secret.Erase()
+		secret, x = child, c
+	}
+	return secret, nil
 }
