@@ -12,8 +12,9 @@
 // same generation fails with ErrGenerationUsed. The caller should Erase the
 // key and nonce once it has used them. Peek answers as Get would without
 // consuming anything, so a receiver can decrypt first and consume only on
-// success (a failed operation then leaves the tree as it was). The reuse guard (Section 6.3.1) is the
-// framing layer's job: the nonce returned here is the ratchet's nonce.
+// success (a failed operation then leaves the tree as it was). The reuse
+// guard (Section 6.3.1) is the framing layer's job: the nonce returned here
+// is the ratchet's nonce.
 //
 // # Out-of-order delivery
 //
