@@ -1,0 +1,127 @@
+package ratchettree
+
+import (
+	"slices"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// TreeHash returns the tree hash of the root (RFC 9420, Section 7.8).
+// Hashes are cached per node and only the nodes whose subtree changed since
+// the last call are rehashed: after a commit that is O(log n) hashes.
+func (t *Tree) TreeHash() []byte { return t.hashOf(t.Root()) }
+
+// NodeHash returns the tree hash of the subtree headed by x (RFC 9420,
+// Section 7.8), or nil if x is outside the tree.
+func (t *Tree) NodeHash(x NodeIndex) []byte {
+	if uint32(x) >= t.Width() {
+		return nil
+	}
+	return t.hashOf(x)
+}
+
+func (t *Tree) hashOf(x NodeIndex) []byte {
+	if h := t.st.get(x).hash; h != nil {
+		return h
+	}
+	var h []byte
+	if x.IsLeaf() {
+		h = t.leafHash(x.Leaf(), t.st.get(x).node)
+	} else {
+		l, _ := treemath.Left(x)
+		r, _ := treemath.Right(x)
+		var pn *wire.ParentNode
+		if n := t.st.get(x).node; n != nil {
+			pn = n.ParentNode
+		}
+		h = t.parentHashInputHash(pn, t.hashOf(l), t.hashOf(r))
+	}
+	t.st.mut(x).hash = h
+	return h
+}
+
+// leafHash hashes TreeHashInput for a leaf, using the LeafNode's encoding as
+// received when there is one.
+func (t *Tree) leafHash(l LeafIndex, n *wire.Node) []byte {
+	b := codec.NewBuilder(make([]byte, 0, 256))
+	b.AddUint8(uint8(wire.NodeTypeLeaf))
+	b.AddUint32(uint32(l))
+	b.AddOptional(n != nil)
+	if n != nil {
+		if raw := n.LeafNode.Raw(); raw != nil {
+			b.AddBytes(raw)
+		} else {
+			n.LeafNode.Marshal(b)
+		}
+	}
+	enc, err := b.Bytes()
+	if err != nil {
+		// Only an unencodable leaf (e.g. an unknown source set by the
+		// caller) gets here; its hash is of nothing anyone can match.
+		return t.suite.Hash(nil)
+	}
+	return t.suite.Hash(enc)
+}
+
+func (t *Tree) parentHashInputHash(pn *wire.ParentNode, left, right []byte) []byte {
+	in := wire.TreeHashInput{NodeType: wire.NodeTypeParent,
+		ParentNode: &wire.ParentNodeHashInput{ParentNode: pn, LeftHash: left, RightHash: right}}
+	enc, err := codec.Marshal(&in)
+	if err != nil {
+		return t.suite.Hash(nil)
+	}
+	return t.suite.Hash(enc)
+}
+
+// parentHash computes the parent hash of a node with encryption key key and
+// parent_hash field ph, given its copath child's original tree hash
+// (RFC 9420, Section 7.9).
+func (t *Tree) parentHash(key, ph, siblingHash []byte) []byte {
+	in := wire.ParentHashInput{EncryptionKey: key, ParentHash: ph, OriginalSiblingTreeHash: siblingHash}
+	enc, err := codec.Marshal(&in)
+	if err != nil {
+		return t.suite.Hash(nil)
+	}
+	return t.suite.Hash(enc)
+}
+
+// originalHash returns the tree hash of the subtree at x as it was before
+// the leaves in excluded (sorted) were added: those leaves blanked and
+// removed from every unmerged_leaves list (RFC 9420, Section 7.9). Only the
+// subtrees holding an excluded leaf are rehashed; the rest come from the
+// cache, so the cost is O(|excluded in x| * log n) hashes.
+func (t *Tree) originalHash(x NodeIndex, excluded []uint32) []byte {
+	lo, hi := leafRange(x)
+	i, _ := slices.BinarySearch(excluded, lo)
+	if i == len(excluded) || excluded[i] >= hi {
+		return t.hashOf(x)
+	}
+	ex := excluded[i:]
+	if j, _ := slices.BinarySearch(ex, hi); j < len(ex) {
+		ex = ex[:j]
+	}
+	if x.IsLeaf() {
+		return t.leafHash(x.Leaf(), nil)
+	}
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
+	var pn *wire.ParentNode
+	if n := t.st.get(x).node; n != nil {
+		p := *n.ParentNode
+		p.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves), func(u uint32) bool {
+			_, found := slices.BinarySearch(ex, u)
+			return found
+		})
+		pn = &p
+	}
+	return t.parentHashInputHash(pn, t.originalHash(l, ex), t.originalHash(r, ex))
+}
+
+// leafRange returns the leaf indices [lo, hi) under x.
+func leafRange(x NodeIndex) (lo, hi uint32) {
+	k := treemath.Level(x)
+	lo = uint32(x) >> (k + 1) << k
+	return lo, lo + 1<<k
+}

@@ -1,0 +1,133 @@
+package ratchettree
+
+import (
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// The node store is the array representation of the tree (RFC 9420,
+// Appendix C) split into fixed-size chunks that clones share copy-on-write,
+// so that staging a commit on a large tree copies a few chunks, not the tree.
+//
+// Each slot also carries what the tree derives from the subtree below it,
+// maintained along the ancestors of every node written (O(log n) per write):
+// the number of non-blank leaves, the size of the node's resolution, and a
+// cached tree hash (nil when stale).
+//
+// The store is sized for capLeaves leaves, a power of two at least the
+// tree's leaf count. Slots beyond the tree's width are always blank; their
+// cached hashes stay valid, so truncating and then extending again (a Remove
+// followed by an Add) does not rehash a blank half of the tree.
+
+const (
+	chunkBits = 6
+	chunkSize = 1 << chunkBits
+)
+
+type owner struct{ _ byte }
+
+type slot struct {
+	node       *wire.Node // nil: blank. Never mutated once stored.
+	hash       []byte     // tree hash of the subtree (RFC 9420, Section 7.8); nil: stale
+	leaves     uint32     // non-blank leaves in the subtree
+	resolution uint32     // length of the resolution of this node (Section 4.1.1)
+}
+
+type chunk struct {
+	owner *owner
+	s     [chunkSize]slot
+}
+
+type store struct {
+	owner     *owner
+	chunks    []*chunk
+	capLeaves uint32 // power of two, or 0 for an empty store
+}
+
+// clone returns a store sharing every chunk with s. Both s and the clone get
+// fresh owners, so whichever writes first copies the chunk it writes.
+func (s *store) clone() store {
+	s.owner = new(owner)
+	return store{owner: new(owner), chunks: append([]*chunk(nil), s.chunks...), capLeaves: s.capLeaves}
+}
+
+func (s *store) width() uint32 { return treemath.Width(s.capLeaves) }
+
+// get returns the slot of x for reading. x must be below s.width().
+func (s *store) get(x treemath.NodeIndex) *slot {
+	return &s.chunks[x>>chunkBits].s[x&(chunkSize-1)]
+}
+
+// mut returns the slot of x for writing, copying its chunk if it is shared.
+func (s *store) mut(x treemath.NodeIndex) *slot {
+	i := x >> chunkBits
+	c := s.chunks[i]
+	if c.owner != s.owner {
+		cc := *c
+		cc.owner = s.owner
+		c = &cc
+		s.chunks[i] = c
+	}
+	return &c.s[x&(chunkSize-1)]
+}
+
+// grow makes room for at least n leaves. The new slots are blank; the
+// summaries of the new ancestors of the old root are filled in.
+func (s *store) grow(n uint32) {
+	if n <= s.capLeaves {
+		return
+	}
+	newCap := uint32(1)
+	for newCap < n {
+		newCap <<= 1
+	}
+	oldCap := s.capLeaves
+	w := treemath.Width(newCap)
+	for uint32(len(s.chunks))*chunkSize < w {
+		s.chunks = append(s.chunks, &chunk{owner: s.owner})
+	}
+	s.capLeaves = newCap
+	if oldCap == 0 {
+		return
+	}
+	// The old root's new ancestors are blank; their summaries come from
+	// their children (the right children are blank subtrees).
+	for x, ok := treemath.Parent(treemath.Root(oldCap), newCap); ok; x, ok = treemath.Parent(x, newCap) {
+		s.refresh(x)
+	}
+}
+
+// set stores node (nil for blank) at x and updates the summaries and cached
+// hashes of x and its ancestors.
+func (s *store) set(x treemath.NodeIndex, node *wire.Node) {
+	sl := s.mut(x)
+	sl.node = node
+	s.refresh(x)
+	for p, ok := treemath.Parent(x, s.capLeaves); ok; p, ok = treemath.Parent(p, s.capLeaves) {
+		s.refresh(p)
+	}
+}
+
+// refresh recomputes the summary of x from its node and its children's
+// summaries, and marks its hash stale.
+func (s *store) refresh(x treemath.NodeIndex) {
+	sl := s.mut(x)
+	sl.hash = nil
+	n := sl.node
+	if x.IsLeaf() {
+		sl.leaves, sl.resolution = 0, 0
+		if n != nil {
+			sl.leaves, sl.resolution = 1, 1
+		}
+		return
+	}
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
+	ls, rs := s.get(l), s.get(r)
+	sl.leaves = ls.leaves + rs.leaves
+	if n != nil {
+		sl.resolution = 1 + uint32(len(n.ParentNode.UnmergedLeaves))
+	} else {
+		sl.resolution = ls.resolution + rs.resolution
+	}
+}

@@ -1,0 +1,463 @@
+package ratchettree
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// NodeIndex and LeafIndex are the tree-math index types.
+type (
+	NodeIndex = treemath.NodeIndex
+	LeafIndex = treemath.LeafIndex
+)
+
+// maxLeaves bounds the tree so that node indices fit in 32 bits.
+const maxLeaves = 1 << 30
+
+// Tree is a ratchet tree in array form (RFC 9420, Sections 4 and 7).
+//
+// The nodes it holds (*wire.Node and what they point to) are treated as
+// immutable: the tree never modifies a node it has stored, and callers must
+// not modify nodes they pass in or get back.
+//
+// A Tree is not safe for concurrent use, including concurrent reads: reading
+// the tree hash fills caches, and Clone marks shared storage.
+type Tree struct {
+	suite *suite.Suite
+	n     uint32 // leaf count: a power of two, at least 1
+	st    store
+
+	// Indexes for the uniqueness rules of RFC 9420, Section 7.3, kept up
+	// to date on every write so each check is a lookup.
+	enc pmap[keyUse] // HPKE public key -> node holding it
+	sig pmap[keyUse] // signature key -> node (leaf) holding it
+	// Credential types in use and supported, by leaf count, for the
+	// "supported by all members" rule of Section 7.3.
+	credUsed    pmap[uint32]
+	credSupport pmap[uint32]
+	// dups counts keys held by more than one node. It is non-zero only for
+	// a tree decoded from a peer that breaks Section 7.3; Validate rejects
+	// it.
+	dups int
+}
+
+type keyUse struct {
+	node  NodeIndex
+	count uint32
+}
+
+// New returns a one-member tree holding leaf at leaf index 0 (RFC 9420,
+// Section 11).
+func New(s *suite.Suite, leaf *wire.LeafNode) *Tree {
+	t := &Tree{suite: s}
+	t.initIndexes()
+	t.n = 1
+	t.st.grow(1)
+	t.write(0, &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
+	return t
+}
+
+func (t *Tree) initIndexes() {
+	t.st.owner = new(owner)
+	t.enc.owner, t.sig.owner = new(owner), new(owner)
+	t.credUsed.owner, t.credSupport.owner = new(owner), new(owner)
+}
+
+// Suite returns the cipher suite the tree hashes and encrypts with.
+func (t *Tree) Suite() *suite.Suite { return t.suite }
+
+// Clone returns an independent copy of t. It costs O(n/64) pointer copies:
+// nodes and indexes are shared copy-on-write, so staging a change on the
+// clone copies only the parts it writes.
+func (t *Tree) Clone() *Tree {
+	c := &Tree{suite: t.suite, n: t.n, dups: t.dups}
+	c.st = t.st.clone()
+	c.enc = t.enc.clone()
+	c.sig = t.sig.clone()
+	c.credUsed = t.credUsed.clone()
+	c.credSupport = t.credSupport.clone()
+	return c
+}
+
+// LeafCount returns the number of leaves, blank or not (a power of two).
+func (t *Tree) LeafCount() uint32 { return t.n }
+
+// Width returns the number of nodes, 2*LeafCount()-1.
+func (t *Tree) Width() uint32 { return treemath.Width(t.n) }
+
+// Root returns the root's node index.
+func (t *Tree) Root() NodeIndex { return treemath.Root(t.n) }
+
+// MemberCount returns the number of non-blank leaves.
+func (t *Tree) MemberCount() uint32 { return t.st.get(t.Root()).leaves }
+
+// Node returns the node at x, or nil if it is blank or outside the tree.
+func (t *Tree) Node(x NodeIndex) *wire.Node {
+	if uint32(x) >= t.Width() {
+		return nil
+	}
+	return t.st.get(x).node
+}
+
+// Leaf returns the leaf node at l, or nil if it is blank or outside the tree.
+func (t *Tree) Leaf(l LeafIndex) *wire.LeafNode {
+	if n := t.Node(l.Node()); n != nil {
+		return n.LeafNode
+	}
+	return nil
+}
+
+// ParentNode returns the parent node at x, or nil if it is blank, a leaf or
+// outside the tree.
+func (t *Tree) ParentNode(x NodeIndex) *wire.ParentNode {
+	if n := t.Node(x); n != nil {
+		return n.ParentNode
+	}
+	return nil
+}
+
+// EncryptionKey returns the HPKE public key of the node at x, or nil if the
+// node is blank.
+func (t *Tree) EncryptionKey(x NodeIndex) []byte {
+	return encryptionKey(t.Node(x))
+}
+
+func encryptionKey(n *wire.Node) []byte {
+	switch {
+	case n == nil:
+		return nil
+	case n.LeafNode != nil:
+		return n.LeafNode.EncryptionKey
+	case n.ParentNode != nil:
+		return n.ParentNode.EncryptionKey
+	}
+	return nil
+}
+
+// Members calls f for each non-blank leaf in index order until f returns
+// false. It skips blank subtrees, so it costs O(members * log n) at most.
+func (t *Tree) Members(f func(LeafIndex, *wire.LeafNode) bool) {
+	t.members(t.Root(), f)
+}
+
+func (t *Tree) members(x NodeIndex, f func(LeafIndex, *wire.LeafNode) bool) bool {
+	sl := t.st.get(x)
+	if sl.leaves == 0 {
+		return true
+	}
+	if x.IsLeaf() {
+		return f(x.Leaf(), sl.node.LeafNode)
+	}
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
+	return t.members(l, f) && t.members(r, f)
+}
+
+// FindEncryptionKey returns the node holding the HPKE public key key.
+func (t *Tree) FindEncryptionKey(key []byte) (NodeIndex, bool) {
+	u, ok := t.enc.get(key)
+	return u.node, ok
+}
+
+// FindSignatureKey returns the leaf whose LeafNode has signature key key.
+func (t *Tree) FindSignatureKey(key []byte) (LeafIndex, bool) {
+	u, ok := t.sig.get(key)
+	return u.node.Leaf(), ok
+}
+
+// FreeLeaf returns the leaf a new member would take: the leftmost blank leaf,
+// or LeafCount() if there is none (the tree would be extended). RFC 9420,
+// Section 12.1.1. O(log n).
+func (t *Tree) FreeLeaf() LeafIndex {
+	x := t.Root()
+	if t.st.get(x).leaves == t.n {
+		return LeafIndex(t.n)
+	}
+	for !x.IsLeaf() {
+		l, _ := treemath.Left(x)
+		r, _ := treemath.Right(x)
+		if t.st.get(l).leaves < subtreeLeaves(l) {
+			x = l
+		} else {
+			x = r
+		}
+	}
+	return x.Leaf()
+}
+
+func subtreeLeaves(x NodeIndex) uint32 { return 1 << treemath.Level(x) }
+
+// --- writes ---
+
+// write stores node at x (nil blanks it), keeping the indexes current.
+func (t *Tree) write(x NodeIndex, node *wire.Node) {
+	if old := t.st.get(x).node; old != nil {
+		t.unindex(x, old)
+	}
+	if node != nil {
+		t.index(x, node)
+	}
+	t.st.set(x, node)
+}
+
+func (t *Tree) index(x NodeIndex, n *wire.Node) {
+	t.addKey(&t.enc, encryptionKey(n), x)
+	if l := n.LeafNode; l != nil {
+		t.addKey(&t.sig, l.SignatureKey, x)
+		t.countCreds(l, 1)
+	}
+}
+
+func (t *Tree) unindex(x NodeIndex, n *wire.Node) {
+	t.dropKey(&t.enc, encryptionKey(n), x)
+	if l := n.LeafNode; l != nil {
+		t.dropKey(&t.sig, l.SignatureKey, x)
+		t.countCreds(l, -1)
+	}
+}
+
+func (t *Tree) addKey(m *pmap[keyUse], key []byte, x NodeIndex) {
+	u, ok := m.get(key)
+	if ok {
+		u.count++
+		t.dups++
+	} else {
+		u = keyUse{node: x, count: 1}
+	}
+	m.put(key, u)
+}
+
+func (t *Tree) dropKey(m *pmap[keyUse], key []byte, x NodeIndex) {
+	u, ok := m.get(key)
+	if !ok {
+		return
+	}
+	if u.count <= 1 {
+		m.del(key)
+		return
+	}
+	u.count--
+	t.dups--
+	if u.node == x {
+		// The remaining holders are not tracked individually; the tree
+		// is invalid (dups > 0) until they are gone.
+		u.node = ^NodeIndex(0)
+	}
+	m.put(key, u)
+}
+
+func credKey(c wire.CredentialType) []byte {
+	return binary.BigEndian.AppendUint16(nil, uint16(c))
+}
+
+func (t *Tree) countCreds(l *wire.LeafNode, d int) {
+	bump := func(m *pmap[uint32], c wire.CredentialType) {
+		k := credKey(c)
+		v, _ := m.get(k)
+		v = uint32(int(v) + d)
+		if v == 0 {
+			m.del(k)
+		} else {
+			m.put(k, v)
+		}
+	}
+	bump(&t.credUsed, l.Credential.CredentialType)
+	seen := make([]wire.CredentialType, 0, len(l.Capabilities.Credentials))
+	for _, c := range l.Capabilities.Credentials {
+		if !slices.Contains(seen, c) {
+			seen = append(seen, c)
+			bump(&t.credSupport, c)
+		}
+	}
+}
+
+// grow extends the tree to at least n leaves by doubling (RFC 9420,
+// Section 7.7).
+func (t *Tree) grow(n uint32) {
+	for t.n < n {
+		t.n *= 2
+	}
+	t.st.grow(t.n)
+}
+
+// truncate halves the tree while the right subtree of the root holds no
+// non-blank leaf (RFC 9420, Sections 7.7 and 12.1.3). The discarded root
+// is blanked, and so is any parent node left in the discarded half (only a
+// tree that breaks the tree invariant can have one).
+func (t *Tree) truncate() {
+	for t.n > 1 {
+		root := t.Root()
+		r, _ := treemath.Right(root)
+		if t.st.get(r).leaves != 0 {
+			return
+		}
+		t.blankSubtree(r)
+		t.write(root, nil)
+		t.n /= 2
+	}
+}
+
+func (t *Tree) blankSubtree(x NodeIndex) {
+	sl := t.st.get(x)
+	if sl.resolution == 0 {
+		return
+	}
+	if sl.node != nil {
+		t.write(x, nil)
+	}
+	if !x.IsLeaf() {
+		l, _ := treemath.Left(x)
+		r, _ := treemath.Right(x)
+		t.blankSubtree(l)
+		t.blankSubtree(r)
+	}
+}
+
+// blankDirectPath blanks the parents above leaf l.
+func (t *Tree) blankDirectPath(l LeafIndex) {
+	for _, p := range treemath.DirectPath(l.Node(), t.n) {
+		if t.st.get(p).node != nil {
+			t.write(p, nil)
+		}
+	}
+}
+
+// AddLeaf places leaf in the leftmost blank leaf, extending the tree if
+// there is none, and adds it to the unmerged leaves of each non-blank
+// ancestor (RFC 9420, Section 12.1.1). It returns the new leaf's index.
+// Validate the leaf first (ValidateLeafNode): AddLeaf checks nothing.
+func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
+	l := t.FreeLeaf()
+	if uint32(l) >= maxLeaves {
+		return 0, errors.New("mls: ratchet tree is full")
+	}
+	t.grow(uint32(l) + 1)
+	for _, p := range treemath.DirectPath(l.Node(), t.n) {
+		pn := t.st.get(p).node
+		if pn == nil {
+			continue
+		}
+		um := pn.ParentNode.UnmergedLeaves
+		i, _ := slices.BinarySearch(um, uint32(l))
+		nu := make([]uint32, 0, len(um)+1)
+		nu = append(append(append(nu, um[:i]...), uint32(l)), um[i:]...)
+		np := *pn.ParentNode
+		np.UnmergedLeaves = nu
+		t.write(p, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &np})
+	}
+	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
+	return l, nil
+}
+
+// UpdateLeaf replaces the LeafNode at l and blanks l's direct path
+// (RFC 9420, Section 12.1.2). Validate the leaf first.
+func (t *Tree) UpdateLeaf(l LeafIndex, leaf *wire.LeafNode) error {
+	if t.Leaf(l) == nil {
+		return fail(ErrInvalidTree, "12.1.2", "update of blank or absent leaf %d", l)
+	}
+	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
+	t.blankDirectPath(l)
+	return nil
+}
+
+// RemoveLeaf blanks leaf l and its direct path, then truncates the tree
+// (RFC 9420, Section 12.1.3). Every key the removed member knew lives on
+// that path, so none is left in the tree.
+func (t *Tree) RemoveLeaf(l LeafIndex) error {
+	if t.Leaf(l) == nil {
+		return fail(ErrInvalidTree, "12.1.3", "remove of blank or absent leaf %d", l)
+	}
+	t.write(l.Node(), nil)
+	t.blankDirectPath(l)
+	t.truncate()
+	return nil
+}
+
+// --- encoding (RFC 9420, Section 12.4.3.3) ---
+
+// Nodes returns the tree as the ratchet_tree extension lists it: array
+// order, blank nodes nil, trailing blank nodes left out. The nodes are
+// shared with t; do not modify them.
+func (t *Tree) Nodes() wire.RatchetTree {
+	w := t.Width()
+	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
+		w--
+	}
+	out := make(wire.RatchetTree, w)
+	for i := range out {
+		out[i] = t.st.get(NodeIndex(i)).node
+	}
+	return out
+}
+
+// Encode returns the encoding of the ratchet_tree extension's data.
+func (t *Tree) Encode() ([]byte, error) {
+	nodes := t.Nodes()
+	return codec.Marshal(&nodes)
+}
+
+// Decode parses the ratchet_tree extension's data (RFC 9420, Section
+// 12.4.3.3). It checks the structure only: node types in the right places,
+// a non-blank last node. Call Validate before trusting the tree.
+func Decode(s *suite.Suite, data []byte) (*Tree, error) {
+	nodes, err := wire.Decode[wire.RatchetTree](data)
+	if err != nil {
+		return nil, err
+	}
+	return FromNodes(s, *nodes)
+}
+
+// FromNodes builds a tree from the ratchet_tree extension's node list, with
+// the structural checks of Decode. The nodes are kept, not copied.
+func FromNodes(s *suite.Suite, nodes wire.RatchetTree) (*Tree, error) {
+	if len(nodes) == 0 {
+		return nil, fail(ErrInvalidTree, "12.4.3.3", "empty ratchet tree")
+	}
+	if nodes[len(nodes)-1] == nil {
+		return nil, fail(ErrInvalidTree, "12.4.3.3", "last node of ratchet tree is blank")
+	}
+	if len(nodes) > 2*maxLeaves-1 {
+		return nil, fail(ErrInvalidTree, "12.4.3.3", "ratchet tree too large")
+	}
+	n := uint32(1)
+	for treemath.Width(n) < uint32(len(nodes)) {
+		n *= 2
+	}
+	for i, nd := range nodes {
+		if nd == nil {
+			continue
+		}
+		leafPos := i%2 == 0
+		switch {
+		case leafPos && (nd.NodeType != wire.NodeTypeLeaf || nd.LeafNode == nil):
+			return nil, fail(ErrInvalidTree, "12.4.3.3", "node %d: parent node at a leaf position", i)
+		case !leafPos && (nd.NodeType != wire.NodeTypeParent || nd.ParentNode == nil):
+			return nil, fail(ErrInvalidTree, "12.4.3.3", "node %d: leaf node at a parent position", i)
+		}
+	}
+	t := &Tree{suite: s, n: n}
+	t.initIndexes()
+	t.st.grow(n)
+	// Fill the slots bottom-up by level so each summary is computed once:
+	// O(n), not O(n log n).
+	for i, nd := range nodes {
+		if nd != nil {
+			t.index(NodeIndex(i), nd)
+			t.st.mut(NodeIndex(i)).node = nd
+		}
+	}
+	w := treemath.Width(t.st.capLeaves)
+	for lvl := uint(0); NodeIndex(1)<<lvl-1 < NodeIndex(w); lvl++ {
+		// Nodes of level lvl are 2^lvl - 1 + k*2^(lvl+1).
+		for x := NodeIndex(1)<<lvl - 1; uint32(x) < w; x += NodeIndex(1) << (lvl + 1) {
+			t.st.refresh(x)
+		}
+	}
+	return t, nil
+}

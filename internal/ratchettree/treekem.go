@@ -1,0 +1,484 @@
+package ratchettree
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// Labels (RFC 9420, Sections 7.4, 7.6 and 7.2).
+const (
+	labelPath           = "path"
+	labelNode           = "node"
+	labelUpdatePathNode = "UpdatePathNode"
+	labelLeafNodeTBS    = "LeafNodeTBS"
+)
+
+// PrivateState is one member's private view of the tree (RFC 9420, Section
+// 4.2): its leaf and the HPKE private keys it knows for nodes on its direct
+// path. Keys are dropped as soon as the tree replaces the nodes they belong
+// to. It never prints its keys.
+type PrivateState struct {
+	leaf LeafIndex
+	keys map[NodeIndex]keyPair
+}
+
+type keyPair struct{ priv, pub []byte }
+
+// NewPrivateState starts the private state of the member at leaf l of t
+// whose leaf encryption private key is encPriv. It checks that the key
+// matches the leaf's public key.
+func NewPrivateState(t *Tree, l LeafIndex, encPriv []byte) (*PrivateState, error) {
+	leaf := t.Leaf(l)
+	if leaf == nil {
+		return nil, fail(ErrInvalidTree, "4.2", "leaf %d is blank", l)
+	}
+	pub, err := t.suite.KEMPublicKey(encPriv)
+	if err != nil {
+		return nil, fmt.Errorf("mls: leaf private key: %w", err)
+	}
+	if !bytes.Equal(pub, leaf.EncryptionKey) {
+		return nil, fail(ErrNoPrivateKey, "4.2", "private key does not match leaf %d", l)
+	}
+	return &PrivateState{leaf: l, keys: map[NodeIndex]keyPair{l.Node(): {encPriv, pub}}}, nil
+}
+
+// Leaf returns the member's leaf index.
+func (p *PrivateState) Leaf() LeafIndex { return p.leaf }
+
+// PrivateKey returns the HPKE private key held for node x.
+func (p *PrivateState) PrivateKey(x NodeIndex) ([]byte, bool) {
+	k, ok := p.keys[x]
+	return k.priv, ok
+}
+
+// Nodes returns the nodes whose private keys the state holds, sorted.
+func (p *PrivateState) Nodes() []NodeIndex {
+	out := make([]NodeIndex, 0, len(p.keys))
+	for x := range p.keys {
+		out = append(out, x)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Clone returns a copy sharing no map with p.
+func (p *PrivateState) Clone() *PrivateState {
+	c := &PrivateState{leaf: p.leaf, keys: make(map[NodeIndex]keyPair, len(p.keys))}
+	for x, k := range p.keys {
+		c.keys[x] = k
+	}
+	return c
+}
+
+// String describes the state without its keys.
+func (p *PrivateState) String() string {
+	return fmt.Sprintf("ratchettree.PrivateState{leaf %d, %d keys}", p.leaf, len(p.keys))
+}
+
+// GoString is String, so %#v does not print keys either.
+func (p *PrivateState) GoString() string { return p.String() }
+
+// SetPathSecret sets the private key of node x from its path secret
+// (RFC 9420, Section 7.4), checking it against the public key in t.
+func (p *PrivateState) SetPathSecret(t *Tree, x NodeIndex, pathSecret []byte) error {
+	priv, pub, err := nodeKey(t.suite, pathSecret)
+	if err != nil {
+		return err
+	}
+	if want := t.EncryptionKey(x); want == nil || !bytes.Equal(pub, want) {
+		return fail(ErrInvalidPath, "7.4", "path secret does not match node %d", x)
+	}
+	p.keys[x] = keyPair{priv, pub}
+	return nil
+}
+
+// ImportPathSecret installs the path secret a joiner receives in a Welcome
+// for node x (the lowest common ancestor of its leaf and the committer's),
+// then derives the path secret of each non-blank ancestor of x in turn,
+// checking every derived key against t (RFC 9420, Section 12.4.3.1). It
+// returns the commit secret, derived from the last path secret.
+func (p *PrivateState) ImportPathSecret(t *Tree, x NodeIndex, pathSecret []byte) ([]byte, error) {
+	if !treemath.InSubtree(p.leaf.Node(), x) || x == p.leaf.Node() {
+		return nil, fail(ErrInvalidPath, "12.4.3.1", "node %d is not above leaf %d", x, p.leaf)
+	}
+	c := p.Clone()
+	ps := pathSecret
+	for y, ok := x, true; ok; y, ok = treemath.Parent(y, t.n) {
+		if t.Node(y) == nil {
+			if y == x {
+				return nil, fail(ErrInvalidPath, "12.4.3.1", "node %d is blank", x)
+			}
+			continue
+		}
+		if err := c.SetPathSecret(t, y, ps); err != nil {
+			return nil, err
+		}
+		ps = t.suite.DeriveSecret(ps, labelPath)
+	}
+	*p = *c
+	return ps, nil
+}
+
+// Consistent checks that every key the state holds belongs to a non-blank
+// node of t with the matching public key.
+func (p *PrivateState) Consistent(t *Tree) error {
+	for x, k := range p.keys {
+		if want := t.EncryptionKey(x); want == nil || !bytes.Equal(want, k.pub) {
+			return fail(ErrNoPrivateKey, "4.2", "private key for node %d does not match the tree", x)
+		}
+	}
+	return nil
+}
+
+// Prune drops the keys of nodes that t has blanked or replaced (RFC 9420,
+// Section 7.5: outdated key pairs are deleted).
+func (p *PrivateState) Prune(t *Tree) {
+	for x, k := range p.keys {
+		if want := t.EncryptionKey(x); want == nil || !bytes.Equal(want, k.pub) {
+			delete(p.keys, x)
+		}
+	}
+}
+
+func nodeKey(s *suite.Suite, pathSecret []byte) (priv, pub []byte, err error) {
+	ns := s.DeriveSecret(pathSecret, labelNode)
+	defer clear(ns)
+	priv, pub, err = s.DeriveKeyPair(ns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: deriving node key: %w", err)
+	}
+	return priv, pub, nil
+}
+
+// PathParams are the inputs to CreateUpdatePath.
+type PathParams struct {
+	// Sender is the committer's leaf. For an external commit it is the
+	// leaf FreeLeaf returns; the tree is extended if needed.
+	Sender LeafIndex
+	// Leaf supplies the committer's new LeafNode: its signature key,
+	// credential, capabilities and extensions are kept; encryption key,
+	// source, parent hash and signature are filled in.
+	Leaf *wire.LeafNode
+	// Signer signs the new LeafNode.
+	Signer suite.Signer
+	// GroupContext is the provisional group context (RFC 9420, Section
+	// 12.4.1); its TreeHash is replaced by the new tree's hash.
+	GroupContext *wire.GroupContext
+	// Joiners are the leaves added by the same commit; they get no
+	// ciphertexts (RFC 9420, Section 12.4.2).
+	Joiners []LeafIndex
+	// Rand supplies the leaf key and the first path secret.
+	Rand io.Reader
+}
+
+// CreatedPath is the outcome of CreateUpdatePath.
+type CreatedPath struct {
+	Path         *wire.UpdatePath
+	CommitSecret []byte
+	// TreeHash is the tree hash placed in the provisional group context.
+	TreeHash []byte
+	// Private is the committer's new private state.
+	Private *PrivateState
+	secrets map[NodeIndex][]byte
+}
+
+// PathSecretFor returns the path secret a joiner at leaf j receives in the
+// Welcome: that of the lowest common ancestor of the committer's leaf and j
+// (RFC 9420, Section 12.4.3.1). It is nil if that node got no path secret.
+func (c *CreatedPath) PathSecretFor(sender, j LeafIndex) (NodeIndex, []byte) {
+	a := treemath.CommonAncestor(sender.Node(), j.Node())
+	return a, c.secrets[a]
+}
+
+// CreateUpdatePath refreshes the committer's direct path (RFC 9420,
+// Sections 7.4, 7.5 and 12.4.1): a fresh leaf key, path secrets and node
+// keys along the filtered direct path, parent hashes set, the LeafNode
+// re-signed, and each path secret encrypted to the resolution of the
+// matching copath node without the joiners. It applies the path to t. On
+// error t is unchanged.
+func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
+	if p.Leaf == nil || p.Signer == nil || p.GroupContext == nil || p.Rand == nil {
+		return nil, errors.New("mls: ratchettree: incomplete PathParams")
+	}
+	s := t.suite
+	w := t.Clone()
+	sender := p.Sender
+	if uint32(sender) >= maxLeaves {
+		return nil, errors.New("mls: ratchettree: sender leaf out of range")
+	}
+	w.grow(uint32(sender) + 1)
+	ex, err := w.joinerSet(p.Joiners, sender)
+	if err != nil {
+		return nil, err
+	}
+	steps := w.filteredPath(sender)
+
+	leafPriv, leafPub, err := s.GenerateKEMKey(p.Rand)
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]byte, s.HashSize())
+	if _, err := io.ReadFull(p.Rand, ps); err != nil {
+		return nil, fmt.Errorf("mls: reading path secret: %w", err)
+	}
+	priv := &PrivateState{leaf: sender, keys: map[NodeIndex]keyPair{sender.Node(): {leafPriv, leafPub}}}
+	secrets := make(map[NodeIndex][]byte, len(steps))
+	pubs := make([][]byte, len(steps))
+	for i, st := range steps {
+		secrets[st.parent] = ps
+		kp, kpub, err := nodeKey(s, ps)
+		if err != nil {
+			return nil, err
+		}
+		priv.keys[st.parent] = keyPair{kp, kpub}
+		pubs[i] = kpub
+		ps = s.DeriveSecret(ps, labelPath)
+	}
+	commitSecret := ps
+
+	// RFC 9420, Section 7.5: blank the direct path, set the filtered
+	// nodes, and chain parent hashes from the root down (Section 7.9).
+	ph := w.mergePath(sender, steps, pubs)
+
+	leaf := *p.Leaf
+	leaf.EncryptionKey = leafPub
+	leaf.LeafNodeSource = wire.LeafNodeSourceCommit
+	leaf.Lifetime = wire.Lifetime{}
+	leaf.ParentHash = ph
+	leaf.Signature = nil
+	tbs := leaf.TBS(p.GroupContext.GroupID, uint32(sender))
+	if tbs == nil {
+		return nil, errors.New("mls: ratchettree: leaf node cannot be encoded")
+	}
+	if leaf.Signature, err = p.Signer.SignWithLabel(labelLeafNodeTBS, tbs); err != nil {
+		return nil, fmt.Errorf("mls: signing leaf node: %w", err)
+	}
+	enc, err := codec.Marshal(&leaf)
+	if err != nil {
+		return nil, err
+	}
+	final, err := wire.Decode[wire.LeafNode](enc) // keeps the encoding for hashing
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := w.enc.get(final.EncryptionKey); ok {
+		return nil, fail(ErrDuplicateKey, "7.3", "fresh leaf key already in the tree")
+	}
+	w.write(sender.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: final})
+
+	ctx := *p.GroupContext
+	ctx.TreeHash = w.TreeHash()
+	ctxBytes, err := codec.Marshal(&ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]wire.UpdatePathNode, len(steps))
+	for i, st := range steps {
+		res := w.resolve(st.copath, ex, nil)
+		cts := make([]wire.HPKECiphertext, len(res))
+		for j, r := range res {
+			kem, ct, err := s.EncryptWithLabel(w.EncryptionKey(r), labelUpdatePathNode, ctxBytes, secrets[st.parent])
+			if err != nil {
+				return nil, fmt.Errorf("mls: encrypting path secret to node %d: %w", r, err)
+			}
+			cts[j] = wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+		}
+		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i], EncryptedPathSecret: cts}
+	}
+	*t = *w
+	return &CreatedPath{
+		Path:         &wire.UpdatePath{LeafNode: *final, Nodes: nodes},
+		CommitSecret: commitSecret,
+		TreeHash:     ctx.TreeHash,
+		Private:      priv,
+		secrets:      secrets,
+	}, nil
+}
+
+// mergePath blanks the direct path of sender, sets the filtered direct path
+// nodes to pubs with their parent hashes, and returns the parent hash the
+// sender's LeafNode must carry (RFC 9420, Sections 7.5 and 7.9). Each
+// original sibling tree hash is the copath child's current tree hash, since
+// the nodes set here have no unmerged leaves.
+func (t *Tree) mergePath(sender LeafIndex, steps []pathStep, pubs [][]byte) []byte {
+	t.blankDirectPath(sender)
+	var ph []byte
+	for i := len(steps) - 1; i >= 0; i-- {
+		pn := &wire.ParentNode{EncryptionKey: pubs[i], ParentHash: ph}
+		ph = t.parentHash(pubs[i], pn.ParentHash, t.hashOf(steps[i].copath))
+		t.write(steps[i].parent, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: pn})
+	}
+	if ph == nil {
+		ph = []byte{}
+	}
+	return ph
+}
+
+// joinerSet checks the joiners (non-blank leaves other than the sender) and
+// returns them as a sorted set.
+func (t *Tree) joinerSet(joiners []LeafIndex, sender LeafIndex) ([]uint32, error) {
+	ex := make([]uint32, 0, len(joiners))
+	for _, j := range joiners {
+		if j == sender || t.Leaf(j) == nil {
+			return nil, fail(ErrInvalidPath, "12.4.2", "joiner %d is not a new member", j)
+		}
+		ex = append(ex, uint32(j))
+	}
+	slices.Sort(ex)
+	return slices.Compact(ex), nil
+}
+
+// ReceivedPath is the outcome of ApplyUpdatePath for a member.
+type ReceivedPath struct {
+	// PathSecret is the path secret the member decrypted.
+	PathSecret []byte
+	// CommitSecret is derived from the last path secret (RFC 9420,
+	// Section 12.4.2).
+	CommitSecret []byte
+	// Private is the member's new private state.
+	Private *PrivateState
+}
+
+// ApplyUpdatePath processes the UpdatePath of a commit from leaf sender
+// (RFC 9420, Sections 7.5, 7.6, 7.9.2 and 12.4.2) on the tree with the
+// commit's proposals applied: it validates the new LeafNode (source commit,
+// signed over ctx.GroupID and sender) and the path's shape and keys, merges
+// the path, and checks the recomputed parent hash against the LeafNode's.
+//
+// If me is non-nil it also decrypts the one path secret meant for me,
+// derives the rest, checks each derived public key against the path, and
+// returns the new private state with the keys of every replaced node
+// dropped. It locates its ciphertext by walking one path down the copath
+// node, so processing costs O(log n) hashes and key derivations on a full
+// tree. With me nil (a public view of the group) it returns nil, nil.
+//
+// ctx is the provisional group context; its TreeHash is replaced by the new
+// tree's. p.GroupID is ignored in favour of ctx.GroupID. On error t is
+// unchanged.
+func (t *Tree) ApplyUpdatePath(sender LeafIndex, path *wire.UpdatePath, joiners []LeafIndex,
+	ctx *wire.GroupContext, me *PrivateState, p *Policy) (*ReceivedPath, error) {
+	if path == nil || ctx == nil || p == nil {
+		return nil, errors.New("mls: ratchettree: nil argument")
+	}
+	if uint32(sender) >= maxLeaves {
+		return nil, fail(ErrInvalidPath, "12.4.2", "sender leaf out of range")
+	}
+	if me != nil && me.leaf == sender {
+		return nil, errors.New("mls: ratchettree: cannot process own UpdatePath")
+	}
+	s := t.suite
+	w := t.Clone()
+	w.grow(uint32(sender) + 1)
+	ex, err := w.joinerSet(joiners, sender)
+	if err != nil {
+		return nil, err
+	}
+	pol := *p
+	pol.GroupID = ctx.GroupID
+	leaf := path.LeafNode
+	if err := w.ValidateLeafNode(&leaf, wire.LeafNodeSourceCommit, sender, &pol); err != nil {
+		return nil, err
+	}
+	steps := w.filteredPath(sender)
+	if len(path.Nodes) != len(steps) {
+		return nil, fail(ErrInvalidPath, "7.6", "%d path nodes for a filtered direct path of %d", len(path.Nodes), len(steps))
+	}
+	pubs := make([][]byte, len(steps))
+	for i, st := range steps {
+		n := path.Nodes[i]
+		want := int(w.st.get(st.copath).resolution) - countIn(ex, st.copath)
+		if len(n.EncryptedPathSecret) != want {
+			return nil, fail(ErrInvalidPath, "7.6", "path node %d: %d ciphertexts for a resolution of %d", i, len(n.EncryptedPathSecret), want)
+		}
+		if err := s.ValidateKEMPublicKey(n.EncryptionKey); err != nil {
+			return nil, failCause(ErrInvalidPath, err, "7.6", "path node %d key", i)
+		}
+		// RFC 9420, Section 12.4.2: no public key of the path may
+		// already be in the tree, nor repeat within the path.
+		if _, ok := w.enc.get(n.EncryptionKey); ok || bytes.Equal(n.EncryptionKey, leaf.EncryptionKey) {
+			return nil, fail(ErrDuplicateKey, "12.4.2", "path node %d key already in use", i)
+		}
+		for _, q := range pubs[:i] {
+			if bytes.Equal(q, n.EncryptionKey) {
+				return nil, fail(ErrDuplicateKey, "12.4.2", "path node %d key repeated", i)
+			}
+		}
+		pubs[i] = n.EncryptionKey
+	}
+
+	ph := w.mergePath(sender, steps, pubs)
+	if !bytes.Equal(ph, leaf.ParentHash) {
+		return nil, fail(ErrInvalidParentHash, "7.9.2", "committer's leaf parent hash does not match its path")
+	}
+	w.write(sender.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf})
+
+	if me == nil {
+		*t = *w
+		return nil, nil
+	}
+	rp, err := w.decryptPath(sender, steps, path, ex, ctx, me)
+	if err != nil {
+		return nil, err
+	}
+	*t = *w
+	return rp, nil
+}
+
+func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.UpdatePath, ex []uint32,
+	ctx *wire.GroupContext, me *PrivateState) (*ReceivedPath, error) {
+	s := t.suite
+	if t.Leaf(me.leaf) == nil || contains(ex, uint32(me.leaf)) {
+		return nil, fail(ErrInvalidPath, "12.4.2", "receiver leaf %d is not an existing member", me.leaf)
+	}
+	lca := treemath.CommonAncestor(sender.Node(), me.leaf.Node())
+	i := slices.IndexFunc(steps, func(st pathStep) bool { return st.parent == lca })
+	if i < 0 {
+		return nil, fail(ErrInvalidPath, "7.6", "common ancestor %d not on the filtered direct path", lca)
+	}
+	pos, holder, ok := t.resolutionPosition(steps[i].copath, me.leaf, ex)
+	if !ok || pos >= len(path.Nodes[i].EncryptedPathSecret) {
+		return nil, fail(ErrInvalidPath, "7.6", "receiver not in the resolution of node %d", steps[i].copath)
+	}
+	kp, ok := me.keys[holder]
+	if !ok || !bytes.Equal(kp.pub, t.EncryptionKey(holder)) {
+		return nil, fail(ErrNoPrivateKey, "7.6", "no private key for node %d", holder)
+	}
+	c := *ctx
+	c.TreeHash = t.TreeHash()
+	ctxBytes, err := codec.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	ct := path.Nodes[i].EncryptedPathSecret[pos]
+	first, err := s.DecryptWithLabel(kp.priv, labelUpdatePathNode, ctxBytes, ct.KEMOutput, ct.Ciphertext)
+	if err != nil {
+		return nil, failCause(ErrInvalidPath, err, "12.4.2", "decrypting path secret")
+	}
+	next := me.Clone()
+	// The committer's direct path was replaced: drop every key held for it.
+	for _, x := range treemath.DirectPath(sender.Node(), t.n) {
+		delete(next.keys, x)
+	}
+	ps := first
+	for j := i; j < len(steps); j++ {
+		priv, pub, err := nodeKey(s, ps)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(pub, path.Nodes[j].EncryptionKey) {
+			return nil, fail(ErrInvalidPath, "12.4.2", "derived key of path node %d does not match", j)
+		}
+		next.keys[steps[j].parent] = keyPair{priv, pub}
+		ps = s.DeriveSecret(ps, labelPath)
+	}
+	next.Prune(t)
+	return &ReceivedPath{PathSecret: first, CommitSecret: ps, Private: next}, nil
+}
