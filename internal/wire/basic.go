@@ -21,14 +21,6 @@ func addList[T any](b *codec.Builder, xs []T, f func(*T, *codec.Builder)) {
 	})
 }
 
-func addU8List[T ~uint8](b *codec.Builder, xs []T) {
-	b.AddVector(func(b *codec.Builder) {
-		for _, x := range xs {
-			b.AddUint8(uint8(x))
-		}
-	})
-}
-
 func addU16List[T ~uint16](b *codec.Builder, xs []T) {
 	b.AddVector(func(b *codec.Builder) {
 		for _, x := range xs {

@@ -195,16 +195,50 @@ func decodeList[T any](d *decoder, out *[]T, elem func(*T, *decoder) bool) bool 
 	return true
 }
 
-func decodeU8List[T ~uint8](d *decoder, out *[]T) bool {
-	return decodeList(d, out, func(e *T, d *decoder) bool { return readU8(d, e) })
-}
-
 func decodeU16List[T ~uint16](d *decoder, out *[]T) bool {
-	return decodeList(d, out, func(e *T, d *decoder) bool { return readU16(d, e) })
+	s, ok := d.fixedList(2)
+	if !ok {
+		return false
+	}
+	var v []T
+	if n := len(s) / 2; n > 0 {
+		v = make([]T, n) // one allocation: the vector's length fixes the count
+		for i := range v {
+			v[i] = T(uint16(s[2*i])<<8 | uint16(s[2*i+1]))
+		}
+	}
+	*out = v
+	return true
 }
 
 func decodeU32List(d *decoder, out *[]uint32) bool {
-	return decodeList(d, out, func(e *uint32, d *decoder) bool { return d.u32(e) })
+	s, ok := d.fixedList(4)
+	if !ok {
+		return false
+	}
+	var v []uint32
+	if n := len(s) / 4; n > 0 {
+		v = make([]uint32, n)
+		for i := range v {
+			e := s[4*i:]
+			v[i] = uint32(e[0])<<24 | uint32(e[1])<<16 | uint32(e[2])<<8 | uint32(e[3])
+		}
+	}
+	*out = v
+	return true
+}
+
+// fixedList reads a vector of size-byte elements and returns its contents,
+// which must be a whole number of elements.
+func (d *decoder) fixedList(size int) ([]byte, bool) {
+	s, ok := d.vector()
+	if !ok {
+		return nil, false
+	}
+	if rem := len(s.b) % size; rem != 0 {
+		return nil, d.errAt(s.off+len(s.b)-rem, "truncated")
+	}
+	return s.b, true
 }
 
 func decodeOpaqueList(d *decoder, out *[][]byte) bool {
