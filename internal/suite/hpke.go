@@ -230,9 +230,11 @@ func encryptContext(label string, context []byte) []byte {
 }
 
 // HPKESeal is single-shot HPKE SealBase (RFC 9180, Section 6.1) with the
-// suite's HPKE KEM, KDF and AEAD, as Welcome uses for GroupSecrets (RFC 9420,
-// Section 12.4.3.1 encrypts them with EncryptWithLabel; HPKESeal serves
-// callers that build info and aad themselves).
+// suite's HPKE KEM, KDF and AEAD (RFC 9420, Section 5.1), for callers that
+// build info and aad themselves. MLS's own uses (UpdatePath secrets, Section
+// 7.6, and Welcome GroupSecrets, Section 12.4.3.1) go through
+// EncryptWithLabel, which is HPKESeal with info = EncryptContext and empty
+// aad.
 func (s *Suite) HPKESeal(pub, info, aad, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
 	return s.kem.seal(pub, info, aad, plaintext)
 }
