@@ -1,0 +1,617 @@
+// Package sqlite is the embedded default storage engine of mlsd, on
+// modernc.org/sqlite (pure Go, no cgo).
+//
+// The database runs in WAL mode with synchronous=FULL: an acknowledged write
+// survives a crash or power loss (with synchronous=NORMAL, WAL can lose the
+// last transactions on power loss). SQLite has one writer at a time, so all
+// writes go through a single connection, which also serialises each group's
+// head without further locking; reads use a separate pool and see committed
+// snapshots concurrently.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mlskit/mlskit/ds/store"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Store is a SQLite-backed store.Store.
+type Store struct {
+	w, r *sql.DB
+
+	mu       sync.Mutex
+	watchers map[int]func(store.Notification)
+	nextID   int
+}
+
+var _ store.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS groups (
+	group_id BLOB PRIMARY KEY,
+	epoch INTEGER NOT NULL,
+	head_seq INTEGER NOT NULL,
+	head_hash BLOB NOT NULL,
+	group_info BLOB,
+	prio_client TEXT NOT NULL DEFAULT '',
+	prio_epoch INTEGER NOT NULL DEFAULT 0,
+	prio_until INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+	group_id BLOB NOT NULL,
+	seq INTEGER NOT NULL,
+	epoch INTEGER NOT NULL,
+	kind INTEGER NOT NULL,
+	wire_format INTEGER NOT NULL,
+	sender TEXT NOT NULL,
+	recipients BLOB,
+	body BLOB NOT NULL,
+	body_hash BLOB NOT NULL,
+	prev_hash BLOB NOT NULL,
+	chain_hash BLOB NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (group_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS records_body ON records (group_id, body_hash);
+CREATE TABLE IF NOT EXISTS commits (
+	group_id BLOB NOT NULL,
+	epoch INTEGER NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY (group_id, epoch)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members (
+	group_id BLOB NOT NULL,
+	client_id TEXT NOT NULL,
+	acked_seq INTEGER NOT NULL,
+	PRIMARY KEY (group_id, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_client ON members (client_id);
+CREATE TABLE IF NOT EXISTS key_packages (
+	ref BLOB PRIMARY KEY,
+	owner TEXT NOT NULL,
+	suite INTEGER NOT NULL,
+	last_resort INTEGER NOT NULL,
+	used INTEGER NOT NULL DEFAULT 0,
+	data BLOB NOT NULL,
+	not_after INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	ord INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS key_packages_owner ON key_packages (owner, suite, last_resort, ord);
+CREATE TABLE IF NOT EXISTS challenges (
+	challenge BLOB PRIMARY KEY,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+	token_hash BLOB PRIMARY KEY,
+	client_id TEXT NOT NULL,
+	sig_key BLOB NOT NULL,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_keys (
+	client_id TEXT PRIMARY KEY,
+	sig_key BLOB NOT NULL
+) WITHOUT ROWID;
+`
+
+// Open opens (creating if needed) the database mlsd.db in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	path := filepath.Join(dir, "mlsd.db")
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	return &Store{w: w, r: r, watchers: map[int]func(store.Notification){}}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func (s *Store) notify(ns ...store.Notification) {
+	s.mu.Lock()
+	fs := make([]func(store.Notification), 0, len(s.watchers))
+	for _, f := range s.watchers {
+		fs = append(fs, f)
+	}
+	s.mu.Unlock()
+	for _, n := range ns {
+		for _, f := range fs {
+			f(n)
+		}
+	}
+}
+
+// Watch implements store.Store. SQLite serves one process, so notifications
+// are local.
+func (s *Store) Watch(ctx context.Context, f func(store.Notification)) error {
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.watchers[id] = f
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	delete(s.watchers, id)
+	s.mu.Unlock()
+	return nil
+}
+
+// tx runs f in a write transaction, committing only if f succeeds.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) PutChallenge(ctx context.Context, c []byte, expires time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Expired challenges are swept on the way.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE expires < ?`, ms(time.Now())-60_000); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO challenges (challenge, expires) VALUES (?, ?)`, c, ms(expires)); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) ConsumeChallenge(ctx context.Context, c []byte, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE challenge = ? AND expires >= ?`, c, ms(now))
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+func (s *Store) BindClientKey(ctx context.Context, clientID string, key []byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var have []byte
+		err := tx.QueryRowContext(ctx, `SELECT sig_key FROM client_keys WHERE client_id = ?`, clientID).Scan(&have)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, `INSERT INTO client_keys (client_id, sig_key) VALUES (?, ?)`, clientID, key)
+			if err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("sqlite: %w", err)
+		case string(have) != string(key):
+			return store.ErrKeyBound
+		}
+		return nil
+	})
+}
+
+func (s *Store) PutSession(ctx context.Context, tokenHash []byte, sess store.Session) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires < ?`, ms(time.Now())); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, client_id, sig_key, expires) VALUES (?, ?, ?, ?)`,
+			tokenHash, sess.ClientID, sess.SignatureKey, ms(sess.Expires))
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (store.Session, error) {
+	var sess store.Session
+	var exp int64
+	err := s.r.QueryRowContext(ctx, `SELECT client_id, sig_key, expires FROM sessions WHERE token_hash = ? AND expires >= ?`,
+		tokenHash, ms(now)).Scan(&sess.ClientID, &sess.SignatureKey, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sess, store.ErrNotFound
+	}
+	if err != nil {
+		return sess, fmt.Errorf("sqlite: %w", err)
+	}
+	sess.Expires = time.UnixMilli(exp)
+	return sess, nil
+}
+
+func (s *Store) PutKeyPackage(ctx context.Context, kp store.KeyPackage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM key_packages WHERE ref = ?`, kp.Ref).Scan(&n); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if n > 0 {
+			return store.ErrDuplicate
+		}
+		if kp.LastResort {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 1`, kp.Owner, kp.Suite); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+		}
+		now := time.Now()
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_packages (ref, owner, suite, last_resort, data, not_after, created_at, ord)
+			VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(ord), 0) + 1 FROM key_packages))`,
+			kp.Ref, kp.Owner, kp.Suite, kp.LastResort, kp.Data, ms(kp.NotAfter), ms(now))
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+	kp := store.KeyPackage{Owner: owner, Suite: suite}
+	var notAfter int64
+	var notice bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// Expired KeyPackages are dropped on the way (RFC 9420, Section 10).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 0 AND not_after < ?`, owner, suite, ms(now)); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		err := tx.QueryRowContext(ctx, `DELETE FROM key_packages WHERE ref = (
+				SELECT ref FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 0 ORDER BY ord LIMIT 1)
+			RETURNING ref, data, not_after`, owner, suite).Scan(&kp.Ref, &kp.Data, &notAfter)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		// Only the last resort is left: hand it out, keep it, and mark it
+		// used so its owner is told to replace it.
+		err = tx.QueryRowContext(ctx, `UPDATE key_packages SET used = 1 WHERE owner = ? AND suite = ? AND last_resort = 1 AND not_after >= ?
+			RETURNING ref, data, not_after`, owner, suite, ms(now)).Scan(&kp.Ref, &kp.Data, &notAfter)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		kp.LastResort = true
+		return nil
+	})
+	if err != nil {
+		return store.KeyPackage{}, err
+	}
+	kp.NotAfter = time.UnixMilli(notAfter)
+	_ = notice
+	s.notify(store.Notification{ClientID: owner})
+	return kp, nil
+}
+
+func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time) ([]store.Stock, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT suite,
+			sum(CASE WHEN last_resort = 0 AND not_after >= ? THEN 1 ELSE 0 END),
+			max(last_resort), max(CASE WHEN last_resort = 1 THEN used ELSE 0 END)
+		FROM key_packages WHERE owner = ? GROUP BY suite ORDER BY suite`, ms(now), owner)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Stock
+	for rows.Next() {
+		var st store.Stock
+		if err := rows.Scan(&st.Suite, &st.Count, &st.HasLastResort, &st.LastResortUsed); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, now time.Time) (store.Group, error) {
+	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at)
+			VALUES (?, 0, 0, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now))
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return store.ErrExists
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (group_id, client_id, acked_seq) VALUES (?, ?, 0)`, groupID, creator); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Group{}, err
+	}
+	s.notify(store.Notification{ClientID: creator})
+	return g, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead, error) {
+	h := &store.GroupHead{}
+	var until int64
+	err := q.QueryRowContext(ctx, `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until
+		FROM groups WHERE group_id = ?`, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+		&h.PriorityClient, &h.PriorityEpoch, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	h.PriorityUntil = time.UnixMilli(until)
+	return h, nil
+}
+
+func (s *Store) Group(ctx context.Context, groupID []byte) (store.Group, error) {
+	h, err := loadHead(ctx, s.r, groupID)
+	if err != nil {
+		return store.Group{}, err
+	}
+	return h.Group, nil
+}
+
+const recordCols = `group_id, seq, epoch, kind, wire_format, sender, recipients, body, body_hash, prev_hash, chain_hash, created_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRecord(sc scanner) (store.Record, error) {
+	var r store.Record
+	var recips []byte
+	var t int64
+	if err := sc.Scan(&r.GroupID, &r.Seq, &r.Epoch, &r.Kind, &r.WireFormat, &r.Sender, &recips, &r.Body, &r.BodyHash,
+		&r.PrevHash, &r.ChainHash, &t); err != nil {
+		return r, err
+	}
+	var err error
+	if r.Recipients, err = store.DecodeRecipients(recips); err != nil {
+		return r, err
+	}
+	r.Time = time.UnixMilli(t)
+	return r, nil
+}
+
+func commitRecord(ctx context.Context, q querier, groupID []byte, epoch uint64) (store.Record, error) {
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE group_id = ? AND seq =
+		(SELECT seq FROM commits WHERE group_id = ? AND epoch = ?)`, groupID, groupID, epoch))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, store.ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("sqlite: %w", err)
+	}
+	return r, nil
+}
+
+func (s *Store) CommitRecord(ctx context.Context, groupID []byte, epoch uint64) (store.Record, error) {
+	return commitRecord(ctx, s.r, groupID, epoch)
+}
+
+func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, error) {
+	if err := store.ValidateAppend(&a); err != nil {
+		return nil, err
+	}
+	var recs []store.Record
+	var notes []store.Notification
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The single writer connection serialises this transaction with
+		// every other write: the head read here cannot change under us.
+		h, err := loadHead(ctx, tx, a.GroupID)
+		if err != nil {
+			return err
+		}
+		if !a.ExternalJoin {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ?`, a.GroupID, a.Sender).Scan(&n); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			if n == 0 {
+				return store.ErrNotMember
+			}
+		}
+		if err := store.CheckEpoch(h, &a, func(e uint64) (store.Record, error) { return commitRecord(ctx, tx, a.GroupID, e) }); err != nil {
+			return err
+		}
+		if err := store.CheckPriority(h, &a); err != nil {
+			return err
+		}
+		for _, e := range a.Entries {
+			var seq uint64
+			err := tx.QueryRowContext(ctx, `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
+			if err == nil {
+				return &store.DuplicateError{Seq: seq}
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+		}
+		recs = store.BuildRecords(h, &a)
+		for i := range recs {
+			r := &recs[i]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO records (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
+				r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time)); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+		}
+		last := recs[len(recs)-1]
+		epoch := h.Epoch
+		if a.Commit {
+			epoch++
+			if _, err := tx.ExecContext(ctx, `INSERT INTO commits (group_id, epoch, seq) VALUES (?, ?, ?)`, a.GroupID, a.Epoch, recs[0].Seq); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			add := a.AddMembers
+			if a.ExternalJoin {
+				add = append(add[:len(add):len(add)], a.Sender)
+			}
+			for _, c := range add {
+				// Added members start after the commit: they receive
+				// their Welcome and what follows.
+				if _, err := tx.ExecContext(ctx, `INSERT INTO members (group_id, client_id, acked_seq) VALUES (?, ?, ?)
+					ON CONFLICT DO NOTHING`, a.GroupID, c, recs[0].Seq); err != nil {
+					return fmt.Errorf("sqlite: %w", err)
+				}
+				notes = append(notes, store.Notification{ClientID: c})
+			}
+			for _, c := range a.RemoveMembers {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE group_id = ? AND client_id = ?`, a.GroupID, c); err != nil {
+					return fmt.Errorf("sqlite: %w", err)
+				}
+				notes = append(notes, store.Notification{ClientID: c})
+			}
+		}
+		gi := h.GroupInfo
+		if a.GroupInfo != nil {
+			gi = a.GroupInfo
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`,
+			epoch, last.Seq, last.ChainHash, gi, a.GroupID); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	notes = append([]store.Notification{{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq}}, notes...)
+	s.notify(notes...)
+	return recs, nil
+}
+
+func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?`, groupID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Membership(ctx context.Context, groupID []byte, clientID string) (store.Membership, error) {
+	m := store.Membership{GroupID: groupID, ClientID: clientID}
+	err := s.r.QueryRowContext(ctx, `SELECT acked_seq FROM members WHERE group_id = ? AND client_id = ?`, groupID, clientID).Scan(&m.AckedSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, store.ErrNotMember
+	}
+	if err != nil {
+		return m, fmt.Errorf("sqlite: %w", err)
+	}
+	return m, nil
+}
+
+func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membership, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT group_id, acked_seq FROM members WHERE client_id = ? ORDER BY group_id`, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Membership
+	for rows.Next() {
+		m := store.Membership{ClientID: clientID}
+		if err := rows.Scan(&m.GroupID, &m.AckedSeq); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT client_id FROM members WHERE group_id = ? ORDER BY client_id`, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = max(acked_seq, min(?, (SELECT head_seq FROM groups WHERE group_id = ?)))
+			WHERE group_id = ? AND client_id = ?`, seq, groupID, groupID, clientID)
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return store.ErrNotMember
+		}
+		return nil
+	})
+}
+
+func (s *Store) SetPriority(ctx context.Context, groupID []byte, clientID string, epoch uint64, until time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE groups SET prio_client = ?, prio_epoch = ?, prio_until = ? WHERE group_id = ? AND epoch <= ?`,
+			clientID, epoch, ms(until), groupID, epoch)
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,353 @@
+// Package store defines the narrow storage interface behind mlsd and the
+// types and rules every engine shares: the record header and hash chain, the
+// typed errors, and the semantics of the one atomic write, Append.
+//
+// # Engines
+//
+// ds/store/sqlite is the embedded default (WAL, synchronous=FULL);
+// ds/store/postgres lets any number of stateless mlsd nodes share one
+// database and wake each other's subscribers with LISTEN/NOTIFY. Both pass
+// the conformance suite in ds/store/storetest.
+//
+// # Ordering (RFC 9750, Section 5.2.1)
+//
+// Each group has one log. Append gives every accepted record the next gapless
+// sequence number and chains it: h_seq = SHA-256(h_{seq-1} || RecordHeader),
+// so a client can detect reordering, gaps and forks. A commit is accepted
+// only for the group's current epoch, and advances it: exactly one commit
+// wins each epoch, enforced by the database (a unique key on group and
+// epoch, under a lock on the group's head).
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mlskit/mlskit/internal/codec"
+)
+
+// Record kinds: the RFC 9420 ContentType values, plus welcome.
+const (
+	KindApplication uint8 = 1
+	KindProposal    uint8 = 2
+	KindCommit      uint8 = 3
+	KindWelcome     uint8 = 4
+)
+
+// Limits on identifiers, checked by the server before they reach a store.
+const (
+	MaxGroupIDLen  = 255
+	MaxClientIDLen = 255
+)
+
+// Sentinel errors. Engines return them (or the typed errors below, which
+// wrap them) so the server can branch with errors.Is.
+var (
+	ErrNotFound   = errors.New("store: not found")
+	ErrExists     = errors.New("store: already exists")
+	ErrDuplicate  = errors.New("store: duplicate")
+	ErrStaleEpoch = errors.New("store: stale epoch")
+	ErrNotMember  = errors.New("store: not a member of the group")
+	ErrDeferred   = errors.New("store: commit deferred for a starved member")
+	ErrKeyBound   = errors.New("store: identity bound to another signature key")
+)
+
+// StaleEpochError answers a commit or message whose epoch is not accepted.
+// WinningSeq is the sequence number of the commit that ended Epoch (zero when
+// Epoch is not yet ended, i.e. it is in the future).
+type StaleEpochError struct {
+	Epoch        uint64 // the epoch the request named
+	CurrentEpoch uint64
+	WinningSeq   uint64
+	WinningHash  []byte
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("store: epoch %d not accepted, group is at epoch %d (winning commit seq %d)", e.Epoch, e.CurrentEpoch, e.WinningSeq)
+}
+func (e *StaleEpochError) Unwrap() error { return ErrStaleEpoch }
+
+// DuplicateError answers a record whose body was already accepted in the
+// group, naming where: a retry after a lost answer learns its sequence number.
+type DuplicateError struct{ Seq uint64 }
+
+func (e *DuplicateError) Error() string { return fmt.Sprintf("store: duplicate of record %d", e.Seq) }
+func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
+
+// DeferredError answers a commit held back while a starved member has
+// priority for the epoch.
+type DeferredError struct{ Until time.Time }
+
+func (e *DeferredError) Error() string { return "store: commit deferred for a starved member" }
+func (e *DeferredError) Unwrap() error { return ErrDeferred }
+
+// Entry is one record to append.
+type Entry struct {
+	Kind       uint8
+	WireFormat uint16
+	Recipients []string // empty: every member
+	Body       []byte
+}
+
+// Append is the one atomic write on a group (see Store.Append).
+type Append struct {
+	GroupID []byte
+	Sender  string
+	Epoch   uint64 // the epoch named in the message header
+	// Commit makes this a commit bundle: Epoch must equal the group's
+	// current epoch, which then advances by one. Entries[0] is the commit;
+	// the rest are its Welcomes.
+	Commit bool
+	// Window is how many past epochs a non-commit may name (RFC 9750,
+	// Section 5.2: a bounded window of old epochs for late messages).
+	Window uint64
+	// ExternalJoin lets a non-member's commit in and makes it a member
+	// (RFC 9420, Section 12.4.3.2).
+	ExternalJoin  bool
+	Entries       []Entry
+	AddMembers    []string
+	RemoveMembers []string
+	GroupInfo     []byte // replaces the published GroupInfo when non-nil
+	Now           time.Time
+}
+
+// Record is one log entry as stored.
+type Record struct {
+	GroupID    []byte
+	Seq        uint64
+	Epoch      uint64
+	Kind       uint8
+	WireFormat uint16
+	Sender     string
+	Recipients []string
+	BodyHash   []byte
+	PrevHash   []byte
+	ChainHash  []byte
+	Body       []byte
+	Time       time.Time
+}
+
+// Group is a group's head.
+type Group struct {
+	ID        []byte
+	Epoch     uint64
+	HeadSeq   uint64
+	HeadHash  []byte
+	GroupInfo []byte
+}
+
+// Membership is one client's place in one group.
+type Membership struct {
+	GroupID  []byte
+	ClientID string
+	AckedSeq uint64
+}
+
+// KeyPackage is a stored KeyPackage.
+type KeyPackage struct {
+	Ref        []byte
+	Owner      string
+	Suite      uint16
+	LastResort bool
+	Data       []byte // the MLSMessage as uploaded
+	NotAfter   time.Time
+}
+
+// Stock counts one owner's KeyPackages for one suite.
+type Stock struct {
+	Suite          uint16
+	Count          int
+	HasLastResort  bool
+	LastResortUsed bool
+}
+
+// Session is an authenticated client session.
+type Session struct {
+	ClientID     string
+	SignatureKey []byte
+	Expires      time.Time
+}
+
+// Notification wakes subscribers: a group's log grew to Seq, or a client's
+// memberships or KeyPackage stock changed (GroupID nil).
+type Notification struct {
+	GroupID  []byte
+	Seq      uint64
+	ClientID string
+}
+
+// Store is what mlsd needs from a database. Every method is safe for
+// concurrent use, and every write is atomic and durable when it returns nil.
+type Store interface {
+	// PutChallenge stores a single-use login challenge.
+	PutChallenge(ctx context.Context, challenge []byte, expires time.Time) error
+	// ConsumeChallenge deletes the challenge; ErrNotFound if it was never
+	// issued, is used up or has expired, so a replayed login fails.
+	ConsumeChallenge(ctx context.Context, challenge []byte, now time.Time) error
+	// BindClientKey binds clientID to its signature key on first use and
+	// returns ErrKeyBound if it is bound to a different key. Used for
+	// credentials no CA vouches for (basic credentials).
+	BindClientKey(ctx context.Context, clientID string, key []byte) error
+	PutSession(ctx context.Context, tokenHash []byte, s Session) error
+	// Session returns the live session for a token hash, or ErrNotFound.
+	Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error)
+
+	// PutKeyPackage stores a KeyPackage; ErrDuplicate if its ref is known.
+	// A last-resort KeyPackage replaces the owner's previous one for the suite.
+	PutKeyPackage(ctx context.Context, kp KeyPackage) error
+	// ClaimKeyPackage atomically removes and returns one unexpired regular
+	// KeyPackage of owner for suite, oldest first; only if none is left it
+	// returns the last-resort one, which stays and is marked used.
+	// ErrNotFound if there is neither.
+	ClaimKeyPackage(ctx context.Context, owner string, suite uint16, now time.Time) (KeyPackage, error)
+	KeyPackageStock(ctx context.Context, owner string, now time.Time) ([]Stock, error)
+
+	// CreateGroup makes a group at epoch 0 with creator as its only member;
+	// ErrExists if the id is taken.
+	CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, now time.Time) (Group, error)
+	Group(ctx context.Context, groupID []byte) (Group, error)
+	// Append atomically checks and appends, in this order: the group exists
+	// (ErrNotFound); the sender is a member unless ExternalJoin
+	// (ErrNotMember); the epoch (a *StaleEpochError: a commit must name the
+	// current epoch, a non-commit one within Window of it); no starved
+	// member holds priority (a *DeferredError); no entry's body was seen
+	// in the group before (a *DuplicateError). Then it appends every entry
+	// with the next sequence numbers and chain hashes and, for a commit,
+	// advances the epoch, applies membership changes (added members start
+	// after the commit) and replaces the GroupInfo. It returns the appended
+	// records. On error nothing changes.
+	Append(ctx context.Context, a Append) ([]Record, error)
+	// Records returns up to limit records with seq > after, in order.
+	Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]Record, error)
+	// CommitRecord returns the commit that ended epoch, or ErrNotFound.
+	CommitRecord(ctx context.Context, groupID []byte, epoch uint64) (Record, error)
+	Membership(ctx context.Context, groupID []byte, clientID string) (Membership, error)
+	Memberships(ctx context.Context, clientID string) ([]Membership, error)
+	Members(ctx context.Context, groupID []byte) ([]string, error)
+	// Ack moves a member's cursor forward to seq (never back, never past
+	// the head).
+	Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error
+	// SetPriority gives clientID sole right to commit epoch until the given
+	// time (commit fairness, RFC 9420, Section 14). It has no effect once
+	// the epoch has passed.
+	SetPriority(ctx context.Context, groupID []byte, clientID string, epoch uint64, until time.Time) error
+
+	// Watch calls f for every notification from any node sharing the
+	// store, until ctx ends. f must not block.
+	Watch(ctx context.Context, f func(Notification)) error
+	Close() error
+}
+
+// GenesisHash is h_0 of a group's chain: SHA-256("mlsd log v1" || opaque
+// group_id<V>).
+func GenesisHash(groupID []byte) []byte {
+	b := codec.NewBuilder([]byte("mlsd log v1"))
+	b.AddOpaque(groupID)
+	enc, _ := b.Bytes()
+	h := sha256.Sum256(enc)
+	return h[:]
+}
+
+// BodyHash is SHA-256 of a record body.
+func BodyHash(body []byte) []byte {
+	h := sha256.Sum256(body)
+	return h[:]
+}
+
+// HeaderBytes is the RecordHeader the chain hashes: struct { opaque
+// group_id<V>; uint64 seq; uint64 epoch; uint8 kind; uint16 wire_format;
+// opaque sender<V>; opaque recipients<V>; opaque body_hash<V>; } where
+// recipients is a vector of opaque<V>.
+func HeaderBytes(r *Record) []byte {
+	b := codec.NewBuilder(make([]byte, 0, 128))
+	b.AddOpaque(r.GroupID)
+	b.AddUint64(r.Seq)
+	b.AddUint64(r.Epoch)
+	b.AddUint8(r.Kind)
+	b.AddUint16(r.WireFormat)
+	b.AddOpaque([]byte(r.Sender))
+	b.AddVector(func(b *codec.Builder) {
+		for _, c := range r.Recipients {
+			b.AddOpaque([]byte(c))
+		}
+	})
+	b.AddOpaque(r.BodyHash)
+	out, _ := b.Bytes()
+	return out
+}
+
+// ChainHash computes h = SHA-256(prev || RecordHeader).
+func ChainHash(prev []byte, r *Record) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(HeaderBytes(r))
+	return h.Sum(nil)
+}
+
+// VerifyChain checks that records continue a chain from (afterSeq,
+// afterHash) without gaps and with correct hashes, and that each body (when
+// present) matches its hash. It is what clients run on what they fetch.
+func VerifyChain(afterSeq uint64, afterHash []byte, recs []Record) error {
+	prev := afterHash
+	for i := range recs {
+		r := &recs[i]
+		if r.Seq != afterSeq+uint64(i)+1 {
+			return fmt.Errorf("store: gap in log: want seq %d, got %d", afterSeq+uint64(i)+1, r.Seq)
+		}
+		if r.Body != nil && string(BodyHash(r.Body)) != string(r.BodyHash) {
+			return fmt.Errorf("store: record %d body does not match its hash", r.Seq)
+		}
+		if string(r.PrevHash) != string(prev) {
+			return fmt.Errorf("store: record %d does not continue the chain (fork or reorder)", r.Seq)
+		}
+		if string(ChainHash(prev, r)) != string(r.ChainHash) {
+			return fmt.Errorf("store: record %d chain hash mismatch", r.Seq)
+		}
+		prev = r.ChainHash
+	}
+	return nil
+}
+
+// EncodeRecipients and DecodeRecipients store a recipient list as a vector
+// of opaque<V> in one column.
+func EncodeRecipients(rs []string) []byte {
+	if len(rs) == 0 {
+		return nil
+	}
+	b := codec.NewBuilder(nil)
+	for _, c := range rs {
+		b.AddOpaque([]byte(c))
+	}
+	out, _ := b.Bytes()
+	return out
+}
+
+// DecodeRecipients is the inverse of EncodeRecipients.
+func DecodeRecipients(b []byte) ([]string, error) {
+	var out []string
+	r := codec.NewReader(b)
+	for !r.Empty() {
+		var c []byte
+		if !r.ReadOpaque(&c) {
+			return nil, fmt.Errorf("store: corrupt recipient list: %w", codec.ErrMalformed)
+		}
+		out = append(out, string(c))
+	}
+	return out, nil
+}
+
+// IsRecipient reports whether clientID may see the body of r.
+func IsRecipient(r *Record, clientID string) bool {
+	if len(r.Recipients) == 0 {
+		return true
+	}
+	for _, c := range r.Recipients {
+		if c == clientID {
+			return true
+		}
+	}
+	return false
+}
