@@ -1,0 +1,275 @@
+package framing
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/keyschedule"
+	"github.com/mlskit/mlskit/internal/secrettree"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// reuseGuardSize is the length of SenderData.reuse_guard (RFC 9420,
+// Section 6.3.2).
+const reuseGuardSize = 4
+
+// ProtectPrivate encrypts a signed AuthenticatedContent as a PrivateMessage
+// (RFC 9420, Section 6.3). It takes the next generation of the sender's
+// handshake or application ratchet from e.Tree, XORs a fresh reuse guard
+// read from rand into the first four bytes of the nonce (Section 6.3.1),
+// appends padding zero octets to the PrivateMessageContent, encrypts it
+// with PrivateContentAAD, and encrypts the SenderData with the key and nonce
+// derived from sender_data_secret and the ciphertext sample (Section 6.3.2).
+//
+// The sender must be a member (Section 6.3.2) and ac must have been signed
+// for the private_message wire format.
+func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand io.Reader) (*wire.PrivateMessage, error) {
+	if err := e.checkOutgoing(ac, wire.WireFormatPrivateMessage); err != nil {
+		return nil, err
+	}
+	if e.Tree == nil || len(e.SenderDataSecret) == 0 {
+		return nil, errors.New("mls: framing.Epoch needs a secret tree and a sender_data_secret for PrivateMessage")
+	}
+	if ac.Content.Sender.SenderType != wire.SenderTypeMember {
+		return nil, errors.New("mls: only members send PrivateMessages (RFC 9420, Section 6.3.2)")
+	}
+	if padding < 0 {
+		return nil, errors.New("mls: negative padding")
+	}
+	kind, ok := secrettree.KindOf(ac.Content.ContentType)
+	if !ok {
+		return nil, fmt.Errorf("mls: cannot protect content of type %v", ac.Content.ContentType)
+	}
+	if rand == nil {
+		return nil, errors.New("mls: ProtectPrivate needs a source of randomness")
+	}
+	// Read the guard before taking a generation, so that a failing rand
+	// does not burn one.
+	var guard [reuseGuardSize]byte
+	if _, err := io.ReadFull(rand, guard[:]); err != nil {
+		return nil, fmt.Errorf("mls: reading the reuse guard: %w", err)
+	}
+	leaf := ac.Content.Sender.LeafIndex
+	generation, key, nonce, err := e.Tree.Next(treemath.LeafIndex(leaf), kind)
+	if err != nil {
+		return nil, fmt.Errorf("mls: secret tree: %w", err)
+	}
+	defer key.Erase()
+	defer nonce.Erase()
+	return e.sealPrivate(ac, padding, generation, key, nonce, guard)
+}
+
+// sealPrivate does the encryption of ProtectPrivate with the given
+// generation, key, nonce and reuse guard. It modifies nonce.
+func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, padding int, generation uint32,
+	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) (*wire.PrivateMessage, error) {
+	s := e.Suite
+	c := &ac.Content
+	pm := &wire.PrivateMessage{
+		GroupID:           c.GroupID,
+		Epoch:             c.Epoch,
+		ContentType:       c.ContentType,
+		AuthenticatedData: c.AuthenticatedData,
+	}
+
+	// RFC 9420, Section 6.3.1: PrivateMessageContent, then the padding.
+	pmc := wire.PrivateMessageContent{
+		ContentType:     c.ContentType,
+		ApplicationData: c.ApplicationData,
+		Proposal:        c.Proposal,
+		Commit:          c.Commit,
+		Auth:            ac.Auth,
+		Padding:         padding,
+	}
+	pmc.Auth.ContentType = c.ContentType
+	plaintext, err := codec.Marshal(&pmc)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding PrivateMessageContent: %w", err)
+	}
+	aad, err := codec.Marshal(&wire.PrivateContentAAD{
+		GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType, AuthenticatedData: c.AuthenticatedData,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding PrivateContentAAD: %w", err)
+	}
+	applyReuseGuard(nonce, guard)
+	pm.Ciphertext, err = s.Seal(key, nonce, aad, plaintext)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encrypting PrivateMessageContent: %w", err)
+	}
+
+	// RFC 9420, Section 6.3.2: the sender data, under a key and nonce
+	// derived from the ciphertext sample.
+	sd := wire.SenderData{LeafIndex: c.Sender.LeafIndex, Generation: generation, ReuseGuard: guard}
+	sdBytes, err := codec.Marshal(&sd)
+	if err != nil {
+		return nil, err
+	}
+	sdAAD, err := codec.Marshal(&wire.SenderDataAAD{GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType})
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding SenderDataAAD: %w", err)
+	}
+	sdKey, sdNonce := keyschedule.SenderDataKeyNonce(s, e.SenderDataSecret, pm.Ciphertext)
+	defer sdKey.Erase()
+	defer sdNonce.Erase()
+	pm.EncryptedSenderData, err = s.Seal(sdKey, sdNonce, sdAAD, sdBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encrypting SenderData: %w", err)
+	}
+	return pm, nil
+}
+
+// UnprotectPrivate decrypts and checks a PrivateMessage and returns the
+// AuthenticatedContent it carries (RFC 9420, Section 6.3), in this order:
+//
+//  1. group_id and epoch are the group's (ErrWrongGroup, ErrWrongEpoch);
+//  2. the SenderData decrypts with the key and nonce derived from
+//     sender_data_secret and the ciphertext sample (ErrDecrypt, Section 6.3.2);
+//  3. its leaf_index is a member: members knows it (ErrUnknownSender);
+//  4. the secret tree yields that generation's key and nonce, consuming them
+//     (ErrKeyReused, ErrGenerationTooOld, ErrGenerationTooFarAhead);
+//  5. the content decrypts with the nonce XORed with the reuse guard and
+//     PrivateContentAAD (ErrDecrypt, Section 6.3.1);
+//  6. the PrivateMessageContent decodes for pm's content_type and its
+//     padding is all zero (*wire.DecodeError, ErrBadPadding);
+//  7. the signature verifies with the member's signature key
+//     (ErrInvalidSignature, Section 6.1).
+//
+// For a commit, the confirmation_tag is carried but not checked (see
+// UnprotectPublic).
+func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*wire.AuthenticatedContent, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	if pm == nil {
+		return nil, errors.New("mls: nil PrivateMessage")
+	}
+	if e.Tree == nil || len(e.SenderDataSecret) == 0 {
+		return nil, errors.New("mls: framing.Epoch needs a secret tree and a sender_data_secret for PrivateMessage")
+	}
+	if members == nil {
+		return nil, errors.New("mls: UnprotectPrivate needs a MemberKeys lookup")
+	}
+	s := e.Suite
+	if err := checkGroupEpoch(e.Context, pm.GroupID, pm.Epoch); err != nil {
+		return nil, err
+	}
+	kind, ok := secrettree.KindOf(pm.ContentType)
+	if !ok {
+		return nil, &wire.DecodeError{Type: "PrivateMessage", Reason: "unknown content type"}
+	}
+
+	// RFC 9420, Section 6.3.2: sender data.
+	sdAAD, err := codec.Marshal(&wire.SenderDataAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType})
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding SenderDataAAD: %w", err)
+	}
+	sdKey, sdNonce := keyschedule.SenderDataKeyNonce(s, e.SenderDataSecret, pm.Ciphertext)
+	sdBytes, err := s.Open(sdKey, sdNonce, sdAAD, pm.EncryptedSenderData)
+	sdKey.Erase()
+	sdNonce.Erase()
+	if err != nil {
+		return nil, invalidCause(ErrDecrypt, "sender data decrypts", "6.3.2", err)
+	}
+	sd, err := wire.UnmarshalSenderData(sdBytes)
+	if err != nil {
+		return nil, err
+	}
+	// The leaf must be a non-blank leaf of the tree; check before the
+	// secret tree consumes a key for it.
+	pub, ok := members(sd.LeafIndex)
+	if !ok {
+		return nil, invalid(ErrUnknownSender, "sender data leaf_index is a member", "6.3.2")
+	}
+
+	// RFC 9420, Sections 6.3.1 and 9: the content key and nonce.
+	key, nonce, err := e.Tree.Get(treemath.LeafIndex(sd.LeafIndex), kind, sd.Generation)
+	if err != nil {
+		return nil, treeError(err)
+	}
+	defer key.Erase()
+	defer nonce.Erase()
+	applyReuseGuard(nonce, sd.ReuseGuard)
+	aad, err := codec.Marshal(&wire.PrivateContentAAD{
+		GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType, AuthenticatedData: pm.AuthenticatedData,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding PrivateContentAAD: %w", err)
+	}
+	plaintext, err := s.Open(key, nonce, aad, pm.Ciphertext)
+	if err != nil {
+		return nil, invalidCause(ErrDecrypt, "content decrypts", "6.3.1", err)
+	}
+	pmc, err := decodeContent(plaintext, pm.ContentType)
+	if err != nil {
+		return nil, err
+	}
+
+	ac := &wire.AuthenticatedContent{
+		WireFormat: wire.WireFormatPrivateMessage,
+		Content: wire.FramedContent{
+			GroupID:           pm.GroupID,
+			Epoch:             pm.Epoch,
+			Sender:            wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: sd.LeafIndex},
+			AuthenticatedData: pm.AuthenticatedData,
+			ContentType:       pm.ContentType,
+			ApplicationData:   pmc.ApplicationData,
+			Proposal:          pmc.Proposal,
+			Commit:            pmc.Commit,
+		},
+		Auth: pmc.Auth,
+	}
+	// RFC 9420, Section 6.3.1: "the application MUST check that the
+	// FramedContentAuthData is valid" before the content is used.
+	if err := Verify(s, pub, ac, e.Context); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// applyReuseGuard XORs the reuse guard into the first four bytes of nonce
+// (RFC 9420, Section 6.3.1).
+func applyReuseGuard(nonce []byte, guard [reuseGuardSize]byte) {
+	for i := range guard {
+		nonce[i] ^= guard[i]
+	}
+}
+
+// decodeContent decodes a PrivateMessageContent of content type ct
+// (RFC 9420, Section 6.3.1). Unlike wire.UnmarshalPrivateMessageContent it
+// tells a non-zero padding octet (ErrBadPadding, still matching
+// codec.ErrMalformed) apart from an undecodable content.
+func decodeContent(plaintext []byte, ct wire.ContentType) (*wire.PrivateMessageContent, error) {
+	x := &wire.PrivateMessageContent{ContentType: ct}
+	r := codec.NewReader(plaintext)
+	var ok bool
+	switch ct {
+	case wire.ContentTypeApplication:
+		ok = r.ReadOpaque(&x.ApplicationData)
+	case wire.ContentTypeProposal:
+		x.Proposal = new(wire.Proposal)
+		ok = x.Proposal.Unmarshal(r)
+	case wire.ContentTypeCommit:
+		x.Commit = new(wire.Commit)
+		ok = x.Commit.Unmarshal(r)
+	}
+	if ok {
+		x.Auth.ContentType = ct
+		ok = x.Auth.Unmarshal(r)
+	}
+	if !ok {
+		return nil, &wire.DecodeError{Type: "PrivateMessageContent", Offset: r.Offset()}
+	}
+	// RFC 9420, Section 6.3.1: everything after auth is padding and MUST
+	// be all zero, or the message is rejected as malformed.
+	for _, b := range r.Rest() {
+		if b != 0 {
+			return nil, invalidCause(ErrBadPadding, "padding is all zero", "6.3.1", codec.ErrMalformed)
+		}
+	}
+	x.Padding = r.Len()
+	return x, nil
+}

@@ -1,0 +1,192 @@
+package framing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// Labels of RFC 9420 used by this package (Sections 5.1.2, 5.1.3, 5.2).
+const (
+	labelFramedContentTBS = "FramedContentTBS"
+	labelGroupInfoTBS     = "GroupInfoTBS"
+	labelWelcome          = "Welcome"
+	labelKeyPackageRef    = "MLS 1.0 KeyPackage Reference"
+)
+
+// MemberKeys returns the signature public key of the member at leaf in the
+// epoch's ratchet tree, and false when that leaf is blank or outside the tree.
+// The group state machine supplies it (typically a method value of its
+// ratchet tree); framing never needs more of the tree than this.
+type MemberKeys func(leaf uint32) (signatureKey []byte, ok bool)
+
+// Sign builds the AuthenticatedContent of content for wire format wf and
+// signs it with SignWithLabel(., "FramedContentTBS", FramedContentTBS)
+// (RFC 9420, Section 6.1). ctx is the current GroupContext; it is covered by
+// the signature for member and new_member_commit senders and ignored
+// otherwise (it may be nil for external and new_member_proposal senders).
+//
+// For a commit the confirmation_tag is left empty: it is a MAC over the
+// confirmed transcript hash, which covers the signature (Section 8.2), so
+// the caller computes it afterwards and sets ac.Auth.ConfirmationTag before
+// protecting the message.
+func Sign(signer suite.Signer, wf wire.WireFormat, content *wire.FramedContent, ctx *wire.GroupContext) (*wire.AuthenticatedContent, error) {
+	if signer == nil || content == nil {
+		return nil, errors.New("mls: Sign needs a signer and a content")
+	}
+	if wf != wire.WireFormatPublicMessage && wf != wire.WireFormatPrivateMessage {
+		return nil, fmt.Errorf("mls: cannot sign content for wire format %v", wf)
+	}
+	if !content.ContentType.Known() {
+		return nil, fmt.Errorf("mls: cannot sign content of type %v", content.ContentType)
+	}
+	ac := &wire.AuthenticatedContent{
+		WireFormat: wf,
+		Content:    *content,
+		Auth:       wire.FramedContentAuthData{ContentType: content.ContentType},
+	}
+	tbs, err := encodeTBS(ac, ctx)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signer.SignWithLabel(labelFramedContentTBS, tbs)
+	if err != nil {
+		return nil, fmt.Errorf("mls: signing FramedContentTBS: %w", err)
+	}
+	ac.Auth.Signature = sig
+	return ac, nil
+}
+
+// Verify checks ac's signature with the sender's signature public key pub
+// (RFC 9420, Section 6.1). ctx is the current GroupContext, required for
+// member and new_member_commit senders.
+func Verify(s *suite.Suite, pub []byte, ac *wire.AuthenticatedContent, ctx *wire.GroupContext) error {
+	tbs, err := encodeTBS(ac, ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.VerifyWithLabel(pub, labelFramedContentTBS, tbs, ac.Auth.Signature); err != nil {
+		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
+	}
+	return nil
+}
+
+// encodeTBS encodes the FramedContentTBS of ac (RFC 9420, Section 6.1).
+func encodeTBS(ac *wire.AuthenticatedContent, ctx *wire.GroupContext) ([]byte, error) {
+	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
+		return nil, errors.New("mls: the FramedContentTBS of a member or new_member_commit sender needs the GroupContext")
+	}
+	b := codec.NewBuilder(make([]byte, 0, 256))
+	ac.TBS(ctx).Marshal(b)
+	return b.Bytes()
+}
+
+// needsContext reports whether FramedContentTBS covers the GroupContext for
+// this sender type (RFC 9420, Section 6.1).
+func needsContext(t wire.SenderType) bool {
+	return t == wire.SenderTypeMember || t == wire.SenderTypeNewMemberCommit
+}
+
+// senderKey finds the signature public key that must verify content's
+// signature, and checks that the sender type may send this content
+// (RFC 9420, Sections 6.1 and 12.1.8):
+//
+//   - member: the LeafNode at leaf_index (looked up with members);
+//   - external: content_type proposal of a type external senders may send,
+//     key at sender_index of the external_senders extension of ctx;
+//   - new_member_commit: content_type commit, key in the Commit's path;
+//   - new_member_proposal: an Add proposal, key in its KeyPackage's LeafNode.
+func senderKey(ctx *wire.GroupContext, content *wire.FramedContent, members MemberKeys) ([]byte, error) {
+	sender := content.Sender
+	switch sender.SenderType {
+	case wire.SenderTypeMember:
+		if members == nil {
+			return nil, errors.New("mls: no MemberKeys lookup for a member sender")
+		}
+		pub, ok := members(sender.LeafIndex)
+		if !ok {
+			return nil, invalid(ErrUnknownSender, "member sender's leaf is not blank", "6.1")
+		}
+		return pub, nil
+
+	case wire.SenderTypeExternal:
+		if content.ContentType != wire.ContentTypeProposal || content.Proposal == nil {
+			return nil, invalid(ErrInvalidSender, "external sender sends only proposals", "6.1")
+		}
+		if !externalAllowed(content.Proposal.ProposalType) {
+			return nil, invalid(ErrInvalidSender, "proposal type allowed for external senders", "12.1.8")
+		}
+		return externalSenderKey(ctx, sender.SenderIndex)
+
+	case wire.SenderTypeNewMemberCommit:
+		if content.ContentType != wire.ContentTypeCommit || content.Commit == nil {
+			return nil, invalid(ErrInvalidSender, "new_member_commit sender sends only commits", "6.1")
+		}
+		// An external commit MUST carry a path (Section 12.4.3.2); its
+		// LeafNode holds the joiner's signature key.
+		if content.Commit.Path == nil {
+			return nil, invalid(ErrInvalidSender, "external commit has a path", "12.4.3.2")
+		}
+		return content.Commit.Path.LeafNode.SignatureKey, nil
+
+	case wire.SenderTypeNewMemberProposal:
+		if content.ContentType != wire.ContentTypeProposal || content.Proposal == nil ||
+			content.Proposal.ProposalType != wire.ProposalTypeAdd || content.Proposal.Add == nil {
+			return nil, invalid(ErrInvalidSender, "new_member_proposal sender sends only Add proposals", "6.1")
+		}
+		return content.Proposal.Add.KeyPackage.LeafNode.SignatureKey, nil
+	}
+	return nil, invalid(ErrInvalidSender, "known sender type", "6")
+}
+
+// externalAllowed reports whether an external sender may send a proposal of
+// type t (RFC 9420, Section 12.1.8: add, remove, psk, reinit and
+// group_context_extensions; "Ext" in the registry, Section 17.4). Types this
+// package does not know are let through: their defining documents say
+// whether external senders may send them, and the group layer decides.
+func externalAllowed(t wire.ProposalType) bool {
+	switch t {
+	case wire.ProposalTypeUpdate, wire.ProposalTypeExternalInit:
+		return false
+	}
+	return true
+}
+
+// externalSenderKey returns the signature key at index in the
+// external_senders extension of ctx (RFC 9420, Section 12.1.8.1).
+func externalSenderKey(ctx *wire.GroupContext, index uint32) ([]byte, error) {
+	if ctx == nil {
+		return nil, errors.New("mls: no GroupContext to find external senders in")
+	}
+	for _, ext := range ctx.Extensions {
+		if ext.ExtensionType != wire.ExtensionTypeExternalSenders {
+			continue
+		}
+		senders, err := wire.Decode[wire.ExternalSenders](ext.ExtensionData)
+		if err != nil {
+			return nil, fmt.Errorf("mls: the group's external_senders extension: %w", err)
+		}
+		if uint64(index) >= uint64(len(*senders)) {
+			return nil, invalid(ErrUnknownSender, "sender_index names an external sender", "12.1.8.1")
+		}
+		return (*senders)[index].SignatureKey, nil
+	}
+	return nil, invalid(ErrUnknownSender, "group has an external_senders extension", "12.1.8")
+}
+
+// checkGroupEpoch checks that a message is for the group and epoch of ctx
+// (RFC 9420, Sections 12.4.2 and 15: the group_id and epoch say which
+// group secrets apply).
+func checkGroupEpoch(ctx *wire.GroupContext, groupID []byte, epoch uint64) error {
+	if !bytes.Equal(groupID, ctx.GroupID) {
+		return invalid(ErrWrongGroup, "group_id is the group's", "6")
+	}
+	if epoch != ctx.Epoch {
+		return invalid(ErrWrongEpoch, "epoch is the current epoch", "12.4.2")
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package framing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/keyschedule"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// KeyPackageRef is RefHash("MLS 1.0 KeyPackage Reference", KeyPackage)
+// (RFC 9420, Section 5.2), over the KeyPackage's bytes as received when kp
+// was decoded, and over its encoding otherwise.
+func KeyPackageRef(s *suite.Suite, kp *wire.KeyPackage) (wire.KeyPackageRef, error) {
+	if kp == nil {
+		return nil, errors.New("mls: nil KeyPackage")
+	}
+	raw := kp.Raw()
+	if raw == nil {
+		var err error
+		if raw, err = codec.Marshal(kp); err != nil {
+			return nil, fmt.Errorf("mls: encoding KeyPackage: %w", err)
+		}
+	}
+	return s.RefHash(labelKeyPackageRef, raw), nil
+}
+
+// NewMember is one recipient of a Welcome: the KeyPackage it was added with
+// and the GroupSecrets the committer sends it (RFC 9420, Section 12.4.3.1).
+type NewMember struct {
+	KeyPackage *wire.KeyPackage
+	Secrets    *wire.GroupSecrets
+}
+
+// NewWelcome builds a Welcome (RFC 9420, Section 12.4.3.1): it encrypts the
+// signed GroupInfo under the welcome_key and welcome_nonce derived from
+// welcomeSecret, then each new member's GroupSecrets to the init_key of its
+// KeyPackage with EncryptWithLabel(init_key, "Welcome",
+// encrypted_group_info, group_secrets). Every KeyPackage must be of the
+// suite s.
+func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.GroupInfo, members []NewMember) (*wire.Welcome, error) {
+	egi, err := EncryptGroupInfo(s, welcomeSecret, gi)
+	if err != nil {
+		return nil, err
+	}
+	w := &wire.Welcome{
+		CipherSuite:        wire.CipherSuite(s.ID()),
+		Secrets:            make([]wire.EncryptedGroupSecrets, 0, len(members)),
+		EncryptedGroupInfo: egi,
+	}
+	for i, m := range members {
+		if m.KeyPackage == nil || m.Secrets == nil {
+			return nil, fmt.Errorf("mls: new member %d has no KeyPackage or GroupSecrets", i)
+		}
+		if uint16(m.KeyPackage.CipherSuite) != uint16(s.ID()) {
+			return nil, fmt.Errorf("mls: new member %d: %w", i, ErrCipherSuiteMismatch)
+		}
+		ref, err := KeyPackageRef(s, m.KeyPackage)
+		if err != nil {
+			return nil, err
+		}
+		ct, err := EncryptGroupSecrets(s, m.KeyPackage.InitKey, egi, m.Secrets)
+		if err != nil {
+			return nil, fmt.Errorf("mls: new member %d: %w", i, err)
+		}
+		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: ct})
+	}
+	return w, nil
+}
+
+// EncryptGroupSecrets encrypts gs to a new member's init_key (RFC 9420,
+// Section 12.4.3.1):
+//
+//	encrypted_group_secrets = EncryptWithLabel(init_key, "Welcome",
+//	                                           encrypted_group_info, group_secrets)
+func EncryptGroupSecrets(s *suite.Suite, initKey, encryptedGroupInfo []byte, gs *wire.GroupSecrets) (wire.HPKECiphertext, error) {
+	if gs == nil {
+		return wire.HPKECiphertext{}, errors.New("mls: nil GroupSecrets")
+	}
+	pt, err := codec.Marshal(gs)
+	if err != nil {
+		return wire.HPKECiphertext{}, fmt.Errorf("mls: encoding GroupSecrets: %w", err)
+	}
+	defer keyschedule.Secret(pt).Erase()
+	kemOutput, ct, err := s.EncryptWithLabel(initKey, labelWelcome, encryptedGroupInfo, pt)
+	if err != nil {
+		return wire.HPKECiphertext{}, fmt.Errorf("mls: encrypting GroupSecrets: %w", err)
+	}
+	return wire.HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct}, nil
+}
+
+// DecryptGroupSecrets reverses EncryptGroupSecrets with the private key of
+// the KeyPackage's init_key (RFC 9420, Section 12.4.3.1):
+//
+//	group_secrets = DecryptWithLabel(init_key_priv, "Welcome",
+//	                                 encrypted_group_info, kem_output, ciphertext)
+func DecryptGroupSecrets(s *suite.Suite, initPriv, encryptedGroupInfo []byte, ct wire.HPKECiphertext) (*wire.GroupSecrets, error) {
+	pt, err := s.DecryptWithLabel(initPriv, labelWelcome, encryptedGroupInfo, ct.KEMOutput, ct.Ciphertext)
+	if err != nil {
+		if errors.Is(err, suite.ErrDecrypt) {
+			return nil, invalidCause(ErrDecrypt, "group secrets decrypt", "12.4.3.1", err)
+		}
+		return nil, fmt.Errorf("mls: decrypting GroupSecrets: %w", err)
+	}
+	defer keyschedule.Secret(pt).Erase()
+	return wire.UnmarshalGroupSecrets(pt)
+}
+
+// FindGroupSecrets returns the entry of w.secrets whose new_member is the
+// KeyPackageRef of kp (RFC 9420, Section 12.4.3.1). The Welcome's, the
+// KeyPackage's and s's cipher suites must agree (ErrCipherSuiteMismatch);
+// ErrNoGroupSecrets if no entry is for kp.
+func FindGroupSecrets(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage) (*wire.EncryptedGroupSecrets, error) {
+	if w == nil || kp == nil {
+		return nil, errors.New("mls: nil Welcome or KeyPackage")
+	}
+	if uint16(w.CipherSuite) != uint16(s.ID()) || uint16(kp.CipherSuite) != uint16(s.ID()) {
+		return nil, invalid(ErrCipherSuiteMismatch, "Welcome and KeyPackage cipher suites match", "12.4.3.1")
+	}
+	ref, err := KeyPackageRef(s, kp)
+	if err != nil {
+		return nil, err
+	}
+	for i := range w.Secrets {
+		if bytes.Equal(w.Secrets[i].NewMember, ref) {
+			return &w.Secrets[i], nil
+		}
+	}
+	return nil, invalid(ErrNoGroupSecrets, "Welcome has an entry for our KeyPackage", "12.4.3.1")
+}
+
+// OpenGroupSecrets finds the entry of w for kp and decrypts it with
+// initPriv, the private key of kp's init_key (RFC 9420, Section 12.4.3.1).
+// The caller then injects the PSKs the GroupSecrets name, derives
+// welcome_secret from joiner_secret, and calls DecryptGroupInfo.
+func OpenGroupSecrets(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage, initPriv []byte) (*wire.GroupSecrets, error) {
+	egs, err := FindGroupSecrets(s, w, kp)
+	if err != nil {
+		return nil, err
+	}
+	return DecryptGroupSecrets(s, initPriv, w.EncryptedGroupInfo, egs.EncryptedGroupSecrets)
+}
+
+// EncryptGroupInfo encrypts the encoded GroupInfo under welcome_key and
+// welcome_nonce derived from welcomeSecret (RFC 9420, Section 12.4.3.1):
+//
+//	welcome_nonce = ExpandWithLabel(welcome_secret, "nonce", "", AEAD.Nn)
+//	welcome_key = ExpandWithLabel(welcome_secret, "key", "", AEAD.Nk)
+func EncryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.GroupInfo) ([]byte, error) {
+	if gi == nil {
+		return nil, errors.New("mls: nil GroupInfo")
+	}
+	pt, err := codec.Marshal(gi)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
+	}
+	key, nonce := keyschedule.WelcomeKeyNonce(s, welcomeSecret)
+	defer key.Erase()
+	defer nonce.Erase()
+	ct, err := s.Seal(key, nonce, nil, pt)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encrypting GroupInfo: %w", err)
+	}
+	return ct, nil
+}
+
+// DecryptGroupInfo decrypts a Welcome's encrypted_group_info with the key
+// and nonce derived from welcomeSecret and decodes the GroupInfo (RFC 9420,
+// Section 12.4.3.1). The GroupInfo's signature is not checked here: the
+// signer's key is in the ratchet tree; see VerifyGroupInfo.
+func DecryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, encryptedGroupInfo []byte) (*wire.GroupInfo, error) {
+	key, nonce := keyschedule.WelcomeKeyNonce(s, welcomeSecret)
+	defer key.Erase()
+	defer nonce.Erase()
+	pt, err := s.Open(key, nonce, nil, encryptedGroupInfo)
+	if err != nil {
+		return nil, invalidCause(ErrDecrypt, "encrypted_group_info decrypts", "12.4.3.1", err)
+	}
+	gi, err := wire.UnmarshalGroupInfo(pt)
+	if err != nil {
+		return nil, err
+	}
+	if uint16(gi.GroupContext.CipherSuite) != uint16(s.ID()) {
+		return nil, invalid(ErrCipherSuiteMismatch, "GroupInfo cipher suite is the Welcome's", "12.4.3.1")
+	}
+	return gi, nil
+}
+
+// SignGroupInfo signs gi: gi.Signature = SignWithLabel(., "GroupInfoTBS",
+// GroupInfoTBS) (RFC 9420, Section 12.4.3).
+func SignGroupInfo(signer suite.Signer, gi *wire.GroupInfo) error {
+	tbs := gi.TBS()
+	if tbs == nil {
+		return errors.New("mls: GroupInfo cannot be encoded")
+	}
+	sig, err := signer.SignWithLabel(labelGroupInfoTBS, tbs)
+	if err != nil {
+		return fmt.Errorf("mls: signing GroupInfo: %w", err)
+	}
+	gi.Signature = sig
+	return nil
+}
+
+// VerifyGroupInfo checks gi's signature with pub, the signature key of the
+// leaf at gi.signer (RFC 9420, Section 12.4.3).
+func VerifyGroupInfo(s *suite.Suite, pub []byte, gi *wire.GroupInfo) error {
+	tbs := gi.TBS()
+	if tbs == nil {
+		return errors.New("mls: GroupInfo cannot be encoded")
+	}
+	if err := s.VerifyWithLabel(pub, labelGroupInfoTBS, tbs, gi.Signature); err != nil {
+		return invalidCause(ErrInvalidSignature, "GroupInfo signature", "12.4.3", err)
+	}
+	return nil
+}
