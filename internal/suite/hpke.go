@@ -22,6 +22,10 @@ type kem interface {
 	seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error)
 	// open is the single-shot OpenBase of RFC 9180, Section 6.1.
 	open(priv, info, aad, enc, ct []byte) ([]byte, error)
+	// exportSender is SetupBaseS then Export (RFC 9180, Sections 5.1, 5.3).
+	exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error)
+	// exportReceiver is SetupBaseR then Export.
+	exportReceiver(priv, enc, info, exporterContext []byte, length int) ([]byte, error)
 }
 
 var (
@@ -59,6 +63,9 @@ type stdKEM struct {
 	// serializes X25519 private keys clamped while MLS (and its test
 	// vectors) keep the DeriveKeyPair output unclamped.
 	x25519 bool
+
+	// scalar: private keys are NIST-curve scalars (DHKEM P-256/384/521).
+	scalar bool
 }
 
 // newDHKEM returns DHKEM over curve c with the matching HKDF, as RFC 9420's
@@ -68,11 +75,11 @@ func newDHKEM(c dhCurve, aead hpke.AEAD) kem {
 	case kemX25519:
 		return &stdKEM{k: hpke.DHKEM(ecdh.X25519()), kdf: hpkeSHA256, aead: aead, n: 32, x25519: true}
 	case kemP256:
-		return &stdKEM{k: hpke.DHKEM(ecdh.P256()), kdf: hpkeSHA256, aead: aead, n: 32}
+		return &stdKEM{k: hpke.DHKEM(ecdh.P256()), kdf: hpkeSHA256, aead: aead, n: 32, scalar: true}
 	case kemP384:
-		return &stdKEM{k: hpke.DHKEM(ecdh.P384()), kdf: hpkeSHA384, aead: aead, n: 48}
+		return &stdKEM{k: hpke.DHKEM(ecdh.P384()), kdf: hpkeSHA384, aead: aead, n: 48, scalar: true}
 	case kemP521:
-		return &stdKEM{k: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: aead, n: 66}
+		return &stdKEM{k: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: aead, n: 66, scalar: true}
 	}
 	panic("suite: bad DHKEM curve")
 }
@@ -111,6 +118,14 @@ func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 }
 
 func (s *stdKEM) privateKey(priv []byte) (hpke.PrivateKey, error) {
+	if s.scalar {
+		// A NIST-curve scalar may come without its leading zero octets
+		// (see leftPad).
+		var ok bool
+		if priv, ok = leftPad(priv, s.n); !ok {
+			return nil, ErrInvalidKey
+		}
+	}
 	if len(priv) != s.n {
 		return nil, ErrInvalidKey
 	}
@@ -167,6 +182,38 @@ func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 		return nil, ErrDecrypt
 	}
 	return pt, nil
+}
+
+func (s *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
+	pk, err := s.k.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, ErrInvalidKey
+	}
+	enc, sender, err := hpke.NewSender(pk, s.kdf, s.aead, info)
+	if err != nil {
+		return nil, nil, ErrInvalidKey // low-order public key
+	}
+	secret, err = sender.Export(string(exporterContext), length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE export: %w", err)
+	}
+	return enc, secret, nil
+}
+
+func (s *stdKEM) exportReceiver(priv, enc, info, exporterContext []byte, length int) ([]byte, error) {
+	sk, err := s.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	r, err := hpke.NewRecipient(enc, sk, s.kdf, s.aead, info)
+	if err != nil {
+		return nil, ErrDecrypt // malformed or low-order KEM output
+	}
+	out, err := r.Export(string(exporterContext), length)
+	if err != nil {
+		return nil, fmt.Errorf("mls: HPKE export: %w", err)
+	}
+	return out, nil
 }
 
 // DeriveKeyPair is the KEM's DeriveKeyPair (RFC 9180, Section 7.1.3) as MLS

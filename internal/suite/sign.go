@@ -118,6 +118,13 @@ func (s *Suite) NewSigner(priv []byte) (Signer, error) {
 		if c == nil {
 			return nil, ErrUnsupported
 		}
+		if c == elliptic.P521() {
+			// P-521 scalars appear without their leading zero octet.
+			var ok bool
+			if priv, ok = leftPad(priv, n); !ok {
+				return nil, ErrInvalidKey
+			}
+		}
 		if len(priv) != n {
 			return nil, ErrInvalidKey
 		}
@@ -248,3 +255,20 @@ func (e *ecdsaSigner) SignWithLabel(label string, content []byte) ([]byte, error
 }
 
 var errTooLong = errors.New("mls: input longer than an MLS opaque<V> allows")
+
+// leftPad restores leading zero octets to a big-endian scalar shorter than n
+// bytes. Field-Element-to-Octet-String is fixed-length, but some
+// implementations drop leading zero octets: the official vectors
+// (passive-client-*.json, message-protection.json) hold 65-byte P-521 keys.
+// The integer is the same, so accept it; what we output is always n bytes.
+func leftPad(b []byte, n int) ([]byte, bool) {
+	switch {
+	case len(b) == n:
+		return b, true
+	case len(b) == 0 || len(b) > n:
+		return nil, false
+	}
+	out := make([]byte, n)
+	copy(out[n-len(b):], b)
+	return out, true
+}
