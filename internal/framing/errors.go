@@ -65,7 +65,7 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	s := fmt.Sprintf("%v: %s (RFC 9420, Section %s)", e.Err, e.Check, e.Section)
+	s := fmt.Sprintf("%v (failed check: %s, RFC 9420, Section %s)", e.Err, e.Check, e.Section)
 	if e.Cause != nil {
 		s += ": " + e.Cause.Error()
 	}
