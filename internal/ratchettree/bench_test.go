@@ -1,0 +1,126 @@
+package ratchettree
+
+import (
+	"crypto/rand"
+	"fmt"
+	"testing"
+
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// fullTree builds a tree of n leaves with every node non-blank. Only the
+// keys the benchmark uses are real: the sender's signature key (leaf
+// sender) and the receiver's leaf key (leaf recv); the other nodes hold
+// random public keys, which cost nothing to make and are never decrypted
+// with. Parent hashes are not set: processing a commit checks only the new
+// path's chain.
+func fullTree(tb testing.TB, s *suite.Suite, n uint32, sender, recv LeafIndex) (*Tree, suite.Signer, []byte) {
+	tb.Helper()
+	sigPriv, sigPub, err := s.GenerateSignatureKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signer, err := s.NewSigner(sigPriv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	recvPriv, recvPub, err := s.GenerateKEMKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nodes := make(wire.RatchetTree, treemath.Width(n))
+	randKey := func() []byte {
+		k := make([]byte, 32)
+		rand.Read(k)
+		return k
+	}
+	for i := range nodes {
+		x := NodeIndex(i)
+		if !x.IsLeaf() {
+			nodes[i] = &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &wire.ParentNode{EncryptionKey: randKey(), ParentHash: []byte{}}}
+			continue
+		}
+		leaf := testLeaf(randKey(), randKey())
+		switch x.Leaf() {
+		case sender:
+			leaf.SignatureKey = sigPub
+		case recv:
+			leaf.EncryptionKey = recvPub
+		}
+		nodes[i] = &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf}
+	}
+	t, err := FromNodes(s, nodes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t, signer, recvPriv
+}
+
+// testLeaf is a basic-credential key_package leaf (unsigned).
+func testLeaf(encKey, sigKey []byte) *wire.LeafNode {
+	return &wire.LeafNode{
+		EncryptionKey: encKey,
+		SignatureKey:  sigKey,
+		Credential:    wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: sigKey[:8]},
+		Capabilities: wire.Capabilities{
+			Versions:     []wire.ProtocolVersion{wire.ProtocolVersionMLS10},
+			CipherSuites: []wire.CipherSuite{1},
+			Credentials:  []wire.CredentialType{wire.CredentialTypeBasic},
+		},
+		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
+		Lifetime:       wire.Lifetime{NotBefore: 0, NotAfter: 1 << 62},
+		Extensions:     []wire.Extension{},
+		Signature:      []byte{},
+	}
+}
+
+type acceptAll struct{}
+
+func (acceptAll) Validate(wire.Credential, []byte) error { return nil }
+
+// BenchmarkApplyUpdatePath measures processing one commit's UpdatePath on a
+// full tree, as a member does: clone the tree (the group stages every
+// commit on a clone), validate and merge the path, recompute the tree hash,
+// decrypt one path secret and derive and check the rest. The receiver is the
+// sender's sibling, the worst case: it derives a key for every level.
+func BenchmarkApplyUpdatePath(b *testing.B) {
+	s, err := suite.Lookup(suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, logN := range []int{10, 14, 17} {
+		b.Run(fmt.Sprintf("leaves=2^%d", logN), func(b *testing.B) {
+			n := uint32(1) << logN
+			sender, recv := LeafIndex(0), LeafIndex(1)
+			t, signer, recvPriv := fullTree(b, s, n, sender, recv)
+			t.TreeHash() // the initial O(n) hash, as after joining
+			ctx := &wire.GroupContext{Version: wire.ProtocolVersionMLS10, CipherSuite: 1,
+				GroupID: []byte("bench group"), Epoch: 7, ConfirmedTranscriptHash: make([]byte, 32)}
+			st := t.Clone()
+			created, err := st.CreateUpdatePath(&PathParams{Sender: sender, Leaf: t.Leaf(sender),
+				Signer: signer, GroupContext: ctx, Rand: rand.Reader})
+			if err != nil {
+				b.Fatal(err)
+			}
+			me, err := NewPrivateState(t, recv, recvPriv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pol := &Policy{Credentials: acceptAll{}}
+			b.ResetTimer()
+			for b.Loop() {
+				staged := t.Clone()
+				rp, err := staged.ApplyUpdatePath(sender, created.Path, nil, ctx, me, pol)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if string(rp.CommitSecret) != string(created.CommitSecret) {
+					b.Fatal("commit secret mismatch")
+				}
+			}
+			b.ReportMetric(float64(len(created.Path.Nodes)), "path-nodes")
+		})
+	}
+}

@@ -1,0 +1,392 @@
+package ratchettree
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
+)
+
+// member is one client in a simulated group: its keys, its signed
+// KeyPackage leaf and, once in the group, its private tree state.
+type member struct {
+	signer  suite.Signer
+	encPriv []byte
+	leaf    *wire.LeafNode
+	priv    *PrivateState
+	index   LeafIndex
+}
+
+func testSuite(t testing.TB) *suite.Suite {
+	s, err := suite.Lookup(suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newMember(t testing.TB, s *suite.Suite) *member {
+	t.Helper()
+	sigPriv, sigPub, err := s.GenerateSignatureKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := s.NewSigner(sigPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encPriv, encPub, err := s.GenerateKEMKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := testLeaf(encPub, sigPub)
+	l.Signature, err = signer.SignWithLabel("LeafNodeTBS", l.TBS(nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := codec.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := wire.Decode[wire.LeafNode](enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &member{signer: signer, encPriv: encPriv, leaf: leaf}
+}
+
+// group drives a group's tree through commits: one public tree per epoch,
+// every member checking it reaches the same tree and commit secret.
+type group struct {
+	t       *testing.T
+	s       *suite.Suite
+	tree    *Tree
+	members map[LeafIndex]*member
+	epoch   uint64
+	pol     *Policy
+}
+
+var testGroupID = []byte("scenario group")
+
+func newGroup(t *testing.T) *group {
+	s := testSuite(t)
+	creator := newMember(t, s)
+	tree := New(s, creator.leaf)
+	var err error
+	if creator.priv, err = NewPrivateState(tree, 0, creator.encPriv); err != nil {
+		t.Fatal(err)
+	}
+	return &group{t: t, s: s, tree: tree, members: map[LeafIndex]*member{0: creator},
+		pol: &Policy{GroupID: testGroupID, Credentials: acceptAll{}}}
+}
+
+func (g *group) ctx() *wire.GroupContext {
+	return &wire.GroupContext{Version: wire.ProtocolVersionMLS10, CipherSuite: wire.CipherSuite(g.s.ID()),
+		GroupID: testGroupID, Epoch: g.epoch + 1, ConfirmedTranscriptHash: []byte("cth")}
+}
+
+// commit has committer apply removes then adds, create a path, and every
+// other remaining member process it; joiners take the Welcome path secret.
+// It returns the members removed.
+func (g *group) commit(committer LeafIndex, removes []LeafIndex, adds int) []*member {
+	t := g.t
+	t.Helper()
+	c := g.members[committer]
+	// The proposals, as every member applies them to its staged tree.
+	apply := func(tr *Tree) []LeafIndex {
+		for _, r := range removes {
+			if err := tr.RemoveLeaf(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}
+	staged := g.tree.Clone()
+	apply(staged)
+	var removed []*member
+	for _, r := range removes {
+		removed = append(removed, g.members[r])
+		delete(g.members, r)
+	}
+	var joiners []LeafIndex
+	var newcomers []*member
+	for range adds {
+		m := newMember(t, g.s)
+		if err := staged.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, g.pol); err != nil {
+			t.Fatal(err)
+		}
+		l, err := staged.AddLeaf(m.leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.index = l
+		joiners = append(joiners, l)
+		newcomers = append(newcomers, m)
+	}
+	proposed := staged.Clone() // the tree every receiver starts from
+	ctx := g.ctx()
+	created, err := staged.CreateUpdatePath(&PathParams{Sender: committer, Leaf: staged.Leaf(committer),
+		Signer: c.signer, GroupContext: ctx, Joiners: joiners, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The path travels on the wire.
+	enc, err := codec.Marshal(created.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := wire.Decode[wire.UpdatePath](enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := staged.TreeHash()
+	for l, m := range g.members {
+		if l == committer {
+			continue
+		}
+		mine := proposed.Clone()
+		rp, err := mine.ApplyUpdatePath(committer, path, joiners, ctx, m.priv, g.pol)
+		if err != nil {
+			t.Fatalf("epoch %d: member %d processing commit from %d: %v", g.epoch+1, l, committer, err)
+		}
+		if !bytes.Equal(rp.CommitSecret, created.CommitSecret) {
+			t.Fatalf("member %d: commit secret differs", l)
+		}
+		if !bytes.Equal(mine.TreeHash(), want) {
+			t.Fatalf("member %d: tree differs", l)
+		}
+		if err := rp.Private.Consistent(mine); err != nil {
+			t.Fatalf("member %d: %v", l, err)
+		}
+		m.priv = rp.Private
+	}
+	c.priv = created.Private
+	// Joiners: tree from the ratchet_tree extension, validated, then the
+	// path secret of the common ancestor from the Welcome.
+	treeBytes, err := staged.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range newcomers {
+		jt, err := Decode(g.s, treeBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jt.Validate(want, g.pol); err != nil {
+			t.Fatalf("joiner %d: validating tree: %v", m.index, err)
+		}
+		if m.priv, err = NewPrivateState(jt, m.index, m.encPriv); err != nil {
+			t.Fatal(err)
+		}
+		x, ps := created.PathSecretFor(committer, m.index)
+		if ps == nil {
+			t.Fatalf("joiner %d: no path secret", m.index)
+		}
+		cs, err := m.priv.ImportPathSecret(jt, x, ps)
+		if err != nil {
+			t.Fatalf("joiner %d: %v", m.index, err)
+		}
+		if !bytes.Equal(cs, created.CommitSecret) {
+			t.Fatalf("joiner %d: commit secret differs", m.index)
+		}
+		g.members[m.index] = m
+	}
+	g.tree = staged
+	g.epoch++
+	// Every epoch's tree must validate as a joiner would see it.
+	if err := g.tree.Validate(g.tree.TreeHash(), g.pol); err != nil {
+		t.Fatalf("epoch %d: %v", g.epoch, err)
+	}
+	return removed
+}
+
+// addWithoutPath commits Adds with no UpdatePath (allowed for add-only
+// commits, RFC 9420, Section 12.4): the joiners stay unmerged at every
+// non-blank ancestor.
+func (g *group) addWithoutPath(adds int) {
+	t := g.t
+	t.Helper()
+	for range adds {
+		m := newMember(t, g.s)
+		if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, g.pol); err != nil {
+			t.Fatal(err)
+		}
+		l, err := g.tree.AddLeaf(m.leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.index = l
+		g.members[l] = m
+	}
+	treeBytes, err := g.tree.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.epoch++
+	for l, m := range g.members {
+		if m.priv != nil {
+			continue
+		}
+		jt, err := Decode(g.s, treeBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jt.Validate(g.tree.TreeHash(), g.pol); err != nil {
+			t.Fatalf("joiner %d: validating tree: %v", l, err)
+		}
+		if m.priv, err = NewPrivateState(jt, l, m.encPriv); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestGroupScenario(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 3) // 4 members: the path skips all three joiners
+	g.commit(2, nil, 0)
+	g.commit(1, nil, 2) // joiners land at 4 and 5, unmerged under non-blank parents
+	g.commit(4, nil, 0) // a former joiner commits
+	g.commit(3, []LeafIndex{5}, 1)
+	g.commit(0, []LeafIndex{1, 2}, 0) // internal blanks
+	g.commit(3, nil, 3)               // fills the blanks, extends
+	// A joiner placed in a blank subtree to the left of existing members:
+	// their ciphertext index must skip it (Section 12.4.2).
+	g.commit(6, []LeafIndex{4}, 1)
+	// Unmerged leaves on the sibling side of a parent-hash link: the
+	// joiner's Validate must rehash the original sibling subtree
+	// (Section 7.9).
+	g.commit(3, []LeafIndex{6}, 0)
+	g.addWithoutPath(1)
+	g.addWithoutPath(2)
+	g.commit(7, nil, 0)
+	g.commit(0, nil, 0)
+	if g.tree.MemberCount() != uint32(len(g.members)) {
+		t.Fatalf("member count %d, want %d", g.tree.MemberCount(), len(g.members))
+	}
+}
+
+// TestRemovedMemberKeysGone: after a member is removed, no node holds a key
+// it knew, in particular none on its former direct path, and it cannot
+// process the next commit (RFC 9420, Section 12.1.3).
+func TestRemovedMemberKeysGone(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 7)
+	g.commit(5, nil, 0) // 5 now knows keys up to the root
+	g.commit(2, nil, 0)
+	victim := g.members[5]
+	known := victim.priv.Nodes()
+	if len(known) < 3 {
+		t.Fatalf("victim knows only %d keys", len(known))
+	}
+	var pubs [][]byte
+	for _, x := range known {
+		pubs = append(pubs, g.tree.EncryptionKey(x))
+	}
+	before := g.tree.Clone()
+	removed := g.commit(0, []LeafIndex{5}, 0)
+	if len(removed) != 1 || removed[0] != victim {
+		t.Fatal("wrong member removed")
+	}
+	// The plain Remove, before any path: the direct path must be blank.
+	r := before.Clone()
+	if err := r.RemoveLeaf(5); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range append([]NodeIndex{LeafIndex(5).Node()}, treemath.DirectPath(LeafIndex(5).Node(), before.LeafCount())...) {
+		if uint32(x) < r.Width() && r.Node(x) != nil {
+			t.Fatalf("node %d on the removed member's direct path is not blank", x)
+		}
+	}
+	for _, tr := range []*Tree{r, g.tree} {
+		for i, pub := range pubs {
+			if x, ok := tr.FindEncryptionKey(pub); ok {
+				t.Fatalf("key of node %d the removed member knew is still at node %d", known[i], x)
+			}
+			for x := NodeIndex(0); uint32(x) < tr.Width(); x++ {
+				if bytes.Equal(tr.EncryptionKey(x), pub) {
+					t.Fatalf("key the removed member knew is at node %d (index missed it)", x)
+				}
+			}
+		}
+	}
+	// The removed member cannot follow the group: its leaf is gone.
+	staged := g.tree.Clone()
+	c := g.members[3]
+	created, err := staged.CreateUpdatePath(&PathParams{Sender: 3, Leaf: staged.Leaf(3), Signer: c.signer,
+		GroupContext: g.ctx(), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.tree.Clone().ApplyUpdatePath(3, created.Path, nil, g.ctx(), victim.priv, g.pol); err == nil {
+		t.Fatal("removed member processed a later commit")
+	}
+}
+
+// TestApplyFailureLeavesTreeUnchanged: a rejected UpdatePath leaves the
+// tree as it was (STYLE: a failed operation changes nothing).
+func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 5)
+	staged := g.tree.Clone()
+	c := g.members[2]
+	created, err := staged.CreateUpdatePath(&PathParams{Sender: 2, Leaf: staged.Leaf(2), Signer: c.signer,
+		GroupContext: g.ctx(), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := g.tree.Encode()
+	beforeHash := slices.Clone(g.tree.TreeHash())
+
+	tamper := []struct {
+		name string
+		f    func(p *wire.UpdatePath)
+		want error
+	}{
+		{"parent hash", func(p *wire.UpdatePath) { p.Nodes[0].EncryptionKey = p.Nodes[1].EncryptionKey[:] }, ErrDuplicateKey},
+		{"path length", func(p *wire.UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }, ErrInvalidPath},
+		{"ciphertext count", func(p *wire.UpdatePath) {
+			p.Nodes[1].EncryptedPathSecret = append(p.Nodes[1].EncryptedPathSecret, p.Nodes[1].EncryptedPathSecret[0])
+		}, ErrInvalidPath},
+		{"leaf signature", func(p *wire.UpdatePath) { p.LeafNode.Signature = slices.Clone(p.LeafNode.Signature); p.LeafNode.Signature[0] ^= 1 }, ErrInvalidSignature},
+		{"swapped node keys", func(p *wire.UpdatePath) {
+			p.Nodes[0].EncryptionKey, p.Nodes[1].EncryptionKey = p.Nodes[1].EncryptionKey, p.Nodes[0].EncryptionKey
+		}, ErrInvalidParentHash},
+		{"ciphertext", func(p *wire.UpdatePath) {
+			for i := range p.Nodes {
+				for j := range p.Nodes[i].EncryptedPathSecret {
+					ct := slices.Clone(p.Nodes[i].EncryptedPathSecret[j].Ciphertext)
+					ct[0] ^= 1
+					p.Nodes[i].EncryptedPathSecret[j].Ciphertext = ct
+				}
+			}
+		}, ErrInvalidPath},
+	}
+	for _, tc := range tamper {
+		t.Run(tc.name, func(t *testing.T) {
+			p := *created.Path
+			p.Nodes = slices.Clone(p.Nodes)
+			for i := range p.Nodes {
+				p.Nodes[i].EncryptedPathSecret = slices.Clone(p.Nodes[i].EncryptedPathSecret)
+			}
+			tc.f(&p)
+			_, err := g.tree.ApplyUpdatePath(2, &p, nil, g.ctx(), g.members[0].priv, g.pol)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			after, _ := g.tree.Encode()
+			if !bytes.Equal(before, after) || !bytes.Equal(beforeHash, g.tree.TreeHash()) {
+				t.Fatal("tree changed by a rejected path")
+			}
+		})
+	}
+	// And the untampered path still applies.
+	if _, err := g.tree.ApplyUpdatePath(2, created.Path, nil, g.ctx(), g.members[0].priv, g.pol); err != nil {
+		t.Fatal(err)
+	}
+}
