@@ -353,7 +353,10 @@ func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
 		{"ciphertext count", func(p *wire.UpdatePath) {
 			p.Nodes[1].EncryptedPathSecret = append(p.Nodes[1].EncryptedPathSecret, p.Nodes[1].EncryptedPathSecret[0])
 		}, ErrInvalidPath},
-		{"leaf signature", func(p *wire.UpdatePath) { p.LeafNode.Signature = slices.Clone(p.LeafNode.Signature); p.LeafNode.Signature[0] ^= 1 }, ErrInvalidSignature},
+		{"leaf signature", func(p *wire.UpdatePath) {
+			p.LeafNode.Signature = slices.Clone(p.LeafNode.Signature)
+			p.LeafNode.Signature[0] ^= 1
+		}, ErrInvalidSignature},
 		{"swapped node keys", func(p *wire.UpdatePath) {
 			p.Nodes[0].EncryptionKey, p.Nodes[1].EncryptionKey = p.Nodes[1].EncryptionKey, p.Nodes[0].EncryptionKey
 		}, ErrInvalidParentHash},
