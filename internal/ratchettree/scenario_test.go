@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/suite"
@@ -393,3 +394,119 @@ func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestValidateRejects: a joiner's checks (RFC 9420, Section 12.4.3.1) each
+// catch a tree broken in one way.
+func TestValidateRejects(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 5)
+	g.commit(3, []LeafIndex{4}, 0)
+	g.addWithoutPath(1) // unmerged leaves present
+	good := g.tree.Nodes()
+	hash := g.tree.TreeHash()
+	if tr, _ := FromNodes(g.s, slices.Clone(good)); tr.Validate(hash, g.pol) != nil {
+		t.Fatal("good tree rejected")
+	}
+	withNode := func(x int, f func(n *wire.Node) *wire.Node) wire.RatchetTree {
+		nodes := slices.Clone(good)
+		nodes[x] = f(nodes[x])
+		return nodes
+	}
+	parentAt := func(x int, f func(p *wire.ParentNode)) wire.RatchetTree {
+		return withNode(x, func(n *wire.Node) *wire.Node {
+			p := *n.ParentNode
+			f(&p)
+			return &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &p}
+		})
+	}
+	leafAt := func(x int, f func(l *wire.LeafNode)) wire.RatchetTree {
+		return withNode(x, func(n *wire.Node) *wire.Node {
+			enc, _ := codec.Marshal(n.LeafNode)
+			l, _ := wire.Decode[wire.LeafNode](enc)
+			f(l)
+			enc, _ = codec.Marshal(l)
+			l, _ = wire.Decode[wire.LeafNode](enc)
+			return &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: l}
+		})
+	}
+	// Find a parent with unmerged leaves and a commit-source leaf.
+	unmergedAt, commitLeaf := -1, -1
+	for i, n := range good {
+		if n != nil && n.ParentNode != nil && len(n.ParentNode.UnmergedLeaves) > 0 {
+			unmergedAt = i
+		}
+		if n != nil && n.LeafNode != nil && n.LeafNode.LeafNodeSource == wire.LeafNodeSourceCommit {
+			commitLeaf = i
+		}
+	}
+	if unmergedAt < 0 || commitLeaf < 0 {
+		t.Fatal("scenario did not produce unmerged leaves and a commit leaf")
+	}
+	root := int(g.tree.Root())
+	cases := []struct {
+		name  string
+		nodes wire.RatchetTree
+		hash  []byte // nil: the broken tree's own hash
+		want  error
+	}{
+		{"tree hash", good, []byte("wrong"), ErrInvalidTree},
+		{"parent key", parentAt(root, func(p *wire.ParentNode) { p.EncryptionKey = slices.Clone(p.EncryptionKey); p.EncryptionKey[0] ^= 1 }), nil, ErrInvalidParentHash},
+		{"parent hash", parentAt(1, func(p *wire.ParentNode) { p.ParentHash = []byte("x") }), nil, ErrInvalidParentHash},
+		{"unmerged dropped", parentAt(unmergedAt, func(p *wire.ParentNode) { p.UnmergedLeaves = nil }), nil, ErrInvalidParentHash},
+		{"unmerged unsorted", parentAt(unmergedAt, func(p *wire.ParentNode) {
+			p.UnmergedLeaves = append(slices.Clone(p.UnmergedLeaves), 0)
+		}), nil, ErrInvalidTree},
+		{"duplicate key", parentAt(1, func(p *wire.ParentNode) { p.EncryptionKey = good[0].LeafNode.EncryptionKey }), nil, ErrDuplicateKey},
+		{"leaf signature", leafAt(commitLeaf, func(l *wire.LeafNode) { l.Signature[0] ^= 1 }), nil, ErrInvalidSignature},
+		{"leaf parent hash", leafAt(commitLeaf, func(l *wire.LeafNode) { l.ParentHash = []byte("x") }), nil, ErrInvalidParentHash},
+		{"blank parent", parentAt(root, func(p *wire.ParentNode) {}), nil, nil}, // control: unchanged content
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := FromNodes(g.s, tc.nodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := tc.hash
+			if h == nil {
+				h = tr.TreeHash()
+			}
+			err = tr.Validate(h, g.pol)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Lifetime and required capabilities through ValidateLeafNode.
+	m := newMember(t, g.s)
+	late := *g.pol
+	late.Now = time.Unix(1<<62+1, 0)
+	if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, &late); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("expired leaf: %v", err)
+	}
+	req := *g.pol
+	req.Required = &wire.RequiredCapabilities{ExtensionTypes: []wire.ExtensionType{0xff00}}
+	if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, &req); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("missing required extension: %v", err)
+	}
+	if err := g.tree.ValidateLeafNode(g.members[1].leaf, wire.LeafNodeSourceKeyPackage, 0, g.pol); !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("re-adding a member's key package: %v", err)
+	}
+	if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceUpdate, 2, g.pol); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("wrong source: %v", err)
+	}
+	deny := *g.pol
+	deny.Credentials = denyAll{}
+	if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, &deny); !errors.Is(err, ErrCredential) || !errors.Is(err, errDenied) {
+		t.Fatalf("denied credential: %v", err)
+	}
+	if err := g.tree.ValidateLeafNode(m.leaf, wire.LeafNodeSourceKeyPackage, 0, g.pol); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var errDenied = errors.New("denied by test")
+
+type denyAll struct{}
+
+func (denyAll) Validate(wire.Credential, []byte) error { return errDenied }
