@@ -124,3 +124,35 @@ func BenchmarkApplyUpdatePath(b *testing.B) {
 		})
 	}
 }
+
+// TestCommitRehashesOnePath: processing a commit on a full tree recomputes
+// the hashes of the committer's path and nothing else, whatever the size
+// (RFC 9420, Section 7.8 hashes cached per node).
+func TestCommitRehashesOnePath(t *testing.T) {
+	s := testSuite(t)
+	for _, logN := range []int{6, 12} {
+		n := uint32(1) << logN
+		tr, signer, recvPriv := fullTree(t, s, n, 0, 1)
+		tr.TreeHash()
+		ctx := &wire.GroupContext{Version: wire.ProtocolVersionMLS10, CipherSuite: 1, GroupID: []byte("g")}
+		st := tr.Clone()
+		created, err := st.CreateUpdatePath(&PathParams{Sender: 0, Leaf: tr.Leaf(0), Signer: signer, GroupContext: ctx, Rand: rand.Reader})
+		if err != nil {
+			t.Fatal(err)
+		}
+		me, err := NewPrivateState(tr, 1, recvPriv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := nodeHashes.Load()
+		staged := tr.Clone()
+		if _, err := staged.ApplyUpdatePath(0, created.Path, nil, ctx, me, &Policy{Credentials: acceptAll{}}); err != nil {
+			t.Fatal(err)
+		}
+		staged.TreeHash()
+		// The leaf and its logN ancestors.
+		if got := nodeHashes.Load() - before; got != int64(logN+1) {
+			t.Fatalf("2^%d leaves: %d node hashes for one commit, want %d", logN, got, logN+1)
+		}
+	}
+}

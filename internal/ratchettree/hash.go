@@ -2,6 +2,7 @@ package ratchettree
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/treemath"
@@ -22,10 +23,15 @@ func (t *Tree) NodeHash(x NodeIndex) []byte {
 	return t.hashOf(x)
 }
 
+// nodeHashes counts tree hash computations, for tests that check how many
+// nodes a change rehashes.
+var nodeHashes atomic.Int64
+
 func (t *Tree) hashOf(x NodeIndex) []byte {
 	if h := t.st.get(x).hash; h != nil {
 		return h
 	}
+	nodeHashes.Add(1)
 	var h []byte
 	if x.IsLeaf() {
 		h = t.leafHash(x.Leaf(), t.st.get(x).node)
