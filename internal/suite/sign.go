@@ -118,12 +118,12 @@ func (s *Suite) NewSigner(priv []byte) (Signer, error) {
 		if c == nil {
 			return nil, ErrUnsupported
 		}
-		if c == elliptic.P521() {
-			// P-521 scalars appear without their leading zero octet.
-			var ok bool
-			if priv, ok = leftPad(priv, n); !ok {
-				return nil, ErrInvalidKey
-			}
+		// Scalars may come without their leading zero octets (the
+		// official P-521 vectors); see leftPad. Treated alike on every
+		// NIST curve, as HPKE private keys are (stdKEM.privateKey).
+		var ok bool
+		if priv, ok = leftPad(priv, n); !ok {
+			return nil, ErrInvalidKey
 		}
 		if len(priv) != n {
 			return nil, ErrInvalidKey

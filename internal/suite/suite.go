@@ -25,6 +25,11 @@
 //     ECDSA the fixed-length big-endian scalar (SEC 1 Field-Element-to-Octet-
 //     String). Public keys: Ed25519/Ed448 raw; ECDSA the uncompressed point.
 //   - ECDSA signatures are ASN.1 DER, as in TLS 1.3 (RFC 9420, Section 5.1.2).
+//   - NIST-curve private keys (ECDSA and DHKEM P-256/P-384/P-521) shorter
+//     than the fixed length are accepted as the same integer with its
+//     leading zero octets dropped, as some implementations (and the official
+//     P-521 vectors) write them; keys this package outputs are always fixed
+//     length.
 //
 // # Errors
 //

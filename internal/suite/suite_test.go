@@ -326,10 +326,19 @@ func TestBadKeys(t *testing.T) {
 	forEach(t, func(t *testing.T, s *suite.Suite) {
 		sigPriv, sigPub, _ := s.GenerateSignatureKey(seeded(6))
 		kemPriv, kemPub, _ := s.GenerateKEMKey(seeded(7))
-		bad := func(good []byte) [][]byte {
-			return [][]byte{nil, {}, good[:len(good)-1], append(bytes.Clone(good), 0), bytes.Repeat([]byte{0xff}, 3*len(good))}
+		// NIST-curve scalars one byte short are the same integer with a
+		// leading zero dropped, and accepted (TestShortScalars).
+		name := s.ID().String()
+		nist := strings.HasSuffix(name, "_P256") || strings.HasSuffix(name, "_P384") || strings.HasSuffix(name, "_P521")
+		nistKEM := s.ID() == 2 || s.ID() == 5 || s.ID() == 7
+		bad := func(good []byte, scalar bool) [][]byte {
+			b := [][]byte{nil, {}, append(bytes.Clone(good), 0), bytes.Repeat([]byte{0xff}, 3*len(good))}
+			if !scalar {
+				b = append(b, good[:len(good)-1])
+			}
+			return b
 		}
-		for _, k := range bad(sigPriv) {
+		for _, k := range bad(sigPriv, nist) {
 			if _, err := s.SignaturePublicKey(k); !errors.Is(err, suite.ErrInvalidKey) {
 				t.Errorf("SignaturePublicKey(%d bytes): %v", len(k), err)
 			}
@@ -341,12 +350,12 @@ func TestBadKeys(t *testing.T) {
 			}
 		}
 		sig, _ := s.SignWithLabel(sigPriv, "L", nil)
-		for _, k := range bad(sigPub) {
+		for _, k := range bad(sigPub, false) {
 			if err := s.VerifyWithLabel(k, "L", nil, sig); !errors.Is(err, suite.ErrInvalidKey) {
 				t.Errorf("VerifyWithLabel(%d-byte pub): %v", len(k), err)
 			}
 		}
-		for _, k := range bad(kemPriv) {
+		for _, k := range bad(kemPriv, nistKEM) {
 			if _, err := s.KEMPublicKey(k); !errors.Is(err, suite.ErrInvalidKey) {
 				t.Errorf("KEMPublicKey(%d bytes): %v", len(k), err)
 			}
@@ -354,7 +363,7 @@ func TestBadKeys(t *testing.T) {
 				t.Errorf("DecryptWithLabel(%d-byte priv): %v", len(k), err)
 			}
 		}
-		for _, k := range bad(kemPub) {
+		for _, k := range bad(kemPub, false) {
 			if err := s.ValidateKEMPublicKey(k); !errors.Is(err, suite.ErrInvalidKey) {
 				t.Errorf("ValidateKEMPublicKey(%d bytes): %v", len(k), err)
 			}
@@ -401,16 +410,16 @@ func TestErrorsHoldNoKeys(t *testing.T) {
 		var errs []error
 		_, err := s.DecryptWithLabel(priv, "L", nil, make([]byte, 3), nil)
 		errs = append(errs, err)
-		_, err = s.KEMPublicKey(priv[1:])
+		_, err = s.KEMPublicKey(append(bytes.Clone(priv), 1))
 		errs = append(errs, err)
-		_, err = s.SignWithLabel(sigPriv[1:], "L", nil)
+		_, err = s.SignWithLabel(append(bytes.Clone(sigPriv), 1), "L", nil)
 		errs = append(errs, err)
 		for _, err := range errs {
 			if err == nil {
 				t.Fatal("expected an error")
 			}
 			msg := err.Error()
-			for _, k := range [][]byte{priv, sigPriv, priv[1:], sigPriv[1:]} {
+			for _, k := range [][]byte{priv, sigPriv, priv[1:], sigPriv[1:]} { // any 8 bytes of them
 				if strings.Contains(msg, hex.EncodeToString(k[:8])) {
 					t.Errorf("error %q contains key bytes", msg)
 				}
@@ -565,4 +574,62 @@ func TestHMACMatchesStdlib(t *testing.T) {
 			t.Error("Extract with empty salt differs from Nh zero bytes")
 		}
 	})
+}
+
+// TestShortScalars: a NIST-curve private key written without its leading
+// zero octet (as the official P-521 vectors do) is the same key.
+func TestShortScalars(t *testing.T) {
+	for _, id := range []suite.ID{2, 5, 7, suite.MLS192MLKEM1024P384AES256GCMSHA384P384} {
+		s, _ := suite.Lookup(id)
+		t.Run(id.String(), func(t *testing.T) {
+			// Signature keys: find one with a leading zero octet.
+			found := false
+			for i := range 4096 {
+				priv, pub, err := s.GenerateSignatureKey(seeded(uint64(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if priv[0] != 0 {
+					continue
+				}
+				found = true
+				if p, err := s.SignaturePublicKey(priv[1:]); err != nil || !bytes.Equal(p, pub) {
+					t.Errorf("short signature key: %x, %v", p, err)
+				}
+				sig, err := s.SignWithLabel(priv[1:], "L", nil)
+				if err != nil || s.VerifyWithLabel(pub, "L", nil, sig) != nil {
+					t.Errorf("signing with the short key: %v", err)
+				}
+				break
+			}
+			if !found {
+				t.Fatal("no signature key with a leading zero")
+			}
+			if id > 7 {
+				return // ML-KEM keys are seeds, not scalars
+			}
+			found = false
+			for i := range 4096 {
+				priv, pub, err := s.DeriveKeyPair([]byte{byte(i), byte(i >> 8)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if priv[0] != 0 {
+					continue
+				}
+				found = true
+				if p, err := s.KEMPublicKey(priv[1:]); err != nil || !bytes.Equal(p, pub) {
+					t.Errorf("short KEM key: %x, %v", p, err)
+				}
+				kemOut, ct, _ := s.EncryptWithLabel(pub, "L", nil, []byte("p"))
+				if pt, err := s.DecryptWithLabel(priv[1:], "L", nil, kemOut, ct); err != nil || string(pt) != "p" {
+					t.Errorf("decrypting with the short key: %q, %v", pt, err)
+				}
+				break
+			}
+			if !found {
+				t.Fatal("no KEM key with a leading zero")
+			}
+		})
+	}
 }

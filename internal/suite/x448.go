@@ -13,7 +13,8 @@ import (
 // as suites 4 and 6 use (RFC 9420, Section 17.1). crypto/hpke has no X448
 // and its KEM interface is sealed, so this is a small implementation of its
 // own, built on circl's X448 (RFC 7748). Only what MLS needs is here: the
-// single-shot SealBase/OpenBase (sequence number 0) and DeriveKeyPair.
+// single-shot SealBase/OpenBase (sequence number 0), the exporter (for
+// external init) and DeriveKeyPair.
 type x448KEM struct {
 	aead    aeadAlg
 	suiteID []byte // "HPKE" || kem_id || kdf_id || aead_id (RFC 9180, Section 5.1)
@@ -76,24 +77,23 @@ func (k *x448KEM) validatePublic(pub []byte) error {
 	return nil
 }
 
-// seal is SealBase (RFC 9180, Section 6.1) with an ephemeral key drawn from
-// crypto/rand.
-func (k *x448KEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+// encap is Encap of DHKEM (RFC 9180, Section 4.1) with an ephemeral key
+// drawn from crypto/rand.
+func (k *x448KEM) encap(pub []byte) (shared, enc []byte, err error) {
 	var skE [x448Nsk]byte
 	if _, err := rand.Read(skE[:]); err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE ephemeral key: %w", err)
 	}
 	defer clear(skE[:])
-	return k.sealWith(skE[:], pub, info, aad, plaintext)
+	return k.encapWith(skE[:], pub)
 }
 
-// sealWith is SealBase with the given ephemeral private key skE (tests use
-// it with RFC 9180 vectors).
-func (k *x448KEM) sealWith(skE, pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+// encapWith is Encap with the given ephemeral private key skE (tests use it
+// with the RFC 9180 vectors).
+func (k *x448KEM) encapWith(skE, pub []byte) (shared, enc []byte, err error) {
 	if len(pub) != x448.Size {
 		return nil, nil, ErrInvalidKey
 	}
-	// Encap (RFC 9180, Section 4.1).
 	var sk, pkE, pkR, dh x448.Key
 	copy(sk[:], skE)
 	copy(pkR[:], pub)
@@ -101,31 +101,22 @@ func (k *x448KEM) sealWith(skE, pub, info, aad, plaintext []byte) (enc, ct []byt
 	ok := x448.Shared(&dh, &sk, &pkR)
 	clear(sk[:])
 	if !ok {
-		return nil, nil, ErrInvalidKey // low-order public key
+		return nil, nil, ErrInvalidKey // low-order public key (Section 7.1.4)
 	}
 	enc = append([]byte(nil), pkE[:]...)
-	shared := k.extractAndExpand(dh[:], enc, pub)
+	shared = k.extractAndExpand(dh[:], enc, pub)
 	clear(dh[:])
-
-	key, nonce := k.keySchedule(shared, info)
-	clear(shared)
-	defer clear(key)
-	a, err := k.aead.new(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, a.Seal(nil, nonce, plaintext, aad), nil
+	return shared, enc, nil
 }
 
-// open is OpenBase (RFC 9180, Section 6.1).
-func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+// decap is Decap of DHKEM (RFC 9180, Section 4.1).
+func (k *x448KEM) decap(priv, enc []byte) ([]byte, error) {
 	if len(priv) != x448Nsk {
 		return nil, ErrInvalidKey
 	}
 	if len(enc) != x448.Size {
 		return nil, ErrDecrypt
 	}
-	// Decap (RFC 9180, Section 4.1).
 	var sk, pkR, pkE, dh x448.Key
 	copy(sk[:], priv)
 	copy(pkE[:], enc)
@@ -137,9 +128,40 @@ func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 	}
 	shared := k.extractAndExpand(dh[:], enc, pkR[:])
 	clear(dh[:])
+	return shared, nil
+}
 
-	key, nonce := k.keySchedule(shared, info)
+// seal is SealBase (RFC 9180, Section 6.1).
+func (k *x448KEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	shared, enc, err := k.encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, k.sealShared(shared, info, aad, plaintext), nil
+}
+
+// sealShared encrypts the first message of the context set up from shared.
+func (k *x448KEM) sealShared(shared, info, aad, plaintext []byte) []byte {
+	key, nonce, exp := k.keySchedule(shared, info)
 	clear(shared)
+	clear(exp)
+	defer clear(key)
+	a, err := k.aead.new(key)
+	if err != nil {
+		panic("suite: X448 HPKE key schedule gave a bad AEAD key") // Nk is fixed by the suite
+	}
+	return a.Seal(nil, nonce, plaintext, aad)
+}
+
+// open is OpenBase (RFC 9180, Section 6.1).
+func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+	shared, err := k.decap(priv, enc)
+	if err != nil {
+		return nil, err
+	}
+	key, nonce, exp := k.keySchedule(shared, info)
+	clear(shared)
+	clear(exp)
 	defer clear(key)
 	a, err := k.aead.new(key)
 	if err != nil {
@@ -150,6 +172,35 @@ func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 		return nil, ErrDecrypt
 	}
 	return pt, nil
+}
+
+// exportSender sets up a base-mode sender context to pub and returns enc and
+// Export(exporterContext, length) (RFC 9180, Sections 5.1 and 5.3).
+func (k *x448KEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
+	shared, enc, err := k.encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, k.exportShared(shared, info, exporterContext, length), nil
+}
+
+// exportReceiver is the recipient side of exportSender.
+func (k *x448KEM) exportReceiver(priv, enc, info, exporterContext []byte, length int) ([]byte, error) {
+	shared, err := k.decap(priv, enc)
+	if err != nil {
+		return nil, err
+	}
+	return k.exportShared(shared, info, exporterContext, length), nil
+}
+
+// exportShared is Context.Export (RFC 9180, Section 5.3):
+// LabeledExpand(exporter_secret, "sec", exporter_context, L).
+func (k *x448KEM) exportShared(shared, info, exporterContext []byte, length int) []byte {
+	key, _, exp := k.keySchedule(shared, info)
+	clear(shared)
+	clear(key)
+	defer clear(exp)
+	return labeledExpand(sha512.New, k.suiteID, exp, "sec", exporterContext, length)
 }
 
 // extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1) with
@@ -164,9 +215,9 @@ func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
 }
 
 // keySchedule is KeySchedule for mode_base with no PSK (RFC 9180, Section
-// 5.1). It returns the key and, for the first (and only) message, the nonce
-// base_nonce XOR I2OSP(0, Nn) = base_nonce.
-func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce []byte) {
+// 5.1). It returns the key, the nonce of the first (and only) message,
+// base_nonce XOR I2OSP(0, Nn) = base_nonce, and the exporter_secret.
+func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce, exporterSecret []byte) {
 	pskIDHash := labeledExtract(sha512.New, k.suiteID, nil, "psk_id_hash", nil)
 	infoHash := labeledExtract(sha512.New, k.suiteID, nil, "info_hash", info)
 	ctx := make([]byte, 0, 1+len(pskIDHash)+len(infoHash))
@@ -175,6 +226,7 @@ func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce []byte) {
 	secret := labeledExtract(sha512.New, k.suiteID, shared, "secret", nil)
 	key = labeledExpand(sha512.New, k.suiteID, secret, "key", ctx, k.aead.keySize())
 	nonce = labeledExpand(sha512.New, k.suiteID, secret, "base_nonce", ctx, k.aead.nonceSize())
+	exporterSecret = labeledExpand(sha512.New, k.suiteID, secret, "exp", ctx, sha512.Size)
 	clear(secret)
-	return key, nonce
+	return key, nonce, exporterSecret
 }
