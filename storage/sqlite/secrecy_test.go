@@ -117,8 +117,10 @@ var secrecyCases = []secrecyCase{
 		remove: writeBatch(&storage.Batch{DeleteKeyPackages: [][]byte{[]byte("ref1")}}),
 	},
 	{
-		name:   "PSK deleted",
-		setup:  func(k []byte) *storage.Batch { return &storage.Batch{PSKs: []storage.Record{{Key: []byte("psk"), Value: k}}} },
+		name: "PSK deleted",
+		setup: func(k []byte) *storage.Batch {
+			return &storage.Batch{PSKs: []storage.Record{{Key: []byte("psk"), Value: k}}}
+		},
 		remove: writeBatch(&storage.Batch{DeletePSKs: [][]byte{[]byte("psk")}}),
 	},
 	{

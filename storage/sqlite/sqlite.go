@@ -59,6 +59,7 @@ type Options struct {
 	// measures it checks.
 	insecureDelete bool // leave secure_delete off
 	noCheckpoint   bool // never checkpoint after a deleting Write
+	nonAtomic      bool // run each statement of a Write in its own transaction
 }
 
 // Store is a storage.Store in a SQLite database file.
@@ -286,9 +287,15 @@ func (s *Store) ListGroups(ctx context.Context) ([][]byte, error) {
 // anything was deleted or overwritten.
 type txn struct {
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    execer
 	step  int
 	wiped bool // some stored bytes were deleted or overwritten
+}
+
+// execer is a *sql.Tx, or a *sql.DB under the nonAtomic test knob.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // exec runs one step of the batch: the fault hook, then the statement. It
@@ -384,6 +391,14 @@ func (s *Store) DeleteGroup(ctx context.Context, groupID []byte) error {
 // wmu.
 func (s *Store) update(ctx context.Context, f func(*txn) error) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.opts.nonAtomic {
+		t := &txn{ctx: ctx, tx: s.db}
+		err := f(t)
+		if err == nil && !s.opts.noCheckpoint {
+			err = s.checkpoint(ctx)
+		}
 		return err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
