@@ -828,7 +828,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	if next.ctxBytes, err = codec.Marshal(&newCtx); err != nil {
 		return nil, err
 	}
-	psks, err := g.resolvePSKs(a.psks, nil)
+	psks, err := g.resolvePSKs(a.psks, g.resuming)
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,11 @@ type Group struct {
 
 	pending *pendingCommit // own commit awaiting merge
 	removed bool           // a merged commit removed us
+
+	// resuming is the group a ReInit or branch commit of this (new) group
+	// resumes: only then may a reinit or branch resumption PSK be used
+	// (RFC 9420, Section 12.1.4).
+	resuming *Group
 }
 
 type resumptionSecret struct {

@@ -168,7 +168,7 @@ func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.S
 		if len(id.PSKNonce) != st.s.HashSize() {
 			return invalid(ErrInvalidProposal, "12.1.4", "psk_nonce length")
 		}
-		if id.PSKType == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
+		if id.PSKType == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication && g.resuming == nil {
 			return invalid(ErrInvalidProposal, "12.1.4", "resumption PSK with usage %v outside ReInit/branch", id.Usage)
 		}
 	case wire.ProposalTypeReInit:

@@ -254,3 +254,112 @@ func TestScenarioExternalJoin(t *testing.T) {
 		})
 	}
 }
+
+// threeParty builds alice, bob and carol in one group.
+func threeParty(t *testing.T, cs mls.CipherSuite, cfg *mls.Config) []*client {
+	t.Helper()
+	alice, bob, carol := newClient(t, "alice", cs, cfg), newClient(t, "bob", cs, cfg), newClient(t, "carol", cs, cfg)
+	var err error
+	alice.g, err = mls.NewGroup(cfg, []byte("group"), alice.cred, alice.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, alice, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.keyPackage(t)),
+		mls.AddProposal(carol.keyPackage(t))}}, nil, bob, carol)
+	all := []*client{alice, bob, carol}
+	checkAgree(t, all)
+	return all
+}
+
+func TestScenarioReInit(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := &mls.Config{PublicHandshakes: m.pub}
+			all := threeParty(t, mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+			alice, bob, carol := all[0], all[1], all[2]
+			newCS := mls.P256_AES128GCM_SHA256_P256
+			p, err := bob.g.ProposeReInit([]byte("group-2"), newCS, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, bob, p, all...)
+			commit(t, alice, nil, all)
+			for _, c := range all {
+				if c.g.Active() {
+					t.Fatalf("%s: group still active after ReInit", c.name)
+				}
+				if _, err := c.g.Encrypt([]byte("x"), nil); !errors.Is(err, mls.ErrGroupInactive) {
+					t.Fatalf("%s: sending after ReInit: %v", c.name, err)
+				}
+			}
+			// Everyone makes a KeyPackage for the new suite.
+			var kps []*mls.KeyPackage
+			next := map[*client]*client{}
+			for _, c := range []*client{bob, carol} {
+				n := newClient(t, c.name, newCS, cfg)
+				kps = append(kps, n.keyPackage(t))
+				next[c] = n
+			}
+			aliceSig, _ := mls.GenerateSignatureKeyPair(newCS, nil)
+			ng, res, err := alice.g.ReInitGroup(kps, &mls.ResumeOptions{Signer: aliceSig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ng.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			na := &client{name: "alice", cfg: cfg, g: ng}
+			group := []*client{na}
+			for _, c := range []*client{bob, carol} {
+				n := next[c]
+				n.g, err = mls.JoinFromWelcome(cfg, res.Welcome, n.bundle, &mls.JoinOptions{Previous: c.g})
+				if err != nil {
+					t.Fatalf("%s joining the reinitialised group: %v", c.name, err)
+				}
+				group = append(group, n)
+			}
+			if ng.Epoch() != 1 || ng.CipherSuite() != newCS || !bytes.Equal(ng.GroupID(), []byte("group-2")) {
+				t.Fatalf("new group: epoch %d suite %d id %q", ng.Epoch(), ng.CipherSuite(), ng.GroupID())
+			}
+			checkAgree(t, group)
+		})
+	}
+}
+
+func TestScenarioBranch(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			cs := mls.X25519_AES128GCM_SHA256_Ed25519
+			cfg := &mls.Config{PublicHandshakes: m.pub}
+			all := threeParty(t, cs, cfg)
+			alice, bob := all[0], all[1]
+			nb := newClient(t, "bob", cs, cfg)
+			nb.sig = bob.sig
+			kp := nb.keyPackage(t)
+			ng, res, err := alice.g.Branch([]byte("sub"), []*mls.KeyPackage{kp}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ng.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			nb.g, err = mls.JoinFromWelcome(cfg, res.Welcome, nb.bundle, &mls.JoinOptions{Previous: bob.g})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgree(t, []*client{{name: "alice", g: ng}, nb})
+			// The original group goes on.
+			checkAgree(t, all)
+			// A joiner without the old group cannot derive the PSK.
+			other := newClient(t, "carol", cs, cfg)
+			kp2 := other.keyPackage(t)
+			_, res2, err := alice.g.Branch([]byte("sub2"), []*mls.KeyPackage{kp2}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := mls.JoinFromWelcome(cfg, res2.Welcome, other.bundle, nil); !errors.Is(err, mls.ErrMissingPSK) {
+				t.Fatalf("join without the resumption PSK: %v", err)
+			}
+		})
+	}
+}
