@@ -73,7 +73,7 @@ func messageProtectionCaseErr(tc *messageProtectionCase) error {
 		TreeHash:                tc.TreeHash,
 		ConfirmedTranscriptHash: tc.ConfirmedTranscriptHash,
 	}
-	signer, err := s.NewSigner(padECDSAScalar(tc.SignaturePriv, tc.SignaturePub))
+	signer, err := s.NewSigner(tc.SignaturePriv)
 	if err != nil {
 		return fmt.Errorf("signature_priv: %w", err)
 	}
@@ -294,21 +294,4 @@ func mpCompare(ac *wire.AuthenticatedContent, ct wire.ContentType, raw []byte) e
 		return mismatch("content", got, raw)
 	}
 	return nil
-}
-
-// padECDSAScalar left-pads an ECDSA private scalar to the fixed length of
-// SEC 1 Field-Element-to-Octet-String, which internal/suite requires. Some
-// vector generators write the scalar as a minimal big-endian integer: the
-// suite 5 (P-521) case of message-protection.json has a 65-byte scalar where
-// 66 bytes are expected. The length comes from the uncompressed public key
-// (0x04 || x || y). Other keys are returned unchanged.
-func padECDSAScalar(priv, pub []byte) []byte {
-	if len(pub) < 3 || len(pub)%2 == 0 || pub[0] != 4 {
-		return priv
-	}
-	n := (len(pub) - 1) / 2
-	if len(priv) >= n {
-		return priv
-	}
-	return append(make([]byte, n-len(priv), n), priv...)
 }
