@@ -27,7 +27,7 @@ const (
 	x448Nsecret = 64        // Nh of SHA-512
 )
 
-// kemSuiteID is "KEM" || I2OSP(kem_id, 2) (RFC 9180, Section 4.1).
+// x448KEMSuiteID is "KEM" || I2OSP(kem_id, 2) (RFC 9180, Section 4.1).
 var x448KEMSuiteID = []byte{'K', 'E', 'M', 0x00, x448KEMID}
 
 func newX448KEM(a aeadAlg) kem {
