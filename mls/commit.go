@@ -481,6 +481,12 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	if next.ctxBytes, err = codec.Marshal(&newCtx); err != nil {
 		return nil, err
 	}
+	if st.keys == nil {
+		// A public view: no key schedule, so the confirmation tag cannot
+		// be checked (RFC 9420, Section 6.2).
+		sc.next = next
+		return sc, nil
+	}
 	initSecret := st.keys.Init
 	if a.extInit != nil {
 		if initSecret, err = g.externalInitSecret(st, a.extInit.KEMOutput); err != nil {
@@ -540,6 +546,10 @@ func (g *Group) enter(next *epochState) {
 }
 
 func (g *Group) retire(old *epochState) {
+	old.proposals = nil
+	if old.keys == nil {
+		return // a public view holds no secrets
+	}
 	keep := g.cfg.pastEpochs()
 	if keep > 0 {
 		g.past = append([]*pastEpoch{{epoch: old.ctx.Epoch, fe: old.framingEpoch(), tree: old.tree}}, g.past...)

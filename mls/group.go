@@ -223,6 +223,9 @@ func (st *epochState) initSecrets(cfg *Config) error {
 }
 
 func (g *Group) rememberResumption() {
+	if g.st.keys == nil {
+		return
+	}
 	g.resumption = append([]resumptionSecret{{g.st.ctx.Epoch, bytes.Clone(g.st.keys.Resumption)}}, g.resumption...)
 	if n := g.cfg.resumptionPSKs(); len(g.resumption) > n {
 		for _, r := range g.resumption[n:] {

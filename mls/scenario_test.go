@@ -363,3 +363,58 @@ func TestScenarioBranch(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicGroupFollows has a secret-free observer follow a group whose
+// handshakes are public, ending at the members' tree hash and epoch.
+func TestPublicGroupFollows(t *testing.T) {
+	cs := mls.X25519_AES128GCM_SHA256_Ed25519
+	cfg := &mls.Config{PublicHandshakes: true}
+	all := threeParty(t, cs, cfg)
+	alice, bob, carol := all[0], all[1], all[2]
+	gi, err := alice.g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := mls.NewPublicGroup(cfg, gi, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe := func(msg []byte) {
+		t.Helper()
+		r, err := pg.Process(msg)
+		if err != nil {
+			t.Fatalf("observer: %v", err)
+		}
+		if r.Commit != nil {
+			if err := pg.Merge(r.Commit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	up, _ := bob.g.ProposeUpdate(nil, nil)
+	deliver(t, bob, up, all...)
+	observe(up)
+	dave := newClient(t, "dave", cs, cfg)
+	res, err := carol.g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(dave.keyPackage(t))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe(res.Commit)
+	deliver(t, carol, res.Commit, alice, bob)
+	carol.g.MergePendingCommit()
+	if pg.Epoch() != alice.g.Epoch() || !bytes.Equal(pg.TreeHash(), alice.g.TreeHash()) {
+		t.Fatalf("observer at epoch %d, members at %d", pg.Epoch(), alice.g.Epoch())
+	}
+	if len(pg.Members()) != 4 {
+		t.Fatalf("observer sees %d members", len(pg.Members()))
+	}
+	// A forged commit (signature broken) is rejected by the observer.
+	res2, _ := alice.g.Commit(nil)
+	bad := bytes.Clone(res2.Commit)
+	// Flip a bit of the signature (the last 66 bytes are the two tags,
+	// which an observer cannot check).
+	bad[len(bad)-80] ^= 1
+	if _, err := pg.Process(bad); err == nil {
+		t.Fatal("observer accepted a corrupted commit")
+	}
+}
