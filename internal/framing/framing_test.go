@@ -769,3 +769,24 @@ func TestErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A secret-free observer verifies the signature but cannot, and does not,
+// check the membership tag.
+func TestVerifyPublicObserver(t *testing.T) {
+	g := newTestGroup(t, suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	pub, err := g.epoch().ProtectPublic(g.signed(g.content(1, wire.ContentTypeProposal), wire.WireFormatPublicMessage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer := &Epoch{Suite: g.s, Context: g.ctx}
+	pub.MembershipTag = []byte("not checked")
+	ac, err := observer.VerifyPublicObserver(pub, g.members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameContent(t, ac, g.content(1, wire.ContentTypeProposal))
+	pub.Auth.Signature[0] ^= 1
+	if _, err := observer.VerifyPublicObserver(pub, g.members); !errors.Is(err, ErrInvalidSignature) {
+		t.Fatalf("bad signature: got %v, want ErrInvalidSignature", err)
+	}
+}
