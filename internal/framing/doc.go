@@ -27,8 +27,9 @@
 //
 // A returned AuthenticatedContent has passed every check of Section 6: group
 // and epoch, membership tag or AEAD decryption, sender data, padding, the
-// sender's right to send this content, and the signature. Nothing unverified
-// is ever returned.
+// sender's right to send this content, and the signature. The one thing left
+// to the caller is a commit's confirmation_tag, which is checked with the
+// confirmation_key of the epoch the commit creates (Section 12.4.2).
 //
 // # Errors
 //
