@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	mls demo [-n N]            run an in-process group and print what happens
 //	mls vectors verify [DIR]   check mlskit against the official MLS test vectors
 package main
 
@@ -14,6 +15,8 @@ import (
 const usage = `usage: mls <command> [arguments]
 
 commands:
+  demo [-n N]            run an in-process group of N members (default 5): add, update,
+                         remove, exchange messages, and print what happened with timings
   vectors verify [DIR]   run the official MLS test vectors (default: $MLS_TEST_VECTORS,
                          or ../shared/test-vectors beside the repository)
 
@@ -33,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "vectors":
 		return runVectors(args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
