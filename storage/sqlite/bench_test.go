@@ -36,11 +36,21 @@ func diskBytes(b *testing.B, path string) int64 {
 
 // BenchmarkWriteState replaces a group's state, as every epoch change does,
 // including the checkpoint that scrubs the old state from the -wal file.
+// The unscrubbed variant skips that checkpoint (a test knob, not an option)
+// to show what forward secrecy on disk costs.
 func BenchmarkWriteState(b *testing.B) {
-	for _, size := range []int{10 << 10, stateSize} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+	for _, bc := range []struct {
+		size  int
+		scrub bool
+	}{{10 << 10, true}, {stateSize, true}, {10 << 10, false}, {stateSize, false}} {
+		name := fmt.Sprintf("%dKiB", bc.size>>10)
+		if !bc.scrub {
+			name += "-unscrubbed"
+		}
+		size := bc.size
+		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			s, path := openTemp(b, nil)
+			s, path := openTemp(b, &Options{noCheckpoint: !bc.scrub})
 			states := [2][]byte{randomBlob(1, size), randomBlob(2, size)}
 			b.SetBytes(int64(size))
 			b.ResetTimer()
@@ -105,8 +115,13 @@ func BenchmarkDiskPerState(b *testing.B) {
 // BenchmarkConsumeMessageKey is the per-message write: delete the used
 // message key and store the advanced ratchet (here a 1 KiB epoch record).
 func BenchmarkConsumeMessageKey(b *testing.B) {
+	b.Run("scrubbed", func(b *testing.B) { benchConsume(b, nil) })
+	b.Run("unscrubbed", func(b *testing.B) { benchConsume(b, &Options{noCheckpoint: true}) })
+}
+
+func benchConsume(b *testing.B, opts *Options) {
 	ctx := context.Background()
-	s, _ := openTemp(b, nil)
+	s, _ := openTemp(b, opts)
 	keys := make([]storage.MessageKeyRecord, 0, 1000)
 	for i := range cap(keys) {
 		keys = append(keys, storage.MessageKeyRecord{

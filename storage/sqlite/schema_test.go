@@ -175,6 +175,9 @@ func TestConnectionSettings(t *testing.T) {
 		if v := pragmaInt(t, c, "secure_delete"); v != 1 {
 			t.Errorf("connection %d: secure_delete = %d, want 1", i, v)
 		}
+		if v := pragmaInt(t, c, "temp_store"); v != 2 {
+			t.Errorf("connection %d: temp_store = %d, want 2 (MEMORY)", i, v)
+		}
 		if v := pragmaInt(t, c, "busy_timeout"); v != 5000 {
 			t.Errorf("connection %d: busy_timeout = %d, want 5000", i, v)
 		}

@@ -127,6 +127,9 @@ func Open(path string, opts *Options) (*Store, error) {
 	} else {
 		q.Add("_pragma", "secure_delete(ON)")
 	}
+	// Statement journals and other temporary files can hold copies of old
+	// pages; kept in memory, they never reach the disk.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	// A file: URI so that any character in the path is escaped rather than
 	// read as the start of the parameters.
