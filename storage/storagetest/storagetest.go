@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/mlskit/mlskit/storage"
+	"github.com/mlskit/mlskit/storage/memory"
 )
 
 // Run runs the conformance suite against stores made by newStore, which must
@@ -65,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"Closed", testClosed},
 		{"Concurrency", testConcurrency},
+		{"RandomBatches", testRandomBatches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, open(t)) })
@@ -757,4 +760,94 @@ func testConcurrency(t *testing.T, s storage.Store) {
 			}
 		}
 	}
+}
+
+// testRandomBatches applies the same random batches (and group deletions) to
+// the engine and to the memory engine as a reference model, and requires the
+// same outcome for each and the same contents throughout.
+func testRandomBatches(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	ref := memory.New()
+	defer ref.Close()
+	rng := rand.New(rand.NewPCG(9420, 1))
+	value := func(what string, i int) []byte { return fmt.Appendf(nil, "%s #%d", what, i) }
+	// pick returns, for each item, 0 (leave), 1 (put) or 2 (delete).
+	pick := func() int { return rng.IntN(3) }
+	const rounds = 60
+	for i := range rounds {
+		g := u.groups[rng.IntN(len(u.groups))]
+		if rng.IntN(10) == 0 {
+			errS, errR := s.DeleteGroup(ctx, g), ref.DeleteGroup(ctx, g)
+			if !sameOutcome(errS, errR) {
+				t.Fatalf("round %d: DeleteGroup: engine %v, reference %v", i, errS, errR)
+			}
+			continue
+		}
+		b := &storage.Batch{GroupID: bytes.Clone(g)}
+		if rng.IntN(2) == 0 {
+			b.State, b.Epoch = value("state", i), u.epochs[rng.IntN(len(u.epochs))]
+		}
+		for _, e := range u.epochs {
+			switch pick() {
+			case 1:
+				b.Epochs = append(b.Epochs, storage.EpochRecord{Epoch: e, Data: value("epoch", i)})
+			case 2:
+				b.DeleteEpochs = append(b.DeleteEpochs, e)
+			}
+		}
+		for _, e := range u.keyEpochs {
+			for _, k := range u.keyIDs {
+				id := storage.MessageKeyID{Epoch: e, ID: bytes.Clone(k)}
+				switch pick() {
+				case 1:
+					b.MessageKeys = append(b.MessageKeys, storage.MessageKeyRecord{MessageKeyID: id, Data: value("key", i)})
+				case 2:
+					b.DeleteMessageKeys = append(b.DeleteMessageKeys, id)
+				}
+			}
+		}
+		switch pick() {
+		case 1:
+			b.PendingCommit = value("commit", i)
+		case 2:
+			b.ClearPendingCommit = true
+		}
+		for _, r := range u.refs {
+			switch pick() {
+			case 1:
+				b.KeyPackages = append(b.KeyPackages, storage.Record{Key: bytes.Clone(r), Value: value("kp", i)})
+			case 2:
+				b.DeleteKeyPackages = append(b.DeleteKeyPackages, bytes.Clone(r))
+			}
+			switch pick() {
+			case 1:
+				b.PSKs = append(b.PSKs, storage.Record{Key: bytes.Clone(r), Value: value("psk", i)})
+			case 2:
+				b.DeletePSKs = append(b.DeletePSKs, bytes.Clone(r))
+			}
+		}
+		if rng.IntN(8) == 0 {
+			// Client-wide records only.
+			b = &storage.Batch{KeyPackages: b.KeyPackages, DeleteKeyPackages: b.DeleteKeyPackages, PSKs: b.PSKs, DeletePSKs: b.DeletePSKs}
+		}
+		errS, errR := s.Write(ctx, b), ref.Write(ctx, b)
+		if !sameOutcome(errS, errR) {
+			t.Fatalf("round %d: Write: engine %v, reference %v", i, errS, errR)
+		}
+		if i%4 == 3 || i == rounds-1 {
+			if got, want := snapshot(t, s), snapshot(t, ref); !maps.Equal(got, want) {
+				t.Fatalf("round %d: engine and reference differ: %s", i, diffSnapshots(got, want))
+			}
+		}
+	}
+}
+
+// sameOutcome reports whether two errors are both nil or of the same class.
+func sameOutcome(a, b error) bool {
+	for _, class := range []error{storage.ErrNotFound, storage.ErrInvalidBatch, storage.ErrClosed} {
+		if errors.Is(a, class) != errors.Is(b, class) {
+			return false
+		}
+	}
+	return (a == nil) == (b == nil)
 }
