@@ -1,0 +1,537 @@
+package mls_test
+
+// Group benchmarks at scale (docs/BENCHMARKS-group.md): commit, process,
+// add, join, encrypt and decrypt at 10 to 10,000 members, on a sparse tree
+// (one commit added everyone) and a full one (every member has committed a
+// path). Groups are built once per process and shared by the operations
+// and by every -count run.
+//
+//	go test ./mls -run '^$' -bench 'BenchmarkGroup' -benchtime 20x -count 5 -timeout 120m
+//
+// The 10,000-member sizes run only with MLS_BENCH_LARGE=1 (and not with
+// -short). Summarise the output with
+//
+//	MLS_BENCH_SUMMARY=bench.txt go test ./mls -run TestBenchSummary -v
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/bits"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlskit/mlskit/mls"
+)
+
+const benchSuite = mls.X25519_AES128GCM_SHA256_Ed25519
+
+var benchSizes = []int{10, 100, 1000, 10000}
+
+const largeSize = 10000
+
+func benchLargeEnabled() bool {
+	return !testing.Short() && os.Getenv("MLS_BENCH_LARGE") == "1"
+}
+
+// benchGroup is one built group and the members the operations use:
+// creator (leaf 0) processes, committer (leaf 1, the creator's sibling, so
+// the processor derives a key at every level of the path) commits and sends
+// the messages processor decrypts, encryptor (the last leaf) encrypts.
+type benchGroup struct {
+	shape     mls.TreeShape
+	creator   *mls.Group
+	committer *mls.Group
+	encryptor *mls.Group
+	cfg       *mls.Config
+	bundles   []*mls.KeyPackageBundle // by leaf; [0] is nil
+	build     []string                // how long each build phase took
+}
+
+var (
+	benchMu    sync.Mutex
+	benchCache = map[string]*benchGroup{}
+)
+
+func getBenchGroup(b *testing.B, kind string, n int) *benchGroup {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	key := fmt.Sprintf("%s/%d", kind, n)
+	if g, ok := benchCache[key]; ok {
+		return g
+	}
+	start := time.Now()
+	g, err := buildSparseBenchGroup(n)
+	if err == nil && kind == "full" {
+		err = g.fillPaths()
+	}
+	if err != nil {
+		b.Fatalf("building %s group of %d: %v", kind, n, err)
+	}
+	g.build = append(g.build, fmt.Sprintf("total %v", time.Since(start).Round(time.Millisecond)))
+	g.shape = mls.ShapeOf(g.creator)
+	benchCache[key] = g
+	runtime.GC() // don't bill the timed loops for collecting the build's garbage
+	return g
+}
+
+// buildSparseBenchGroup makes a group of n members the way deployments and other
+// implementations' benchmarks do: the creator commits one Add per member
+// (with its default UpdatePath) and every member joins from the Welcome.
+// The members at leaves 1 and n-1 join for real; the others' KeyPackage
+// bundles are kept so fillPaths can act for them.
+func buildSparseBenchGroup(n int) (*benchGroup, error) {
+	if n < 3 {
+		return nil, fmt.Errorf("need at least 3 members")
+	}
+	cfg := &mls.Config{}
+	g := &benchGroup{cfg: cfg, bundles: make([]*mls.KeyPackageBundle, n)}
+	t0 := time.Now()
+	sig, err := mls.GenerateSignatureKeyPair(benchSuite, nil)
+	if err != nil {
+		return nil, err
+	}
+	if g.creator, err = mls.NewGroup(cfg, []byte("bench group"), mls.BasicCredential([]byte("member 0")), sig, nil); err != nil {
+		return nil, err
+	}
+	adds := make([]*mls.Proposal, 0, n-1)
+	for i := 1; i < n; i++ {
+		sig, err := mls.GenerateSignatureKeyPair(benchSuite, nil)
+		if err != nil {
+			return nil, err
+		}
+		kb, err := mls.NewKeyPackage(cfg, mls.BasicCredential(fmt.Appendf(nil, "member %d", i)), sig, nil)
+		if err != nil {
+			return nil, err
+		}
+		g.bundles[i] = kb
+		adds = append(adds, mls.AddProposal(kb.KeyPackage))
+	}
+	t1 := time.Now()
+	res, err := g.creator.Commit(&mls.CommitOptions{Proposals: adds})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range res.Staged.Added {
+		if int(a.Leaf) >= n || !bytes.Equal(a.KeyPackage.SignatureKey(), g.bundles[a.Leaf].Signer.PublicKey()) {
+			return nil, fmt.Errorf("member added at an unexpected leaf %d", a.Leaf)
+		}
+	}
+	if err := g.creator.MergePendingCommit(); err != nil {
+		return nil, err
+	}
+	t2 := time.Now()
+	// JoinFromWelcome erases the bundle's init key; the leaf key stays.
+	if g.committer, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[1], nil); err != nil {
+		return nil, err
+	}
+	if g.encryptor, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[n-1], nil); err != nil {
+		return nil, err
+	}
+	t3 := time.Now()
+	g.build = append(g.build,
+		fmt.Sprintf("%d KeyPackages %v", n-1, t1.Sub(t0).Round(time.Millisecond)),
+		fmt.Sprintf("add-all commit (%d B, Welcome %d B) %v", len(res.Commit), len(res.Welcome), t2.Sub(t1).Round(time.Millisecond)),
+		fmt.Sprintf("2 joins %v", t3.Sub(t2).Round(time.Millisecond)))
+	return g, g.agree()
+}
+
+func (g *benchGroup) kept() []*mls.Group { return []*mls.Group{g.creator, g.committer, g.encryptor} }
+
+func (g *benchGroup) agree() error {
+	a := g.creator.EpochAuthenticator()
+	for _, k := range g.kept()[1:] {
+		if !bytes.Equal(k.EpochAuthenticator(), a) {
+			return fmt.Errorf("kept members disagree at epoch %d", g.creator.Epoch())
+		}
+	}
+	return nil
+}
+
+// fillPaths has every member commit an empty commit with a path, one at a
+// time, so no parent node is left blank and no leaf unmerged. A kept member
+// commits with its own Group; any other member commits from a fork of the
+// committer's state with its own leaf and signing keys (mls.ForkAs). The
+// three kept Groups process and merge every commit.
+//
+// Members go in bit-reversed leaf order (0, n/2, n/4, 3n/4, ...), so that
+// each commit finds most of its copath already filled in: in leaf order the
+// first commits would each encrypt to about n blank-subtree leaves and the
+// build would cost O(n^2) encryptions; in this order it costs O(n log n).
+func (g *benchGroup) fillPaths() error {
+	t0 := time.Now()
+	n := len(g.bundles)
+	width := 1 << bits.Len(uint(n-1))
+	keptAt := map[int]*mls.Group{0: g.creator, 1: g.committer, n - 1: g.encryptor}
+	commits := 0
+	for i := range width {
+		leaf := int(bits.Reverse(uint(i)) >> (bits.UintSize - bits.Len(uint(width-1))))
+		if leaf >= n {
+			continue
+		}
+		from := keptAt[leaf]
+		if from == nil {
+			kb := g.bundles[leaf]
+			f, err := mls.ForkAs(g.committer, mls.LeafIndex(leaf), kb.LeafKey, kb.Signer)
+			if err != nil {
+				return fmt.Errorf("fork as %d: %w", leaf, err)
+			}
+			from = f
+		}
+		res, err := from.Commit(nil)
+		if err != nil {
+			return fmt.Errorf("commit by %d: %w", leaf, err)
+		}
+		for _, k := range g.kept() {
+			if k == from {
+				if err := k.MergePendingCommit(); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := k.Process(res.Commit)
+			if err != nil {
+				return fmt.Errorf("leaf %d processing commit by %d: %w", k.LeafIndex(), leaf, err)
+			}
+			if err := k.MergeStagedCommit(r.Commit); err != nil {
+				return err
+			}
+		}
+		commits++
+	}
+	if commits != n {
+		return fmt.Errorf("%d commits for %d members", commits, n)
+	}
+	g.build = append(g.build, fmt.Sprintf("%d path commits %v", commits, time.Since(t0).Round(time.Millisecond)))
+	if err := g.agree(); err != nil {
+		return err
+	}
+	if s := mls.ShapeOf(g.creator); s.BlankParents != 0 || s.Unmerged != 0 || s.Parents != n-1 {
+		return fmt.Errorf("tree not full after every member committed: %+v", s)
+	}
+	return nil
+}
+
+// benchCPUTime returns the process's user+system CPU time.
+func benchCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchSamples records each iteration's wall and CPU time, so a run reports its
+// median and minimum, not only the mean that ns/op is.
+type benchSamples struct{ wall, cpu []time.Duration }
+
+func (s *benchSamples) time(b *testing.B, op func() error) {
+	c0, w0 := benchCPUTime(), time.Now()
+	err := op()
+	w, c := time.Since(w0), benchCPUTime()-c0
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.wall = append(s.wall, w)
+	s.cpu = append(s.cpu, c)
+}
+
+func benchMedian(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func (s *benchSamples) report(b *testing.B) {
+	if len(s.wall) == 0 {
+		return
+	}
+	b.ReportMetric(float64(benchMedian(s.wall)), "med-ns/op")
+	b.ReportMetric(float64(slices.Min(s.wall)), "min-ns/op")
+	b.ReportMetric(float64(benchMedian(s.cpu)), "cpu-ns/op")
+}
+
+func BenchmarkGroup(b *testing.B) {
+	for _, kind := range []string{"sparse", "full"} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/n=%d", kind, n), func(b *testing.B) {
+				if n >= largeSize && !benchLargeEnabled() {
+					b.Skip("set MLS_BENCH_LARGE=1 (without -short) for 10,000 members")
+				}
+				g := getBenchGroup(b, kind, n)
+				b.Logf("%s n=%d: tree %+v; built in %s", kind, n, g.shape, strings.Join(g.build, ", "))
+				b.Run("create_commit", g.benchCreateCommit)
+				b.Run("process_commit", g.benchProcessCommit)
+				b.Run("add_commit", g.benchAddCommit)
+				b.Run("join", g.benchJoin)
+				b.Run("encrypt", g.benchEncrypt)
+				b.Run("decrypt", g.benchDecrypt)
+			})
+		}
+	}
+}
+
+// create_commit: the committer makes an empty commit with an UpdatePath,
+// encoded as a PrivateMessage; it is discarded, not merged.
+func (g *benchGroup) benchCreateCommit(b *testing.B) {
+	var s benchSamples
+	size := 0
+	for b.Loop() {
+		s.time(b, func() error {
+			res, err := g.committer.Commit(nil)
+			if err != nil {
+				return err
+			}
+			size = len(res.Commit)
+			return nil
+		})
+		g.committer.DiscardPendingCommit()
+	}
+	s.report(b)
+	b.ReportMetric(float64(size), "commit-B")
+}
+
+// process_commit: the processor decodes, decrypts, validates and stages a
+// fresh commit (each PrivateMessage's key is used once, so the committer
+// makes a new one per iteration, untimed); the commit is not merged.
+func (g *benchGroup) benchProcessCommit(b *testing.B) {
+	var s benchSamples
+	for b.Loop() {
+		b.StopTimer()
+		res, err := g.committer.Commit(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.committer.DiscardPendingCommit()
+		b.StartTimer()
+		s.time(b, func() error {
+			r, err := g.creator.Process(res.Commit)
+			if err == nil && (r.Commit == nil || !r.Commit.PathUpdated) {
+				err = fmt.Errorf("not a staged commit with a path")
+			}
+			return err
+		})
+	}
+	s.report(b)
+}
+
+// newJoiner makes a fresh KeyPackage (untimed by the callers) and returns it
+// encoded, as it arrives from the delivery service.
+func (g *benchGroup) newJoiner(b *testing.B) (*mls.KeyPackageBundle, []byte) {
+	sig, err := mls.GenerateSignatureKeyPair(benchSuite, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kb, err := mls.NewKeyPackage(g.cfg, mls.BasicCredential([]byte("joiner")), sig, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kb, kb.KeyPackage.Bytes()
+}
+
+// add_commit: the committer parses a new member's KeyPackage and commits
+// its Add with an UpdatePath, producing the commit and a Welcome whose
+// GroupInfo carries the ratchet tree; not merged.
+func (g *benchGroup) benchAddCommit(b *testing.B) {
+	var s benchSamples
+	var commitB, welcomeB int
+	for b.Loop() {
+		b.StopTimer()
+		_, kpBytes := g.newJoiner(b)
+		b.StartTimer()
+		s.time(b, func() error {
+			kp, err := mls.ParseKeyPackage(kpBytes)
+			if err != nil {
+				return err
+			}
+			res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
+			if err != nil {
+				return err
+			}
+			commitB, welcomeB = len(res.Commit), len(res.Welcome)
+			return nil
+		})
+		g.committer.DiscardPendingCommit()
+	}
+	s.report(b)
+	b.ReportMetric(float64(commitB), "commit-B")
+	b.ReportMetric(float64(welcomeB), "welcome-B")
+}
+
+// join: a new member joins from a Welcome carrying the ratchet tree,
+// validating the whole tree (RFC 9420, Section 12.4.3.1). The same Welcome
+// is used each iteration; JoinFromWelcome erases the init key it used, so
+// the key is put back (untimed) before each join.
+func (g *benchGroup) benchJoin(b *testing.B) {
+	kb, kpBytes := g.newJoiner(b)
+	kp, err := mls.ParseKeyPackage(kpBytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.committer.DiscardPendingCommit()
+	initKey := bytes.Clone(kb.InitKey)
+	var s benchSamples
+	runtime.GC()
+	for b.Loop() {
+		b.StopTimer()
+		kb.InitKey = bytes.Clone(initKey)
+		b.StartTimer()
+		s.time(b, func() error {
+			j, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
+			if err == nil && j.Epoch() != g.committer.Epoch()+1 {
+				err = fmt.Errorf("joined at epoch %d", j.Epoch())
+			}
+			return err
+		})
+	}
+	s.report(b)
+	b.ReportMetric(float64(len(res.Welcome)), "welcome-B")
+}
+
+var benchPlaintext = bytes.Repeat([]byte{'m'}, 100)
+
+// encrypt: a 100-byte application message to PrivateMessage bytes.
+func (g *benchGroup) benchEncrypt(b *testing.B) {
+	var s benchSamples
+	size := 0
+	for b.Loop() {
+		s.time(b, func() error {
+			ct, err := g.encryptor.Encrypt(benchPlaintext, nil)
+			size = len(ct)
+			return err
+		})
+	}
+	s.report(b)
+	b.ReportMetric(float64(size), "msg-B")
+}
+
+// decrypt: the processor decodes and decrypts a fresh 100-byte application
+// message from the committer (made untimed each iteration: each
+// generation's key is used once). The sender is not the encryptor, whose
+// ratchet the encrypt benchmark moves far ahead of any receiver.
+func (g *benchGroup) benchDecrypt(b *testing.B) {
+	var s benchSamples
+	for b.Loop() {
+		b.StopTimer()
+		ct, err := g.committer.Encrypt(benchPlaintext, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		s.time(b, func() error {
+			r, err := g.creator.Process(ct)
+			if err == nil && !bytes.Equal(r.Application, benchPlaintext) {
+				err = fmt.Errorf("wrong plaintext")
+			}
+			return err
+		})
+	}
+	s.report(b)
+}
+
+// TestBenchSummary turns the output of the BenchmarkGroup command into the
+// table of docs/BENCHMARKS-group.md: per benchmark, over the -count runs,
+// the median of the runs' median times, the minimum of their minimum
+// times, and the median CPU time. It runs only when MLS_BENCH_SUMMARY names
+// the output file.
+func TestBenchSummary(t *testing.T) {
+	path := os.Getenv("MLS_BENCH_SUMMARY")
+	if path == "" {
+		t.Skip("set MLS_BENCH_SUMMARY to a file of BenchmarkGroup output")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type acc struct{ med, min, cpu, commitB, welcomeB []float64 }
+	runs := map[string]*acc{}
+	var order []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 4 || !strings.HasPrefix(fs[0], "BenchmarkGroup/") {
+			continue
+		}
+		name := fs[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i] // the GOMAXPROCS suffix
+		}
+		a := runs[name]
+		if a == nil {
+			a = &acc{}
+			runs[name] = a
+			order = append(order, name)
+		}
+		for i := 2; i+1 < len(fs); i += 2 {
+			v, err := strconv.ParseFloat(fs[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fs[i+1] {
+			case "med-ns/op":
+				a.med = append(a.med, v)
+			case "min-ns/op":
+				a.min = append(a.min, v)
+			case "cpu-ns/op":
+				a.cpu = append(a.cpu, v)
+			case "commit-B":
+				a.commitB = append(a.commitB, v)
+			case "welcome-B":
+				a.welcomeB = append(a.welcomeB, v)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) == 0 {
+		t.Fatal("no BenchmarkGroup lines")
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		v = slices.Clone(v)
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	dur := func(ns float64) string {
+		if ns == 0 {
+			return "-"
+		}
+		return time.Duration(ns).Round(time.Duration(max(1, ns/1000))).String()
+	}
+	bytesOf := func(v []float64) string {
+		if len(v) == 0 {
+			return ""
+		}
+		return strconv.Itoa(int(med(v)))
+	}
+	var out strings.Builder
+	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | commit B | Welcome B |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|")
+	for _, name := range order {
+		a := runs[name]
+		minV := 0.0
+		if len(a.min) > 0 {
+			minV = slices.Min(a.min)
+		}
+		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
+			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), bytesOf(a.commitB), bytesOf(a.welcomeB))
+	}
+	t.Log("\n" + out.String())
+}

@@ -1,0 +1,97 @@
+package mls
+
+// Test-only hooks for the group benchmarks (bench_test.go, package
+// mls_test). Nothing here is part of the API.
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/mlskit/mlskit/internal/keyschedule"
+	"github.com/mlskit/mlskit/internal/ratchettree"
+	"github.com/mlskit/mlskit/internal/treemath"
+)
+
+// ForkAs returns a Group for the member at leaf in g's current epoch, as
+// that member would hold it if it had not yet received any path secret: g's
+// public state (GroupContext, tree, transcript hashes) and epoch secrets,
+// copied, with a fresh private state holding only leaf's encryption key
+// leafPriv, and signer as its signing key. This is all a member needs to
+// create a commit (RFC 9420, Section 12.4.1 encrypts to others' public keys
+// and reads no private key but its own leaf's); it cannot decrypt paths that
+// reach it through a parent node, so a fork is for committing, not for
+// processing.
+//
+// The benchmarks use it to let every member of a large group commit once
+// without keeping a Group per member. The fork's secret tree is new, so it
+// must send only as leaf, and only in this epoch.
+func ForkAs(g *Group, leaf LeafIndex, leafPriv []byte, signer *SignatureKeyPair) (*Group, error) {
+	st := g.st
+	if st.keys == nil || st.priv == nil {
+		return nil, errors.New("mls: ForkAs needs a member's group")
+	}
+	if g.pending != nil {
+		return nil, ErrPendingCommit
+	}
+	tree := st.tree.Clone()
+	l := treemath.LeafIndex(leaf)
+	n := tree.Leaf(l)
+	if n == nil {
+		return nil, errors.New("mls: ForkAs: blank leaf")
+	}
+	if !bytes.Equal(n.SignatureKey, signer.pub) {
+		return nil, errors.New("mls: ForkAs: signer does not match the leaf's signature key")
+	}
+	priv, err := ratchettree.NewPrivateState(tree, l, leafPriv)
+	if err != nil {
+		return nil, err
+	}
+	keys := *st.keys
+	for _, s := range []*keyschedule.Secret{&keys.SenderData, &keys.Encryption, &keys.Exporter, &keys.External,
+		&keys.Confirmation, &keys.Membership, &keys.Resumption, &keys.Authenticator, &keys.Init} {
+		*s = s.Clone()
+	}
+	ctx := *st.ctx
+	nst := &epochState{s: st.s, ctx: &ctx, ctxBytes: bytes.Clone(st.ctxBytes), tree: tree, priv: priv, me: l,
+		keys: &keys, interim: bytes.Clone(st.interim), confTag: bytes.Clone(st.confTag)}
+	if err := nst.initSecrets(g.cfg); err != nil {
+		return nil, err
+	}
+	f := &Group{cfg: g.cfg, signer: signer, st: nst}
+	f.rememberResumption()
+	return f, nil
+}
+
+// TreeShape describes a ratchet tree: leaves (the tree's width in leaves),
+// members, non-blank parent nodes, blank parent nodes with members on both
+// sides (BlankParents: on some member's filtered direct path, so a commit
+// could fill them), other blank parent nodes (Unfillable: with members on
+// one side or none, never on a filtered direct path, RFC 9420, Section
+// 4.1.2; the right edge of a tree whose member count is not a power of
+// two), and the total number of unmerged_leaves entries over all parents.
+// A tree of m members has at most m-1 non-blank parents.
+type TreeShape struct {
+	Leaves, Members, Parents, BlankParents, Unfillable, Unmerged int
+}
+
+// ShapeOf returns the shape of g's current tree.
+func ShapeOf(g *Group) TreeShape {
+	t := g.st.tree
+	s := TreeShape{Leaves: int(t.LeafCount()), Members: int(t.MemberCount())}
+	for x := treemath.NodeIndex(1); uint32(x) < t.Width(); x += 2 {
+		p := t.ParentNode(x)
+		if p == nil {
+			l, _ := treemath.Left(x)
+			r, _ := treemath.Right(x)
+			if len(t.Resolution(l)) > 0 && len(t.Resolution(r)) > 0 {
+				s.BlankParents++
+			} else {
+				s.Unfillable++
+			}
+			continue
+		}
+		s.Parents++
+		s.Unmerged += len(p.UnmergedLeaves)
+	}
+	return s
+}
