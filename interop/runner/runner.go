@@ -40,7 +40,7 @@ import (
 type Client struct {
 	Name   string   // as the server reports it
 	Suites []uint16 // as the server reports them
-	Label  string   // distinguishes clients in messages; defaults to Name#index in Connect order
+	Label  string   // names the client in errors and run names; Connect sets it to Name
 	rpc    pb.MLSClientClient
 }
 
@@ -151,7 +151,6 @@ type Run struct {
 	Suite            uint16
 	EncryptHandshake bool
 	Actors           map[string]*Client // every actor the script names
-	Clients          []*Client          // every client, for choosing a new suite on reinit
 
 	RPCTimeout time.Duration // per RPC; 0 means 30s
 	Rand       io.Reader     // for group ids and PSKs; nil means crypto/rand
@@ -202,7 +201,7 @@ func Plan(s Script, clients []*Client, modes ...Mode) []*Run {
 		}
 		for _, enc := range []bool{false, true} {
 			for _, a := range assigns {
-				r := &Run{Suite: cs, EncryptHandshake: enc, Actors: map[string]*Client{}, Clients: clients}
+				r := &Run{Suite: cs, EncryptHandshake: enc, Actors: map[string]*Client{}}
 				for i, actor := range actors {
 					r.Actors[actor] = able[a[i]]
 				}
@@ -446,8 +445,8 @@ func (x *execution) changeSuite() error {
 	return nil
 }
 
-// newGroupIDFor returns the group id for a reinit: the script's group id,
-// changed if asked.
+// reinitGroupID returns the group id for a reinit: the script's group id
+// (from its first step, a createGroup), changed if asked.
 func (x *execution) reinitGroupID(change bool) ([]byte, error) {
 	id, err := x.get(0, "group_id")
 	if err != nil {
