@@ -662,7 +662,7 @@ func testConcurrency(t *testing.T, s storage.Store) {
 	const (
 		writers = 3
 		readers = 3
-		batches = 25
+		batches = 15
 		keep    = 4 // past epochs kept; older ones are deleted
 	)
 	ctx := context.Background()
