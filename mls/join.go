@@ -142,8 +142,11 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 		return nil, err
 	}
 	if gs.PathSecret != nil {
+		// RFC 9420, Section 12.4.3.1: the path secret is that of the lowest
+		// common ancestor; derive the secrets of every non-blank node above
+		// it too, up to the root, each checked against the tree.
 		anc := treemath.CommonAncestor(me.Node(), treemath.LeafIndex(gi.Signer).Node())
-		if err := priv.SetPathSecret(tree, anc, gs.PathSecret.PathSecret); err != nil {
+		if _, err := priv.ImportPathSecret(tree, anc, gs.PathSecret.PathSecret); err != nil {
 			return nil, err
 		}
 	}
