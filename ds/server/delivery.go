@@ -1,0 +1,418 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/store"
+)
+
+// toProto converts a record for clientID: the body only if it is a
+// recipient (a Welcome goes to its joiners alone; the others get the header
+// and hashes, enough to follow the chain).
+func toProto(r *store.Record, clientID string) *v1.Record {
+	p := &v1.Record{
+		GroupId: r.GroupID, Seq: r.Seq, Epoch: r.Epoch, Kind: uint32(r.Kind), WireFormat: uint32(r.WireFormat),
+		Sender: r.Sender, Recipients: r.Recipients, BodyHash: r.BodyHash, PrevHash: r.PrevHash, ChainHash: r.ChainHash,
+		TimeUnixMs: r.Time.UnixMilli(),
+	}
+	if store.IsRecipient(r, clientID) {
+		p.Body = r.Body
+	}
+	return p
+}
+
+// FromProto converts an API record back, for clients verifying the chain.
+func FromProto(p *v1.Record) store.Record {
+	return store.Record{
+		GroupID: p.GroupId, Seq: p.Seq, Epoch: p.Epoch, Kind: uint8(p.Kind), WireFormat: uint16(p.WireFormat),
+		Sender: p.Sender, Recipients: p.Recipients, BodyHash: p.BodyHash, PrevHash: p.PrevHash, ChainHash: p.ChainHash,
+		Body: p.Body, Time: time.UnixMilli(p.TimeUnixMs),
+	}
+}
+
+const maxFetch = 1000
+
+// Fetch returns records after a cursor, for clients that were offline.
+func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest]) (*connect.Response[v1.FetchResponse], error) {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if err := s.checkGroupID(m.GroupId); err != nil {
+		return nil, err
+	}
+	mb, err := s.st.Membership(ctx, m.GroupId, sess.ClientID)
+	if err != nil {
+		return nil, s.storeError(err, false)
+	}
+	after := mb.AckedSeq
+	if m.AfterSeq != nil {
+		after = *m.AfterSeq
+	}
+	limit := int(m.Limit)
+	if limit <= 0 || limit > maxFetch {
+		limit = maxFetch
+	}
+	recs, err := s.records(ctx, m.GroupId, after, limit)
+	if err != nil {
+		return nil, s.storeError(err, false)
+	}
+	g, err := s.st.Group(ctx, m.GroupId)
+	if err != nil {
+		return nil, s.storeError(err, false)
+	}
+	resp := &v1.FetchResponse{HeadSeq: g.HeadSeq, HeadHash: g.HeadHash}
+	// Keep the answer well under the response size cap; the client fetches
+	// again from the last record.
+	budget := 4 * s.cfg.MaxMessageSize
+	for i := range recs {
+		p := toProto(&recs[i], sess.ClientID)
+		budget -= len(p.Body) + 256
+		if budget < 0 && i > 0 {
+			break
+		}
+		resp.Records = append(resp.Records, p)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// Ack moves the client's cursor: what is acknowledged is not redelivered.
+func (s *Server) Ack(ctx context.Context, req *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkGroupID(req.Msg.GroupId); err != nil {
+		return nil, err
+	}
+	if err := s.st.Ack(ctx, req.Msg.GroupId, sess.ClientID, req.Msg.Seq); err != nil {
+		return nil, s.storeError(err, false)
+	}
+	return connect.NewResponse(&v1.AckResponse{}), nil
+}
+
+// records reads from the cache of recent records, else the store.
+func (s *Server) records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {
+	if recs := s.cache.after(groupID, after, limit); recs != nil {
+		return recs, nil
+	}
+	recs, err := s.st.Records(ctx, groupID, after, limit)
+	if err == nil {
+		s.cache.add(recs)
+	}
+	return recs, err
+}
+
+const streamBatch = 256
+
+// Subscribe streams every record of every group the client belongs to,
+// starting after its acknowledged cursors, then live; and KeyPackage notices
+// when its stock runs low or its last resort was used. A client that falls
+// more than QueueDepth records behind live traffic, or whose stream does not
+// accept a write within SendTimeout, is disconnected (ResourceExhausted) and
+// catches up with Fetch.
+func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.SubscribeRequest], stream *connect.ServerStream[v1.SubscribeResponse]) error {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return err
+	}
+	rc, _ := ctx.Value(rcKey{}).(*http.ResponseController)
+	sub := s.hub.add(sess.ClientID)
+	defer s.hub.remove(sub)
+	// Send the response headers now, so the client's call returns before
+	// the first event.
+	if err := stream.Send(nil); err != nil {
+		return err
+	}
+	delivered := map[string]uint64{}
+	var lastNotice *v1.KeyPackageNotice
+
+	send := func(resp *v1.SubscribeResponse) error {
+		if rc != nil {
+			rc.SetWriteDeadline(time.Now().Add(s.cfg.SendTimeout))
+		}
+		start := time.Now()
+		err := stream.Send(resp)
+		if rc != nil {
+			rc.SetWriteDeadline(time.Time{})
+		}
+		if err != nil && time.Since(start) >= s.cfg.SendTimeout {
+			// The write deadline reset the stream: the client stopped
+			// reading.
+			s.metrics.inc("mlsd_slow_consumers_total")
+			s.log.Info("slow consumer disconnected", "client", sess.ClientID, "reason", "write timeout")
+		}
+		return err
+	}
+	refresh := func() error {
+		ms, err := s.st.Memberships(ctx, sess.ClientID)
+		if err != nil {
+			return s.storeError(err, false)
+		}
+		keep := map[string]uint64{}
+		for _, m := range ms {
+			k := string(m.GroupID)
+			if d, ok := delivered[k]; ok && d > m.AckedSeq {
+				keep[k] = d
+			} else {
+				keep[k] = m.AckedSeq
+			}
+		}
+		delivered = keep
+		groups := make([]string, 0, len(keep))
+		for k := range keep {
+			groups = append(groups, k)
+		}
+		s.hub.setGroups(sub, groups)
+		// Whatever arrived before the hub knew our groups is read now.
+		sub.markAll(groups)
+		st, err := s.st.KeyPackageStock(ctx, sess.ClientID, s.cfg.Now())
+		if err != nil {
+			return s.storeError(err, false)
+		}
+		for _, x := range st {
+			if x.Count < lowStock || x.LastResortUsed {
+				n := &v1.KeyPackageNotice{CipherSuite: uint32(x.Suite), Remaining: uint32(x.Count), LastResortUsed: x.LastResortUsed}
+				if lastNotice == nil || lastNotice.CipherSuite != n.CipherSuite || lastNotice.Remaining != n.Remaining || lastNotice.LastResortUsed != n.LastResortUsed {
+					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_KeyPackageNotice{KeyPackageNotice: n}}); err != nil {
+						return err
+					}
+					lastNotice = n
+				}
+			}
+		}
+		return nil
+	}
+	if err := refresh(); err != nil {
+		return err
+	}
+	for {
+		doRefresh, dirty := sub.take()
+		if doRefresh {
+			if err := refresh(); err != nil {
+				return err
+			}
+			_, more := sub.take()
+			for k, v := range more {
+				dirty[k] = max(dirty[k], v)
+			}
+		}
+		for g, head := range dirty {
+			d, ok := delivered[g]
+			if !ok {
+				continue
+			}
+			if head != math.MaxUint64 && head > d && head-d > uint64(s.cfg.QueueDepth) {
+				s.metrics.inc("mlsd_slow_consumers_total")
+				s.log.Info("slow consumer disconnected", "client", sess.ClientID, "behind", head-d)
+				return connect.NewError(connect.CodeResourceExhausted, errors.New("slow consumer: too far behind; fetch from your cursor and resubscribe"))
+			}
+			for d < head {
+				recs, err := s.records(ctx, []byte(g), d, streamBatch)
+				if err != nil {
+					return s.storeError(err, false)
+				}
+				for i := range recs {
+					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_Record{Record: toProto(&recs[i], sess.ClientID)}}); err != nil {
+						return err
+					}
+					d = recs[i].Seq
+					delivered[g] = d
+				}
+				s.metrics.add("mlsd_records_delivered_total", uint64(len(recs)))
+				if len(recs) < streamBatch {
+					break
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.wake:
+		}
+	}
+}
+
+const lowStock = 3
+
+// hub routes store notifications to the subscriptions they concern.
+type hub struct {
+	mu       sync.Mutex
+	byClient map[string]map[*sub]struct{}
+	byGroup  map[string]map[*sub]struct{}
+	n        int
+}
+
+type sub struct {
+	client string
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	groups  []string
+	dirty   map[string]uint64
+	refresh bool
+}
+
+func newHub() *hub {
+	return &hub{byClient: map[string]map[*sub]struct{}{}, byGroup: map[string]map[*sub]struct{}{}}
+}
+
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+func (h *hub) add(client string) *sub {
+	s := &sub{client: client, wake: make(chan struct{}, 1), dirty: map[string]uint64{}}
+	h.mu.Lock()
+	if h.byClient[client] == nil {
+		h.byClient[client] = map[*sub]struct{}{}
+	}
+	h.byClient[client][s] = struct{}{}
+	h.n++
+	h.mu.Unlock()
+	return s
+}
+
+func (h *hub) remove(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.byClient[s.client], s)
+	if len(h.byClient[s.client]) == 0 {
+		delete(h.byClient, s.client)
+	}
+	for _, g := range s.groups {
+		delete(h.byGroup[g], s)
+		if len(h.byGroup[g]) == 0 {
+			delete(h.byGroup, g)
+		}
+	}
+	h.n--
+}
+
+func (h *hub) setGroups(s *sub, groups []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range s.groups {
+		delete(h.byGroup[g], s)
+		if len(h.byGroup[g]) == 0 {
+			delete(h.byGroup, g)
+		}
+	}
+	for _, g := range groups {
+		if h.byGroup[g] == nil {
+			h.byGroup[g] = map[*sub]struct{}{}
+		}
+		h.byGroup[g][s] = struct{}{}
+	}
+	s.groups = groups
+}
+
+// notify never blocks: it marks subscriptions and pokes their wake channel.
+func (h *hub) notify(n store.Notification) {
+	h.mu.Lock()
+	var subs []*sub
+	if n.GroupID != nil {
+		for s := range h.byGroup[string(n.GroupID)] {
+			subs = append(subs, s)
+		}
+	} else {
+		for s := range h.byClient[n.ClientID] {
+			subs = append(subs, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		if n.GroupID != nil {
+			k := string(n.GroupID)
+			s.dirty[k] = max(s.dirty[k], n.Seq)
+		} else {
+			s.refresh = true
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *sub) markAll(groups []string) {
+	s.mu.Lock()
+	for _, g := range groups {
+		s.dirty[g] = math.MaxUint64
+	}
+	s.mu.Unlock()
+}
+
+func (s *sub) take() (bool, map[string]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, d := s.refresh, s.dirty
+	s.refresh, s.dirty = false, map[string]uint64{}
+	return r, d
+}
+
+// recordCache keeps the most recent records of each group, so that fanning
+// one message out to a hundred subscribers reads the store once.
+type recordCache struct {
+	mu     sync.Mutex
+	size   int
+	groups map[string][]store.Record // contiguous by seq, newest last
+}
+
+func newRecordCache(size int) *recordCache {
+	return &recordCache{size: size, groups: map[string][]store.Record{}}
+}
+
+func (c *recordCache) add(recs []store.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.groups) > 10000 {
+		clear(c.groups)
+	}
+	k := string(recs[0].GroupID)
+	cur := c.groups[k]
+	for _, r := range recs {
+		switch {
+		case len(cur) == 0 || r.Seq == cur[len(cur)-1].Seq+1:
+			cur = append(cur, r)
+		case r.Seq <= cur[len(cur)-1].Seq:
+			continue
+		default:
+			cur = append(cur[:0], r) // not contiguous: start over
+		}
+	}
+	if len(cur) > c.size {
+		cur = append([]store.Record(nil), cur[len(cur)-c.size/2:]...)
+	}
+	c.groups[k] = cur
+}
+
+// after returns up to limit records with seq > after, or nil if the cache
+// cannot answer without a gap.
+func (c *recordCache) after(groupID []byte, after uint64, limit int) []store.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.groups[string(groupID)]
+	if len(cur) == 0 || cur[0].Seq > after+1 || cur[len(cur)-1].Seq <= after {
+		return nil
+	}
+	i := int(after + 1 - cur[0].Seq)
+	j := min(len(cur), i+limit)
+	return append([]store.Record(nil), cur[i:j]...)
+}

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/mlskit/mlskit/as"
+	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/ds/store"
+)
+
+// MaxKeyPackagesPerUpload bounds one upload.
+const MaxKeyPackagesPerUpload = 100
+
+// UploadKeyPackages checks each KeyPackage against policy (RFC 9420,
+// Section 10.1: signatures, suite, lifetime; RFC 9750, Section 7: bounded
+// lifetime) and that its credential names the uploader, then stores it.
+// Duplicates are refused. The request is all or nothing only per
+// KeyPackage: the first failure stops it and is reported.
+func (s *Server) UploadKeyPackages(ctx context.Context, req *connect.Request[v1.UploadKeyPackagesRequest]) (*connect.Response[v1.UploadKeyPackagesResponse], error) {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	n := len(m.KeyPackages)
+	if m.LastResort != nil {
+		n++
+	}
+	if n == 0 || len(m.KeyPackages) > MaxKeyPackagesPerUpload {
+		return nil, s.reject("malformed", invalid("upload: between 1 and %d KeyPackages per request", MaxKeyPackagesPerUpload))
+	}
+	type item struct {
+		data       []byte
+		lastResort bool
+	}
+	items := make([]item, 0, n)
+	for _, d := range m.KeyPackages {
+		items = append(items, item{data: d})
+	}
+	if m.LastResort != nil {
+		items = append(items, item{data: m.LastResort, lastResort: true})
+	}
+	var refs [][]byte
+	now := s.cfg.Now()
+	for i, it := range items {
+		rec, err := s.checkKeyPackage(ctx, sess, it.data, now)
+		if err != nil {
+			return nil, fmt.Errorf("KeyPackage %d: %w", i, err)
+		}
+		rec.LastResort = rec.LastResort || it.lastResort
+		if err := s.st.PutKeyPackage(ctx, rec); err != nil {
+			if errors.Is(err, store.ErrDuplicate) {
+				return nil, s.reject("replay", connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("KeyPackage %d: duplicate", i)))
+			}
+			return nil, s.storeError(err, false)
+		}
+		s.metrics.inc("mlsd_keypackages_uploaded_total")
+		refs = append(refs, rec.Ref)
+	}
+	return connect.NewResponse(&v1.UploadKeyPackagesResponse{Refs: refs}), nil
+}
+
+func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data []byte, now time.Time) (store.KeyPackage, error) {
+	if len(data) > s.cfg.MaxMessageSize {
+		return store.KeyPackage{}, s.reject("oversized", connect.NewError(connect.CodeResourceExhausted, errors.New("too large")))
+	}
+	kp, err := mlsmsg.ParseKeyPackage(data)
+	if err != nil {
+		return store.KeyPackage{}, s.reject("malformed", invalid("%v", err))
+	}
+	if !s.suiteAllowed(kp.CipherSuite) {
+		return store.KeyPackage{}, s.reject("policy", invalid("cipher suite %d not allowed", kp.CipherSuite))
+	}
+	if err := kp.Verify(now, s.cfg.MaxKeyPackageLifetime); err != nil {
+		return store.KeyPackage{}, s.reject("policy", invalid("%v", err))
+	}
+	id, err := s.cfg.Validator.Validate(ctx, kp.Credential.Raw, kp.CipherSuite, kp.SignatureKey)
+	if err != nil {
+		if errors.Is(err, as.ErrUnsupportedCredential) || errors.Is(err, as.ErrInvalidCredential) ||
+			errors.Is(err, as.ErrKeyMismatch) || errors.Is(err, as.ErrRevoked) {
+			return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("credential: %w", err)))
+		}
+		return store.KeyPackage{}, connect.NewError(connect.CodeInternal, fmt.Errorf("credential validator: %w", err))
+	}
+	if id.ClientID != sess.ClientID {
+		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("credential names another client")))
+	}
+	if !id.Vouched && !bytes.Equal(kp.SignatureKey, sess.SignatureKey) {
+		// A basic credential is only as good as the pinned key.
+		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("signature key differs from the logged-in key")))
+	}
+	ref, err := mlsmsg.Ref(kp.CipherSuite, data)
+	if err != nil {
+		return store.KeyPackage{}, invalid("%v", err)
+	}
+	return store.KeyPackage{Ref: ref, Owner: sess.ClientID, Suite: kp.CipherSuite, LastResort: kp.LastResort,
+		Data: data, NotAfter: time.Unix(int64(kp.NotAfter), 0)}, nil
+}
+
+// ClaimKeyPackages hands out exactly one KeyPackage per named client for the
+// suite, atomically in the store, so two mlsd nodes never hand out the same
+// one. Claims are rate-limited per claimer and per target (RFC 9420,
+// Section 16.8), so one client cannot drain another's stock.
+func (s *Server) ClaimKeyPackages(ctx context.Context, req *connect.Request[v1.ClaimKeyPackagesRequest]) (*connect.Response[v1.ClaimKeyPackagesResponse], error) {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if len(m.ClientIds) == 0 || len(m.ClientIds) > 100 || m.CipherSuite > 0xffff {
+		return nil, s.reject("malformed", invalid("claim: between 1 and 100 clients"))
+	}
+	suiteID := uint16(m.CipherSuite)
+	now := s.cfg.Now()
+	seen := map[string]bool{}
+	for _, c := range m.ClientIds {
+		if seen[c] || len(c) == 0 || len(c) > store.MaxClientIDLen {
+			return nil, s.reject("malformed", invalid("claim: empty, too long or repeated client id"))
+		}
+		seen[c] = true
+	}
+	if !s.claimLim.allow(sess.ClientID, float64(len(m.ClientIds)), now) {
+		s.metrics.inc("mlsd_rate_limited_total", "limit", "claimer")
+		return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: KeyPackage claims by this client"))
+	}
+	resp := &v1.ClaimKeyPackagesResponse{}
+	for _, c := range m.ClientIds {
+		if !s.targetLim.allow(c, 1, now) {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "target")
+			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limited: KeyPackage claims for %q", c))
+		}
+	}
+	for _, c := range m.ClientIds {
+		kp, err := s.st.ClaimKeyPackage(ctx, c, suiteID, now)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.metrics.inc("mlsd_keypackages_claimed_total", "result", "missing")
+			resp.Missing = append(resp.Missing, c)
+			continue
+		case err != nil:
+			return nil, s.storeError(err, false)
+		}
+		result := "regular"
+		if kp.LastResort {
+			result = "last_resort"
+		}
+		s.metrics.inc("mlsd_keypackages_claimed_total", "result", result)
+		resp.KeyPackages = append(resp.KeyPackages, &v1.ClaimedKeyPackage{ClientId: c, KeyPackage: kp.Data, Ref: kp.Ref, LastResort: kp.LastResort})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Server) GetKeyPackageStock(ctx context.Context, req *connect.Request[v1.GetKeyPackageStockRequest]) (*connect.Response[v1.GetKeyPackageStockResponse], error) {
+	sess, err := s.auth(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.st.KeyPackageStock(ctx, sess.ClientID, s.cfg.Now())
+	if err != nil {
+		return nil, s.storeError(err, false)
+	}
+	resp := &v1.GetKeyPackageStockResponse{}
+	for _, x := range st {
+		resp.Stock = append(resp.Stock, &v1.SuiteStock{CipherSuite: uint32(x.Suite), Count: uint32(x.Count),
+			HasLastResort: x.HasLastResort, LastResortUsed: x.LastResortUsed})
+	}
+	return connect.NewResponse(resp), nil
+}
