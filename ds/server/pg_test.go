@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/server"
+	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
+)
+
+// twoNodes starts two mlsd nodes, each with its own connection pool, on one
+// PostgreSQL schema.
+func twoNodes(t *testing.T, cfg server.Config) (*env, *env) {
+	schema := pgtest.NewSchema()
+	cfg.Store = pgtest.Open(t, schema, true)
+	a := newEnv(t, cfg)
+	cfg.Store = pgtest.Open(t, schema, false)
+	b := newEnv(t, cfg)
+	return a, b
+}
+
+var unlimited = server.Config{ClientRate: 1e9, ClientBurst: 1e9, GroupRate: 1e9, GroupBurst: 1e9,
+	ClaimRate: 1e9, ClaimBurst: 1e9, TargetRate: 1e9, TargetBurst: 1e9}
+
+// TestTwoNodesClaim: a KeyPackage claimed through two nodes at once is
+// handed out once.
+func TestTwoNodesClaim(t *testing.T) {
+	a, b := twoNodes(t, unlimited)
+	bob := a.login("bob")
+	const n = 30
+	var kps [][]byte
+	for i := 0; i < n; i++ {
+		kps = append(kps, bob.keyPackage(t, false))
+	}
+	_, err := bob.UploadKeyPackages(ctx, kps, bob.keyPackage(t, true))
+	must(t, err)
+	claimers := []*member{a.login("c1"), b.login("c2"), a.login("c3"), b.login("c4")}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	lastResort := 0
+	var wg sync.WaitGroup
+	for _, c := range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				resp, err := c.ClaimKeyPackages(ctx, testSuite, "bob")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, kp := range resp.KeyPackages {
+					if kp.LastResort {
+						lastResort++
+					} else {
+						seen[string(kp.Ref)]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n || lastResort != 40-n {
+		t.Fatalf("%d distinct KeyPackages and %d last resorts handed out, want %d and %d", len(seen), lastResort, n, 40-n)
+	}
+	for ref, c := range seen {
+		if c != 1 {
+			t.Fatalf("KeyPackage %x handed out %d times", ref, c)
+		}
+	}
+}
+
+// TestTwoNodesDelivery: a subscriber on one node receives what is sent
+// through the other (LISTEN/NOTIFY), and both nodes agree on one winner.
+func TestTwoNodesDelivery(t *testing.T) {
+	a, b := twoNodes(t, unlimited)
+	alice, bob := a.login("alice"), b.login("bob")
+	gid := gidOf("two-nodes")
+	must(t, alice.CreateGroup(ctx, gid, nil))
+	_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add"), AddMembers: []string{"bob"}})
+	must(t, err)
+	stream, err := bob.Subscribe(ctx)
+	must(t, err)
+	defer stream.Close()
+	for i := 0; i < 5; i++ {
+		_, err := alice.Send(ctx, appMsg(gid, 1, fmt.Sprint("hi ", i)))
+		must(t, err)
+	}
+	got := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for got < 5 {
+			ev, err := stream.Next()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ev.GetRecord() != nil {
+				got++
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("bob received %d of 5 messages through the other node", got)
+	}
+}
+
+// TestTwoNodesCommitRace runs the commit race with clients spread over two
+// nodes on one database.
+func TestTwoNodesCommitRace(t *testing.T) {
+	a, b := twoNodes(t, unlimited)
+	nodes := []*server.Server{a.srv, b.srv}
+	envs := []*env{a, b}
+	rounds := 100
+	if testing.Short() {
+		rounds = 20
+	}
+	raceOn(t, a.srv, a.st, nodes, 50, rounds, func(i int) *member { return envs[i%2].login(fmt.Sprint("racer-", i)) })
+}
