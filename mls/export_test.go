@@ -1,12 +1,14 @@
 package mls
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/framing"
+	"github.com/mlskit/mlskit/internal/keyschedule"
 	"github.com/mlskit/mlskit/internal/secrettree"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
@@ -108,4 +110,41 @@ func ResignKeyPackage(kp *KeyPackage, key *SignatureKeyPair) ([]byte, error) {
 	}
 	w.Signature = sig
 	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatKeyPackage, KeyPackage: &w})
+}
+
+// SenderDataOf decrypts only the SenderData of a PrivateMessage with g's
+// current epoch secrets (RFC 9420, Section 6.3.2), so a test can tell which
+// ratchet generation a message uses without consuming anything.
+func SenderDataOf(g *Group, msg []byte) (leaf LeafIndex, application bool, generation uint32, ok bool) {
+	m, err := wire.UnmarshalMLSMessage(bytes.Clone(msg))
+	if err != nil || m.WireFormat != wire.WireFormatPrivateMessage {
+		return 0, false, 0, false
+	}
+	pm, st := m.PrivateMessage, g.st
+	aad, err := codec.Marshal(&wire.SenderDataAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType})
+	if err != nil {
+		return 0, false, 0, false
+	}
+	key, nonce := keyschedule.SenderDataKeyNonce(st.s, st.keys.SenderData, pm.Ciphertext)
+	pt, err := st.s.Open(key, nonce, aad, pm.EncryptedSenderData)
+	if err != nil {
+		return 0, false, 0, false
+	}
+	sd, err := wire.UnmarshalSenderData(pt)
+	if err != nil {
+		return 0, false, 0, false
+	}
+	return LeafIndex(sd.LeafIndex), pm.ContentType == wire.ContentTypeApplication, sd.Generation, true
+}
+
+// KeyUsable reports whether g's current secret tree could still serve the
+// key of generation of leaf's application or handshake ratchet (Peek: it
+// changes nothing).
+func KeyUsable(g *Group, leaf LeafIndex, application bool, generation uint32) bool {
+	kind := secrettree.Handshake
+	if application {
+		kind = secrettree.Application
+	}
+	_, _, err := g.st.secrets.Peek(treemath.LeafIndex(leaf), kind, generation)
+	return err == nil
 }
