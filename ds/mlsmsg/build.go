@@ -1,74 +1,83 @@
 package mlsmsg
 
-import "github.com/mlskit/mlskit/internal/codec"
+import "github.com/mlskit/mlskit/internal/wire"
+
+func encode(m *wire.MLSMessage) []byte {
+	m.Version = wire.ProtocolVersionMLS10
+	out, err := wire.Encode(m)
+	if err != nil {
+		panic("mlsmsg: building a test message: " + err.Error()) // only reachable through a bug in the builders
+	}
+	return out
+}
 
 // PrivateMessage builds an MLSMessage carrying a PrivateMessage (RFC 9420,
 // Section 6.3) whose encrypted fields are the given opaque bytes. The
 // delivery service cannot tell it from a real one, which is the point.
 func PrivateMessage(groupID []byte, epoch uint64, contentType uint8, senderData, ciphertext []byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(VersionMLS10)
-	b.AddUint16(WireFormatPrivateMessage)
-	b.AddOpaque(groupID)
-	b.AddUint64(epoch)
-	b.AddUint8(contentType)
-	b.AddOpaque(nil) // authenticated_data
-	b.AddOpaque(senderData)
-	b.AddOpaque(ciphertext)
-	out, _ := b.Bytes()
-	return out
+	return encode(&wire.MLSMessage{WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &wire.PrivateMessage{
+		GroupID: groupID, Epoch: epoch, ContentType: wire.ContentType(contentType), AuthenticatedData: []byte{},
+		EncryptedSenderData: senderData, Ciphertext: ciphertext,
+	}})
 }
 
 // PublicMessage builds an MLSMessage carrying a PublicMessage (RFC 9420,
-// Section 6.2) with the given sender and an opaque remainder standing in for
-// content, auth data and membership tag.
-func PublicMessage(groupID []byte, epoch uint64, senderType uint8, leaf uint32, contentType uint8, rest []byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(VersionMLS10)
-	b.AddUint16(WireFormatPublicMessage)
-	b.AddOpaque(groupID)
-	b.AddUint64(epoch)
-	b.AddUint8(senderType)
-	if senderType == SenderMember || senderType == SenderExternal {
-		b.AddUint32(leaf)
+// Section 6.2) from the given sender: application data, an empty proposal
+// list commit, or (for proposals) a Remove of leaf 0; payload stands in for
+// the application data and the signature.
+func PublicMessage(groupID []byte, epoch uint64, senderType uint8, leaf uint32, contentType uint8, payload []byte) []byte {
+	c := wire.FramedContent{GroupID: groupID, Epoch: epoch, Sender: wire.Sender{SenderType: wire.SenderType(senderType)},
+		AuthenticatedData: []byte{}, ContentType: wire.ContentType(contentType)}
+	switch senderType {
+	case SenderMember:
+		c.Sender.LeafIndex = leaf
+	case SenderExternal:
+		c.Sender.SenderIndex = leaf
 	}
-	b.AddOpaque(nil) // authenticated_data
-	b.AddUint8(contentType)
-	b.AddBytes(rest)
-	out, _ := b.Bytes()
-	return out
+	auth := wire.FramedContentAuthData{ContentType: c.ContentType, Signature: payload}
+	switch contentType {
+	case ContentApplication:
+		c.ApplicationData = payload
+	case ContentProposal:
+		c.Proposal = &wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: leaf}}
+	case ContentCommit:
+		c.Commit = &wire.Commit{Proposals: []wire.ProposalOrRef{}}
+		auth.ConfirmationTag = make([]byte, 32)
+	}
+	pm := &wire.PublicMessage{Content: c, Auth: auth}
+	if senderType == SenderMember {
+		pm.MembershipTag = make([]byte, 32)
+	}
+	return encode(&wire.MLSMessage{WireFormat: wire.WireFormatPublicMessage, PublicMessage: pm})
 }
 
 // Welcome builds an MLSMessage carrying a Welcome (RFC 9420, Section
 // 12.4.3.1) for the given KeyPackageRefs with opaque encrypted parts.
 func Welcome(suiteID uint16, refs [][]byte, encryptedGroupInfo []byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(VersionMLS10)
-	b.AddUint16(WireFormatWelcome)
-	b.AddUint16(suiteID)
-	b.AddVector(func(b *codec.Builder) {
-		for _, r := range refs {
-			b.AddOpaque(r)
-			b.AddOpaque([]byte("kem output"))
-			b.AddOpaque([]byte("ciphertext"))
-		}
-	})
-	b.AddOpaque(encryptedGroupInfo)
-	out, _ := b.Bytes()
-	return out
+	w := &wire.Welcome{CipherSuite: wire.CipherSuite(suiteID), Secrets: []wire.EncryptedGroupSecrets{}, EncryptedGroupInfo: encryptedGroupInfo}
+	for _, r := range refs {
+		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: r,
+			EncryptedGroupSecrets: wire.HPKECiphertext{KEMOutput: []byte("kem output"), Ciphertext: []byte("ciphertext")}})
+	}
+	return encode(&wire.MLSMessage{WireFormat: wire.WireFormatWelcome, Welcome: w})
 }
 
 // GroupInfo builds an MLSMessage carrying a GroupInfo (RFC 9420, Section
-// 12.4.3) whose GroupContext names groupID and epoch, with an opaque rest.
-func GroupInfo(suiteID uint16, groupID []byte, epoch uint64, rest []byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(VersionMLS10)
-	b.AddUint16(WireFormatGroupInfo)
-	b.AddUint16(VersionMLS10)
-	b.AddUint16(suiteID)
-	b.AddOpaque(groupID)
-	b.AddUint64(epoch)
-	b.AddBytes(rest)
-	out, _ := b.Bytes()
-	return out
+// 12.4.3) whose GroupContext names groupID and epoch; payload stands in for
+// the signature.
+func GroupInfo(suiteID uint16, groupID []byte, epoch uint64, payload []byte) []byte {
+	return encode(&wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: &wire.GroupInfo{
+		GroupContext: wire.GroupContext{Version: wire.ProtocolVersionMLS10, CipherSuite: wire.CipherSuite(suiteID),
+			GroupID: groupID, Epoch: epoch, TreeHash: make([]byte, 32), ConfirmedTranscriptHash: make([]byte, 32), Extensions: []wire.Extension{}},
+		Extensions: []wire.Extension{}, ConfirmationTag: make([]byte, 32), Signature: payload,
+	}})
+}
+
+// Ref computes the KeyPackageRef of an MLSMessage carrying a KeyPackage.
+func Ref(msg []byte) ([]byte, error) {
+	kp, err := ParseKeyPackage(msg)
+	if err != nil {
+		return nil, err
+	}
+	return kp.Ref()
 }

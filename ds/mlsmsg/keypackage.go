@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/internal/wire"
 )
 
 // Credential types (RFC 9420, Section 5.3).
@@ -25,68 +25,41 @@ type Credential struct {
 	Type         uint16
 	Identity     []byte   // basic
 	Certificates [][]byte // x509, leaf first
-	Raw          []byte   // the encoding as received
+	Raw          []byte   // the encoding
 }
 
-// ParseCredential decodes exactly one Credential.
+// ParseCredential decodes exactly one basic or x509 Credential.
 func ParseCredential(data []byte) (*Credential, error) {
-	r := codec.NewReader(data)
-	c, ok := readCredential(r)
-	if !ok || !r.Empty() {
-		return nil, malformed("Credential")
+	c, err := wire.Decode[wire.Credential](data)
+	if err != nil {
+		return nil, malformed("Credential", err)
 	}
-	return c, nil
+	return fromWire(c, data)
 }
 
-func readCredential(r *codec.Reader) (*Credential, bool) {
-	start := r.Rest()
-	n0 := r.Len()
-	c := &Credential{}
-	if !r.ReadUint16(&c.Type) {
-		return nil, false
-	}
-	switch c.Type {
-	case CredentialBasic:
-		if !r.ReadOpaque(&c.Identity) {
-			return nil, false
-		}
-	case CredentialX509:
-		if !r.ReadList(func(s *codec.Reader) bool {
-			var cert []byte
-			if !s.ReadOpaque(&cert) {
-				return false
-			}
-			c.Certificates = append(c.Certificates, cert)
-			return true
-		}) || len(c.Certificates) == 0 {
-			return nil, false
+func fromWire(c *wire.Credential, raw []byte) (*Credential, error) {
+	out := &Credential{Type: uint16(c.CredentialType), Identity: c.Identity, Certificates: c.Certificates, Raw: raw}
+	switch c.CredentialType {
+	case wire.CredentialTypeBasic:
+	case wire.CredentialTypeX509:
+		if len(c.Certificates) == 0 {
+			return nil, malformed("Credential: empty certificate chain", nil)
 		}
 	default:
-		return nil, false
+		return nil, fmt.Errorf("%w: credential type %d", ErrUnsupported, c.CredentialType)
 	}
-	c.Raw = append([]byte(nil), start[:n0-r.Len()]...)
-	return c, true
+	return out, nil
 }
 
 // BasicCredential encodes a basic credential for identity.
 func BasicCredential(identity []byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(CredentialBasic)
-	b.AddOpaque(identity)
-	out, _ := b.Bytes()
+	out, _ := wire.Encode(&wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: identity})
 	return out
 }
 
 // X509Credential encodes an x509 credential from DER certificates, leaf first.
 func X509Credential(chain [][]byte) []byte {
-	b := codec.NewBuilder(nil)
-	b.AddUint16(CredentialX509)
-	b.AddVector(func(b *codec.Builder) {
-		for _, c := range chain {
-			b.AddOpaque(c)
-		}
-	})
-	out, _ := b.Bytes()
+	out, _ := wire.Encode(&wire.Credential{CredentialType: wire.CredentialTypeX509, Certificates: chain})
 	return out
 }
 
@@ -94,103 +67,53 @@ func X509Credential(chain [][]byte) []byte {
 // Section 10).
 type KeyPackage struct {
 	CipherSuite  uint16
-	InitKey      []byte
 	SignatureKey []byte
 	Credential   *Credential
 	NotBefore    uint64
 	NotAfter     uint64
 	LastResort   bool // carries the last_resort extension
 
-	tbs       []byte // KeyPackageTBS as received
-	signature []byte
-	leafTBS   []byte // LeafNodeTBS as received (key_package source)
-	leafSig   []byte
-}
-
-// Leaf node sources (RFC 9420, Section 7.2).
-const leafSourceKeyPackage uint8 = 1
-
-func parseKeyPackage(r *codec.Reader) (*KeyPackage, error) {
-	kp := &KeyPackage{}
-	start := r.Rest()
-	n0 := r.Len()
-	var version uint16
-	if !r.ReadUint16(&version) || !r.ReadUint16(&kp.CipherSuite) || !r.ReadOpaque(&kp.InitKey) {
-		return nil, malformed("KeyPackage")
-	}
-	if version != VersionMLS10 {
-		return nil, malformed("KeyPackage: version")
-	}
-	// LeafNode (RFC 9420, Section 7.2).
-	leafStart := r.Rest()
-	l0 := r.Len()
-	var encKey []byte
-	var cred *Credential
-	var ok bool
-	if !r.ReadOpaque(&encKey) || !r.ReadOpaque(&kp.SignatureKey) {
-		return nil, malformed("LeafNode")
-	}
-	if cred, ok = readCredential(r); !ok {
-		return nil, malformed("LeafNode credential")
-	}
-	kp.Credential = cred
-	// Capabilities: five vectors (Section 7.2).
-	for i := 0; i < 5; i++ {
-		if !r.ReadVector(func(s *codec.Reader) bool { return s.Skip(s.Len()) && s.Len()%2 == 0 }) {
-			return nil, malformed("LeafNode capabilities")
-		}
-	}
-	var source uint8
-	if !r.ReadUint8(&source) || source != leafSourceKeyPackage ||
-		!r.ReadUint64(&kp.NotBefore) || !r.ReadUint64(&kp.NotAfter) ||
-		!readExtensions(r, nil) {
-		return nil, malformed("LeafNode")
-	}
-	kp.leafTBS = append([]byte(nil), leafStart[:l0-r.Len()]...)
-	if !r.ReadOpaque(&kp.leafSig) {
-		return nil, malformed("LeafNode signature")
-	}
-	if !readExtensions(r, func(t uint16) {
-		if t == ExtensionLastResort {
-			kp.LastResort = true
-		}
-	}) {
-		return nil, malformed("KeyPackage extensions")
-	}
-	kp.tbs = append([]byte(nil), start[:n0-r.Len()]...)
-	if !r.ReadOpaque(&kp.signature) || !r.Empty() {
-		return nil, malformed("KeyPackage signature")
-	}
-	return kp, nil
-}
-
-// readExtensions reads Extension extensions<V> (RFC 9420, Section 7.2),
-// rejecting duplicate types.
-func readExtensions(r *codec.Reader, seen func(uint16)) bool {
-	types := map[uint16]bool{}
-	return r.ReadList(func(s *codec.Reader) bool {
-		var t uint16
-		var data []byte
-		if !s.ReadUint16(&t) || !s.ReadOpaque(&data) || types[t] {
-			return false
-		}
-		types[t] = true
-		if seen != nil {
-			seen(t)
-		}
-		return true
-	})
+	kp  *wire.KeyPackage
+	raw []byte // the KeyPackage as received, what KeyPackageRef hashes
 }
 
 // ParseKeyPackage decodes an MLSMessage carrying a KeyPackage. It does not
 // verify signatures; Verify does.
 func ParseKeyPackage(msg []byte) (*KeyPackage, error) {
-	r := codec.NewReader(msg)
-	var v, wf uint16
-	if !r.ReadUint16(&v) || !r.ReadUint16(&wf) || v != VersionMLS10 || wf != WireFormatKeyPackage {
-		return nil, malformed("MLSMessage: not a KeyPackage")
+	m, err := wire.UnmarshalMLSMessage(msg)
+	if err != nil {
+		return nil, malformed("MLSMessage", err)
 	}
-	return parseKeyPackage(r)
+	if m.Version != wire.ProtocolVersionMLS10 || m.KeyPackage == nil {
+		return nil, malformed("MLSMessage: not an mls10 KeyPackage", nil)
+	}
+	w := m.KeyPackage
+	if w.Version != wire.ProtocolVersionMLS10 {
+		return nil, malformed("KeyPackage: version", nil)
+	}
+	// RFC 9420, Section 10.1: the leaf node's source must be key_package.
+	if w.LeafNode.LeafNodeSource != wire.LeafNodeSourceKeyPackage {
+		return nil, malformed("KeyPackage: leaf node source is not key_package", nil)
+	}
+	credRaw, err := wire.Encode(&w.LeafNode.Credential)
+	if err != nil {
+		return nil, malformed("KeyPackage credential", err)
+	}
+	cred, err := fromWire(&w.LeafNode.Credential, credRaw)
+	if err != nil {
+		return nil, err
+	}
+	kp := &KeyPackage{
+		CipherSuite: uint16(w.CipherSuite), SignatureKey: w.LeafNode.SignatureKey, Credential: cred,
+		NotBefore: w.LeafNode.Lifetime.NotBefore, NotAfter: w.LeafNode.Lifetime.NotAfter,
+		kp: w, raw: w.Raw(),
+	}
+	for _, e := range w.Extensions {
+		if uint16(e.ExtensionType) == ExtensionLastResort {
+			kp.LastResort = true
+		}
+	}
+	return kp, nil
 }
 
 // Policy errors for KeyPackages.
@@ -209,10 +132,11 @@ func (kp *KeyPackage) Verify(now time.Time, maxLifetime time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("%w: %d", ErrSuite, kp.CipherSuite)
 	}
-	if err := s.VerifyWithLabel(kp.SignatureKey, "LeafNodeTBS", kp.leafTBS, kp.leafSig); err != nil {
+	leaf := &kp.kp.LeafNode
+	if err := s.VerifyWithLabel(kp.SignatureKey, "LeafNodeTBS", leaf.TBS(nil, 0), leaf.Signature); err != nil {
 		return fmt.Errorf("%w: LeafNode", ErrInvalidSignature)
 	}
-	if err := s.VerifyWithLabel(kp.SignatureKey, "KeyPackageTBS", kp.tbs, kp.signature); err != nil {
+	if err := s.VerifyWithLabel(kp.SignatureKey, "KeyPackageTBS", kp.kp.TBS(), kp.kp.Signature); err != nil {
 		return fmt.Errorf("%w: KeyPackage", ErrInvalidSignature)
 	}
 	t := uint64(now.Unix())
@@ -225,25 +149,21 @@ func (kp *KeyPackage) Verify(now time.Time, maxLifetime time.Duration) error {
 	return nil
 }
 
-// Ref computes the KeyPackageRef of the encoded KeyPackage (RFC 9420,
-// Section 5.2): RefHash over the KeyPackage itself, without the MLSMessage
-// header.
-func Ref(suiteID uint16, msg []byte) ([]byte, error) {
-	s, err := suite.Lookup(suite.ID(suiteID))
+// Ref computes the KeyPackageRef (RFC 9420, Section 5.2): RefHash over the
+// KeyPackage as received, without the MLSMessage header.
+func (kp *KeyPackage) Ref() ([]byte, error) {
+	s, err := suite.Lookup(suite.ID(kp.CipherSuite))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %d", ErrSuite, suiteID)
+		return nil, fmt.Errorf("%w: %d", ErrSuite, kp.CipherSuite)
 	}
-	if len(msg) < 4 {
-		return nil, malformed("KeyPackage")
-	}
-	return s.RefHash("MLS 1.0 KeyPackage Reference", msg[4:]), nil
+	return s.RefHash("MLS 1.0 KeyPackage Reference", kp.raw), nil
 }
 
 // KeyPackageOptions configure BuildKeyPackage.
 type KeyPackageOptions struct {
 	NotBefore, NotAfter time.Time
 	LastResort          bool   // add the last_resort extension
-	InitKey             []byte // defaults to random-looking bytes of a fixed size
+	InitKey             []byte // defaults to 32 bytes derived from the signature key
 }
 
 // BuildKeyPackage makes an MLSMessage carrying a KeyPackage signed by
@@ -255,56 +175,38 @@ func BuildKeyPackage(suiteID uint16, signer suite.Signer, credential []byte, opt
 		init = make([]byte, 32)
 		copy(init, signer.PublicKey())
 	}
-	leaf := codec.NewBuilder(nil)
-	leaf.AddOpaque(init) // encryption_key
-	leaf.AddOpaque(signer.PublicKey())
-	leaf.AddBytes(credential)
-	// Capabilities (RFC 9420, Section 7.2).
-	leaf.AddVector(func(b *codec.Builder) { b.AddUint16(VersionMLS10) })
-	leaf.AddVector(func(b *codec.Builder) { b.AddUint16(suiteID) })
-	leaf.AddVector(func(b *codec.Builder) {
-		if opt.LastResort {
-			b.AddUint16(ExtensionLastResort)
-		}
-	})
-	leaf.AddVector(func(b *codec.Builder) {})
-	leaf.AddVector(func(b *codec.Builder) { b.AddUint16(CredentialBasic); b.AddUint16(CredentialX509) })
-	leaf.AddUint8(leafSourceKeyPackage)
-	leaf.AddUint64(uint64(opt.NotBefore.Unix()))
-	leaf.AddUint64(uint64(opt.NotAfter.Unix()))
-	leaf.AddVector(func(b *codec.Builder) {})
-	leafTBS, err := leaf.Bytes()
+	cred, err := wire.Decode[wire.Credential](credential)
 	if err != nil {
 		return nil, err
 	}
-	leafSig, err := signer.SignWithLabel("LeafNodeTBS", leafTBS)
-	if err != nil {
+	caps := wire.Capabilities{
+		Versions:     []wire.ProtocolVersion{wire.ProtocolVersionMLS10},
+		CipherSuites: []wire.CipherSuite{wire.CipherSuite(suiteID)},
+		Credentials:  []wire.CredentialType{wire.CredentialTypeBasic, wire.CredentialTypeX509},
+	}
+	var exts []wire.Extension
+	if opt.LastResort {
+		caps.Extensions = []wire.ExtensionType{wire.ExtensionType(ExtensionLastResort)}
+		exts = []wire.Extension{{ExtensionType: wire.ExtensionType(ExtensionLastResort), ExtensionData: []byte{}}}
+	}
+	kp := &wire.KeyPackage{
+		Version: wire.ProtocolVersionMLS10, CipherSuite: wire.CipherSuite(suiteID), InitKey: init,
+		LeafNode: wire.LeafNode{
+			EncryptionKey: init, SignatureKey: signer.PublicKey(), Credential: *cred, Capabilities: caps,
+			LeafNodeSource: wire.LeafNodeSourceKeyPackage,
+			Lifetime:       wire.Lifetime{NotBefore: uint64(opt.NotBefore.Unix()), NotAfter: uint64(opt.NotAfter.Unix())},
+			Extensions:     []wire.Extension{},
+		},
+		Extensions: exts,
+	}
+	if kp.Extensions == nil {
+		kp.Extensions = []wire.Extension{}
+	}
+	if kp.LeafNode.Signature, err = signer.SignWithLabel("LeafNodeTBS", kp.LeafNode.TBS(nil, 0)); err != nil {
 		return nil, err
 	}
-	kp := codec.NewBuilder(nil)
-	kp.AddUint16(VersionMLS10)
-	kp.AddUint16(suiteID)
-	kp.AddOpaque(init)
-	kp.AddBytes(leafTBS)
-	kp.AddOpaque(leafSig)
-	kp.AddVector(func(b *codec.Builder) {
-		if opt.LastResort {
-			b.AddUint16(ExtensionLastResort)
-			b.AddOpaque(nil)
-		}
-	})
-	tbs, err := kp.Bytes()
-	if err != nil {
+	if kp.Signature, err = signer.SignWithLabel("KeyPackageTBS", kp.TBS()); err != nil {
 		return nil, err
 	}
-	sig, err := signer.SignWithLabel("KeyPackageTBS", tbs)
-	if err != nil {
-		return nil, err
-	}
-	out := codec.NewBuilder(nil)
-	out.AddUint16(VersionMLS10)
-	out.AddUint16(WireFormatKeyPackage)
-	out.AddBytes(tbs)
-	out.AddOpaque(sig)
-	return out.Bytes()
+	return wire.Encode(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatKeyPackage, KeyPackage: kp})
 }

@@ -1,14 +1,13 @@
 // Package mlsmsg is the delivery service's narrow view of MLS messages: it
-// reads only the MLSMessage header fields RFC 9750, Section 8.4.3.2 lets a
-// delivery service see (group id, epoch, content type, wire format) and the
-// parts of a KeyPackage the directory must police (suite, lifetime,
-// signatures, credential). It never decrypts or interprets content.
+// decodes each message strictly with internal/wire, then keeps only what RFC
+// 9750, Section 8.4.3.2 lets a delivery service see (group id, epoch,
+// content type, wire format, size) and the parts of a KeyPackage the
+// directory must police (suite, lifetime, signatures, credential). It never
+// decrypts or interprets content.
 //
-// It also builds such messages for tests and tools: KeyPackages signed with a
-// real key, and PublicMessage/PrivateMessage envelopes around opaque bytes.
-//
-// The parser here is deliberately small and will give way to internal/wire
-// once that package decodes every struct.
+// It also builds well-formed messages for tests and tools: KeyPackages
+// signed with a real key, and PublicMessage/PrivateMessage, Welcome and
+// GroupInfo envelopes around opaque bytes.
 package mlsmsg
 
 import (
@@ -16,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/wire"
 )
 
 // Wire formats (RFC 9420, Section 6; IANA "MLS Wire Formats").
@@ -42,21 +42,27 @@ const (
 	SenderNewMemberCommit   uint8 = 4
 )
 
-// ProtocolVersion mls10 (RFC 9420, Section 6).
+// VersionMLS10 is ProtocolVersion mls10 (RFC 9420, Section 6).
 const VersionMLS10 uint16 = 1
 
 // ErrMalformed is wrapped by every decoding failure.
 var ErrMalformed = codec.ErrMalformed
 
-// DecodeError says which structure failed to decode.
+// DecodeError says which structure failed to decode and why.
 type DecodeError struct {
 	What string
+	Err  error // the internal/wire error, if any
 }
 
-func (e *DecodeError) Error() string { return "mlsmsg: malformed " + e.What }
+func (e *DecodeError) Error() string {
+	if e.Err != nil {
+		return "mlsmsg: malformed " + e.What + ": " + e.Err.Error()
+	}
+	return "mlsmsg: malformed " + e.What
+}
 func (e *DecodeError) Unwrap() error { return ErrMalformed }
 
-func malformed(what string) error { return &DecodeError{What: what} }
+func malformed(what string, err error) error { return &DecodeError{What: what, Err: err} }
 
 // Header is what the delivery service learns from an MLSMessage.
 type Header struct {
@@ -72,94 +78,42 @@ type Header struct {
 	Size       int
 }
 
-// ParseHeader reads the MLSMessage header (RFC 9420, Section 6). For
-// PublicMessage and PrivateMessage it reads the framing fields up to the
-// content type and checks that the remaining fields are well-formed vectors
-// where it can do so without interpreting content.
+// ParseHeader decodes a whole MLSMessage (RFC 9420, Section 6) strictly and
+// returns its header. Only mls10 is accepted.
 func ParseHeader(data []byte) (*Header, error) {
-	h := &Header{Size: len(data)}
-	r := codec.NewReader(data)
-	if !r.ReadUint16(&h.Version) || !r.ReadUint16(&h.WireFormat) {
-		return nil, malformed("MLSMessage header")
+	m, err := wire.UnmarshalMLSMessage(data)
+	if err != nil {
+		return nil, malformed("MLSMessage", err)
 	}
-	if h.Version != VersionMLS10 {
-		return nil, malformed(fmt.Sprintf("MLSMessage: unsupported version %d", h.Version))
+	if m.Version != wire.ProtocolVersionMLS10 {
+		return nil, malformed(fmt.Sprintf("MLSMessage: unsupported version %d", m.Version), nil)
 	}
-	switch h.WireFormat {
-	case WireFormatPublicMessage:
-		// RFC 9420, Section 6.2: FramedContent starts the PublicMessage.
-		var aad []byte
-		if !r.ReadOpaque(&h.GroupID) || !r.ReadUint64(&h.Epoch) || !readSender(r, &h.SenderType) ||
-			!r.ReadOpaque(&aad) || !r.ReadUint8(&h.ContentType) {
-			return nil, malformed("PublicMessage")
+	h := &Header{Version: uint16(m.Version), WireFormat: uint16(m.WireFormat), Size: len(data)}
+	switch {
+	case m.PublicMessage != nil:
+		c := &m.PublicMessage.Content
+		h.GroupID, h.Epoch, h.ContentType, h.SenderType = c.GroupID, c.Epoch, uint8(c.ContentType), uint8(c.Sender.SenderType)
+	case m.PrivateMessage != nil:
+		p := m.PrivateMessage
+		h.GroupID, h.Epoch, h.ContentType = p.GroupID, p.Epoch, uint8(p.ContentType)
+	case m.Welcome != nil:
+		h.CipherSuite = uint16(m.Welcome.CipherSuite)
+		for _, s := range m.Welcome.Secrets {
+			h.NewMembers = append(h.NewMembers, s.NewMember)
 		}
-		if h.ContentType < ContentApplication || h.ContentType > ContentCommit {
-			return nil, malformed("PublicMessage: content type")
-		}
-		// The body (content, auth data, membership tag) is the members'
-		// business; it must at least be present.
-		if r.Empty() {
-			return nil, malformed("PublicMessage: missing content")
-		}
-	case WireFormatPrivateMessage:
-		// RFC 9420, Section 6.3.
-		var aad, esd, ct []byte
-		if !r.ReadOpaque(&h.GroupID) || !r.ReadUint64(&h.Epoch) || !r.ReadUint8(&h.ContentType) ||
-			!r.ReadOpaque(&aad) || !r.ReadOpaque(&esd) || !r.ReadOpaque(&ct) || !r.Empty() {
-			return nil, malformed("PrivateMessage")
-		}
-		if h.ContentType < ContentApplication || h.ContentType > ContentCommit {
-			return nil, malformed("PrivateMessage: content type")
-		}
-	case WireFormatWelcome:
-		// RFC 9420, Section 12.4.3.1.
-		var egi []byte
-		ok := r.ReadUint16(&h.CipherSuite) && r.ReadList(func(s *codec.Reader) bool {
-			var ref, kem, ct []byte
-			if !s.ReadOpaque(&ref) || !s.ReadOpaque(&kem) || !s.ReadOpaque(&ct) {
-				return false
-			}
-			h.NewMembers = append(h.NewMembers, ref)
-			return true
-		}) && r.ReadOpaque(&egi) && r.Empty()
-		if !ok {
-			return nil, malformed("Welcome")
-		}
-	case WireFormatGroupInfo:
-		// RFC 9420, Section 12.4.3: GroupInfo starts with its GroupContext
-		// (Section 8.1).
-		var v uint16
-		if !r.ReadUint16(&v) || !r.ReadUint16(&h.CipherSuite) || !r.ReadOpaque(&h.GroupID) || !r.ReadUint64(&h.Epoch) {
-			return nil, malformed("GroupInfo")
-		}
-		if r.Empty() {
-			return nil, malformed("GroupInfo: truncated")
-		}
-	case WireFormatKeyPackage:
-		kp, err := parseKeyPackage(r)
-		if err != nil {
-			return nil, err
-		}
-		h.CipherSuite = kp.CipherSuite
+	case m.GroupInfo != nil:
+		gc := &m.GroupInfo.GroupContext
+		h.GroupID, h.Epoch, h.CipherSuite = gc.GroupID, gc.Epoch, uint16(gc.CipherSuite)
+	case m.KeyPackage != nil:
+		h.CipherSuite = uint16(m.KeyPackage.CipherSuite)
 	default:
-		return nil, malformed(fmt.Sprintf("MLSMessage: unknown wire format %d", h.WireFormat))
+		return nil, malformed("MLSMessage: no body", nil)
+	}
+	if (h.WireFormat == WireFormatPublicMessage || h.WireFormat == WireFormatPrivateMessage) &&
+		(h.ContentType < ContentApplication || h.ContentType > ContentCommit) {
+		return nil, malformed("MLSMessage: content type", nil)
 	}
 	return h, nil
-}
-
-// readSender reads a Sender (RFC 9420, Section 6).
-func readSender(r *codec.Reader, t *uint8) bool {
-	if !r.ReadUint8(t) {
-		return false
-	}
-	var idx uint32
-	switch *t {
-	case SenderMember, SenderExternal:
-		return r.ReadUint32(&idx)
-	case SenderNewMemberProposal, SenderNewMemberCommit:
-		return true
-	}
-	return false
 }
 
 // ErrUnsupported is returned for valid input the delivery service does not

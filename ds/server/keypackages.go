@@ -96,7 +96,7 @@ func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data [
 		// A basic credential is only as good as the pinned key.
 		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("signature key differs from the logged-in key")))
 	}
-	ref, err := mlsmsg.Ref(kp.CipherSuite, data)
+	ref, err := kp.Ref()
 	if err != nil {
 		return store.KeyPackage{}, invalid("%v", err)
 	}
