@@ -27,10 +27,9 @@
 // updated and removed, which PSKs were used) before MergeStagedCommit.
 // A member's own Commit stays pending until MergePendingCommit (after the
 // delivery service accepted it) or DiscardPendingCommit (when another
-// commit won the epoch). A call that fails leaves the group as it was, with
-// one documented exception: a PrivateMessage whose sender data decrypts
-// consumes its generation's key even if its content then fails to verify
-// (only a member can produce such a message).
+// commit won the epoch). A call that fails leaves the group as it was: a
+// PrivateMessage's key is consumed only once the message has decrypted and
+// its signature verified.
 //
 // # Handshake encryption
 //

@@ -168,9 +168,7 @@ func senderFromWire(s wire.Sender) Sender {
 
 // Process decodes and validates one MLSMessage for this group: an
 // application message is decrypted, a proposal is validated and cached, a
-// commit is validated and staged. A failed call leaves the group as it was
-// (except that a PrivateMessage whose sender data decrypted has used up its
-// generation's key; see the package documentation).
+// commit is validated and staged. A failed call leaves the group as it was.
 func (g *Group) Process(data []byte) (*Received, error) {
 	r, err := g.process(data)
 	return r, classify(err)

@@ -45,9 +45,9 @@
 // # Key consumption
 //
 // Unprotecting a PrivateMessage consumes its generation's key in the secret
-// tree before the content is decrypted (see secrettree.Tree.Get): a second
+// tree only after the content has decrypted, decoded and its signature
+// verified (the key is looked up with secrettree.Tree.Peek first): a second
 // message with the same generation fails with ErrKeyReused, and a message
-// that fails to decrypt or verify after its sender data decrypted still uses
-// up its generation. Only a holder of the epoch's sender_data_secret can
-// produce sender data that decrypts, so only members can spend keys this way.
+// that fails any check leaves the secret tree exactly as it was, so the
+// genuine message with that generation can still be read.
 package framing

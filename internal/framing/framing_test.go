@@ -790,3 +790,33 @@ func TestVerifyPublicObserver(t *testing.T) {
 		t.Fatalf("bad signature: got %v, want ErrInvalidSignature", err)
 	}
 }
+
+// A message whose sender data decrypts but whose content does not (or
+// whose signature fails) must not use up its generation: the genuine
+// message with that generation still decrypts afterwards, and only then
+// is the key consumed.
+func TestFailedUnprotectKeepsKey(t *testing.T) {
+	g := newTestGroup(t, suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	recv := g.epoch()
+	pm := g.protectPrivate(g.epoch(), 1, wire.ContentTypeApplication, 0)
+	good := encodeMsg(t, &wire.MLSMessage{PrivateMessage: pm})
+	// Flip a bit of the content ciphertext's tag (the last byte of
+	// ciphertext): the sender data, encrypted with a key derived from the
+	// ciphertext's first Nh bytes, still decrypts.
+	badPM := *pm
+	badPM.Ciphertext = bytes.Clone(pm.Ciphertext)
+	badPM.Ciphertext[len(badPM.Ciphertext)-1] ^= 1
+	if _, err := recv.UnprotectPrivate(&badPM, g.members); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("corrupted content: %v, want ErrDecrypt", err)
+	}
+	msg, err := wire.UnmarshalMLSMessage(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recv.UnprotectPrivate(msg.PrivateMessage, g.members); err != nil {
+		t.Fatalf("genuine message after a corrupted copy: %v", err)
+	}
+	if _, err := recv.UnprotectPrivate(msg.PrivateMessage, g.members); !errors.Is(err, ErrKeyReused) {
+		t.Fatalf("replay: %v, want ErrKeyReused", err)
+	}
+}

@@ -185,8 +185,12 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*
 		return nil, invalid(ErrUnknownSender, "sender data leaf_index is a member", "6.3.2")
 	}
 
-	// RFC 9420, Sections 6.3.1 and 9: the content key and nonce.
-	key, nonce, err := e.Tree.Get(treemath.LeafIndex(sd.LeafIndex), kind, sd.Generation)
+	// RFC 9420, Sections 6.3.1 and 9: the content key and nonce. Peek
+	// first and consume the key only once the message has decrypted and
+	// its signature verified, so a forged or corrupted message leaves the
+	// secret tree exactly as it was.
+	leaf := treemath.LeafIndex(sd.LeafIndex)
+	key, nonce, err := e.Tree.Peek(leaf, kind, sd.Generation)
 	if err != nil {
 		return nil, treeError(err)
 	}
@@ -227,6 +231,12 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*
 	if err := Verify(s, pub, ac, e.Context); err != nil {
 		return nil, err
 	}
+	k2, n2, err := e.Tree.Get(leaf, kind, sd.Generation)
+	if err != nil {
+		return nil, treeError(err)
+	}
+	k2.Erase()
+	n2.Erase()
 	return ac, nil
 }
 
