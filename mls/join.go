@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/framing"
@@ -235,4 +234,8 @@ func findLeaf(tree *ratchettree.Tree, want *wire.LeafNode) (treemath.LeafIndex, 
 	return 0, false
 }
 
-var errNoExternalPub = errors.New("mls: GroupInfo has no external_pub extension")
+// errNoExternalPub: an external join needs the GroupInfo's external_pub
+// extension (RFC 9420, Section 12.4.3.2). The GroupInfo comes from a peer,
+// so this is a validation failure with a public class, not a bare error.
+var errNoExternalPub = &ValidationError{Check: "GroupInfo has no external_pub extension", Section: "12.4.3.2",
+	Err: ErrInvalidWelcome}
