@@ -29,7 +29,11 @@
 // delivery service accepted it) or DiscardPendingCommit (when another
 // commit won the epoch). A call that fails leaves the group as it was: a
 // PrivateMessage's key is consumed only once the message has decrypted and
-// its signature verified.
+// its signature verified. A PrivateMessage that decrypts and verifies but is
+// then refused (a commit naming a PSK this member lacks, or whose
+// confirmation tag does not match) has used its key, which RFC 9420,
+// Section 9.2 deletes once used, so the same message cannot be processed
+// again; the sender must send anew.
 //
 // # Handshake encryption
 //

@@ -168,7 +168,9 @@ func senderFromWire(s wire.Sender) Sender {
 
 // Process decodes and validates one MLSMessage for this group: an
 // application message is decrypted, a proposal is validated and cached, a
-// commit is validated and staged. A failed call leaves the group as it was.
+// commit is validated and staged. A failed call leaves the group as it was,
+// except that a PrivateMessage refused after it decrypted and verified has
+// used up its key (see the package documentation).
 func (g *Group) Process(data []byte) (*Received, error) {
 	r, err := g.process(data)
 	return r, classify(err)
