@@ -13,20 +13,18 @@ import (
 // Hostile input for every message kind: truncated, bit-flipped, for the
 // wrong epoch or group, replayed, and with forged signatures. Each must fail
 // with an error that matches a public sentinel (errors.Is), never panic, and
-// leave the receiving group as it was (fingerprint), with one documented
-// exception: a PrivateMessage whose sender data decrypts uses up its
-// generation's key (doc.go, "Stage, then merge").
+// leave the receiving group as it was (fingerprint), its secret tree
+// included: no message key may be used up by a message that fails to
+// decrypt or verify.
 
-// framingConsumesOnFailure records the current behaviour of
-// internal/framing.UnprotectPrivate: it takes the content key with
-// secrettree.Tree.Get, which consumes it, before it opens the ciphertext and
-// checks the signature, so a message whose sender data decrypts but whose
-// content fails (a corrupted ciphertext or authenticated_data, a forged
-// signature) still uses up its generation. secrettree.Tree.Peek exists so
-// that framing can consume only after success; when framing does that, set
-// this to false and the hostile tests demand that such messages leave the
-// secret tree untouched too (TestKnownIssueFramingConsumesKey will say so).
-const framingConsumesOnFailure = true
+// framingConsumesOnFailure: whether internal/framing.UnprotectPrivate
+// consumes a message key before the content has decrypted and verified.
+// It did until commit b0f9fc0 (it took the key with secrettree.Tree.Get
+// first); now it Peeks and consumes only on success, so the hostile tests
+// demand that a corrupted or forged PrivateMessage leaves the secret tree
+// untouched. (Setting it to true tolerates the old behaviour only where it
+// can occur: the sender data still decrypts.)
+const framingConsumesOnFailure = false
 
 const hashLen = 32 // KDF.Nh of fastSuite: the ciphertext sample length (RFC 9420, Section 6.3.2)
 
@@ -202,10 +200,10 @@ func withoutRatchet(fp string, epoch uint64, leaf mls.LeafIndex, application boo
 
 // TestHostileBitFlips flips one bit in every byte of every kind of group
 // message (a dense sample for commits with a path). Every variant must fail
-// with a typed error and leave alice as she was. For a PrivateMessage whose
-// sender data still decrypts, the generation may be used up (the documented
-// exception); then bob sends a fresh message and the flips go on with it.
-// Afterwards a valid message from bob still works.
+// with a typed error and leave alice as she was, her secret tree included
+// (a flip in authenticated_data or past the ciphertext sample leaves the
+// sender data decryptable and reaches the content key). Afterwards the
+// genuine message still works.
 func TestHostileBitFlips(t *testing.T) {
 	for _, m := range modes() {
 		t.Run(m.name, func(t *testing.T) {
@@ -298,31 +296,32 @@ func hostileFlips(t *testing.T, alice *client, s sender) {
 	s.undo()
 }
 
-// TestKnownIssueFramingConsumesKey pins the behaviour that
-// framingConsumesOnFailure describes: a PrivateMessage with a corrupted
-// ciphertext uses up its generation, so the genuine message, arriving
-// after, cannot be read. When framing is changed to Peek before it
-// decrypts, this test fails: set framingConsumesOnFailure to false and
-// delete it.
-func TestKnownIssueFramingConsumesKey(t *testing.T) {
+// TestCorruptedCopyFirst: a corrupted copy of a PrivateMessage arriving
+// before the genuine one must not spend its key (the corruption is in the
+// content's AEAD tag, so the sender data decrypts).
+func TestCorruptedCopyFirst(t *testing.T) {
 	seeded(t, 22)
-	env := hostileEnv(t, false, "known issue")
+	env := hostileEnv(t, false, "corrupted copy")
 	alice, bob := env[0], env[1]
 	msg, err := bob.g.Encrypt([]byte("hello"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := layoutOf(msg)
-	bad := flip(msg, l.ct[1]-1) // the AEAD tag of the content
-	_, err = alice.g.Process(bad)
+	before := fingerprint(t, alice.g)
+	_, err = alice.g.Process(flip(msg, l.ct[1]-1))
 	wantErr(t, "corrupted content", err, mls.ErrDecrypt)
-	_, err = alice.g.Process(msg)
-	if framingConsumesOnFailure && err == nil {
-		t.Fatal("framing no longer consumes the key of a message that fails to decrypt: " +
-			"set framingConsumesOnFailure = false in hostile_test.go and delete this test")
-	}
 	if framingConsumesOnFailure {
-		wantErr(t, "genuine message after a corrupted copy", err, mls.ErrKeyUnavailable)
+		unchangedButBurned(t, "corrupted content", alice.g, before)
+		return
+	}
+	unchanged(t, "corrupted content", alice.g, before)
+	r, err := alice.g.Process(msg)
+	if err != nil {
+		t.Fatalf("genuine message after a corrupted copy: %v", err)
+	}
+	if string(r.Application) != "hello" {
+		t.Fatalf("got %q", r.Application)
 	}
 }
 
@@ -501,7 +500,7 @@ func TestHostileForgedSignatures(t *testing.T) {
 				before := fingerprint(t, alice.g)
 				_, err := alice.g.Process(msg)
 				wantErr(t, "forged "+s.name, err, mls.ErrInvalidSignature)
-				unchangedAfter(t, "forged "+s.name, alice.g, before, strings.HasPrefix(s.name, "PrivateMessage"))
+				unchangedAfter(t, "forged "+s.name, alice.g, before, framingConsumesOnFailure && strings.HasPrefix(s.name, "PrivateMessage"))
 				s.undo()
 			}
 			// The group still works.
