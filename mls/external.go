@@ -38,13 +38,24 @@ func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView
 	if err != nil {
 		return nil, err
 	}
-	tree, err := treeFor(s, gi, ratchetTree)
+	tree, err := verifiedTree(cfg, s, gi, ratchetTree)
+	if err != nil {
+		return nil, err
+	}
+	return &groupInfoView{s: s, gi: gi, tree: tree}, nil
+}
+
+// verifiedTree finds a GroupInfo's ratchet tree (extension or out of band),
+// verifies the GroupInfo's signature by its signer's leaf, and validates the
+// whole tree against the GroupContext (RFC 9420, Section 12.4.3.1).
+func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, error) {
+	tree, err := treeFor(s, gi, outOfBand)
 	if err != nil {
 		return nil, err
 	}
 	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
-		return nil, invalid(ErrInvalidWelcome, "12.4.3", "GroupInfo signer is a blank leaf")
+		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
 	}
 	if err := framing.VerifyGroupInfo(s, signer.SignatureKey, gi); err != nil {
 		return nil, err
@@ -56,7 +67,7 @@ func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView
 	if err := checkGroupExtensions(ctx.Extensions, tree, cfg); err != nil {
 		return nil, err
 	}
-	return &groupInfoView{s: s, gi: gi, tree: tree}, nil
+	return tree, nil
 }
 
 // ExternalJoinOptions tunes ExternalJoin.

@@ -113,24 +113,11 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	if gi.GroupContext.CipherSuite != kp.CipherSuite || gi.GroupContext.Version != kp.Version {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo cipher suite or version differs from the KeyPackage's")
 	}
-	tree, err := treeFor(s, gi, opts.RatchetTree)
+	tree, err := verifiedTree(cfg, s, gi, opts.RatchetTree)
 	if err != nil {
 		return nil, err
 	}
-	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
-	if signer == nil {
-		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
-	}
-	if err := framing.VerifyGroupInfo(s, signer.SignatureKey, gi); err != nil {
-		return nil, err
-	}
 	ctx := &gi.GroupContext
-	if err := tree.Validate(ctx.TreeHash, policyFor(cfg, ctx)); err != nil {
-		return nil, err
-	}
-	if err := checkGroupExtensions(ctx.Extensions, tree, cfg); err != nil {
-		return nil, err
-	}
 	// Find our leaf: the one identical to the KeyPackage's LeafNode.
 	me, ok := findLeaf(tree, &kp.LeafNode)
 	if !ok {

@@ -1,10 +1,6 @@
 package framing
 
-import (
-	"errors"
-
-	"github.com/mlskit/mlskit/internal/wire"
-)
+import "github.com/mlskit/mlskit/internal/wire"
 
 // VerifyPublicObserver checks a PublicMessage as a party that follows the
 // group without its secrets (a delivery service's public view, RFC 9420,
@@ -12,24 +8,11 @@ import (
 // to send the content, and the signature. The membership tag cannot be
 // checked without membership_key and is ignored; only members can check it.
 func (e *Epoch) VerifyPublicObserver(pm *wire.PublicMessage, members MemberKeys) (*wire.AuthenticatedContent, error) {
-	if err := e.check(); err != nil {
+	if err := e.checkPublic(pm); err != nil {
 		return nil, err
-	}
-	if pm == nil {
-		return nil, errors.New("mls: nil PublicMessage")
-	}
-	if err := checkGroupEpoch(e.Context, pm.Content.GroupID, pm.Content.Epoch); err != nil {
-		return nil, err
-	}
-	if pm.Content.ContentType == wire.ContentTypeApplication {
-		return nil, invalid(ErrWrongWireFormat, "application data is sent as PrivateMessage", "6")
 	}
 	ac := pm.AuthenticatedContent()
-	pub, err := senderKey(e.Context, &pm.Content, members)
-	if err != nil {
-		return nil, err
-	}
-	if err := Verify(e.Suite, pub, ac, e.Context); err != nil {
+	if err := e.verifySender(ac, members); err != nil {
 		return nil, err
 	}
 	return ac, nil

@@ -108,17 +108,8 @@ func (e *Epoch) ProtectPublic(ac *wire.AuthenticatedContent) (*wire.PublicMessag
 // If pm was decoded, the returned AuthenticatedContent's Raw holds the
 // received bytes (for proposal references, Section 5.2).
 func (e *Epoch) UnprotectPublic(pm *wire.PublicMessage, members MemberKeys) (*wire.AuthenticatedContent, error) {
-	if err := e.check(); err != nil {
+	if err := e.checkPublic(pm); err != nil {
 		return nil, err
-	}
-	if pm == nil {
-		return nil, errors.New("mls: nil PublicMessage")
-	}
-	if err := checkGroupEpoch(e.Context, pm.Content.GroupID, pm.Content.Epoch); err != nil {
-		return nil, err
-	}
-	if pm.Content.ContentType == wire.ContentTypeApplication {
-		return nil, invalid(ErrWrongWireFormat, "application data is sent as PrivateMessage", "6")
 	}
 	ac := pm.AuthenticatedContent()
 	if pm.Content.Sender.SenderType == wire.SenderTypeMember {
@@ -133,14 +124,39 @@ func (e *Epoch) UnprotectPublic(pm *wire.PublicMessage, members MemberKeys) (*wi
 			return nil, invalid(ErrInvalidMembershipTag, "membership_tag", "6.2")
 		}
 	}
-	pub, err := senderKey(e.Context, &pm.Content, members)
-	if err != nil {
-		return nil, err
-	}
-	if err := Verify(e.Suite, pub, ac, e.Context); err != nil {
+	if err := e.verifySender(ac, members); err != nil {
 		return nil, err
 	}
 	return ac, nil
+}
+
+// checkPublic runs the checks of a received PublicMessage that come before
+// any cryptography: group, epoch, and no application data (RFC 9420,
+// Sections 6 and 6.2).
+func (e *Epoch) checkPublic(pm *wire.PublicMessage) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	if pm == nil {
+		return errors.New("mls: nil PublicMessage")
+	}
+	if err := checkGroupEpoch(e.Context, pm.Content.GroupID, pm.Content.Epoch); err != nil {
+		return err
+	}
+	if pm.Content.ContentType == wire.ContentTypeApplication {
+		return invalid(ErrWrongWireFormat, "application data is sent as PrivateMessage", "6")
+	}
+	return nil
+}
+
+// verifySender checks that the sender may send the content and verifies
+// the signature with its key (RFC 9420, Sections 6.1 and 12.1.8).
+func (e *Epoch) verifySender(ac *wire.AuthenticatedContent, members MemberKeys) error {
+	pub, err := senderKey(e.Context, &ac.Content, members)
+	if err != nil {
+		return err
+	}
+	return Verify(e.Suite, pub, ac, e.Context)
 }
 
 // membershipTag computes MAC(membership_key, AuthenticatedContentTBM)
