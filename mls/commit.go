@@ -552,13 +552,21 @@ func (g *Group) retire(old *epochState) {
 	}
 	keep := g.cfg.pastEpochs()
 	if keep > 0 {
-		g.past = append([]*pastEpoch{{epoch: old.ctx.Epoch, fe: old.framingEpoch(), tree: old.tree}}, g.past...)
+		// The past epoch keeps its own copy of sender_data_secret, since
+		// the key schedule is erased below and late application messages
+		// need it (RFC 9420, Sections 6.3.2 and 9.2); it keeps no
+		// membership key, as handshakes of past epochs are refused.
+		fe := old.framingEpoch()
+		fe.SenderDataSecret = old.keys.SenderData.Clone()
+		fe.MembershipKey = nil
+		g.past = append([]*pastEpoch{{epoch: old.ctx.Epoch, fe: fe, tree: old.tree}}, g.past...)
 	} else {
 		old.secrets.Erase()
 	}
 	for len(g.past) > keep {
 		last := g.past[len(g.past)-1]
 		last.fe.Tree.Erase()
+		last.fe.SenderDataSecret.Erase()
 		g.past = g.past[:len(g.past)-1]
 	}
 	old.keys.Erase()
