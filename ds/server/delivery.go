@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -105,11 +106,34 @@ func (s *Server) records(ctx context.Context, groupID []byte, after uint64, limi
 	if recs := s.cache.after(groupID, after, limit); recs != nil {
 		return recs, nil
 	}
-	recs, err := s.st.Records(ctx, groupID, after, limit)
-	if err == nil {
-		s.cache.add(recs)
+	// Subscribers woken by one append all miss the cache at once (the
+	// store notifies before the appender fills it): one query serves them.
+	key := fmt.Sprintf("%x/%d/%d", groupID, after, limit)
+	s.flightMu.Lock()
+	if c, ok := s.flights[key]; ok {
+		s.flightMu.Unlock()
+		<-c.done
+		return c.recs, c.err
 	}
-	return recs, err
+	c := &flight{done: make(chan struct{})}
+	s.flights[key] = c
+	s.flightMu.Unlock()
+	s.metrics.inc("mlsd_store_reads_total")
+	c.recs, c.err = s.st.Records(ctx, groupID, after, limit)
+	if c.err == nil {
+		s.cache.add(c.recs)
+	}
+	s.flightMu.Lock()
+	delete(s.flights, key)
+	s.flightMu.Unlock()
+	close(c.done)
+	return c.recs, c.err
+}
+
+type flight struct {
+	done chan struct{}
+	recs []store.Record
+	err  error
 }
 
 const streamBatch = 256

@@ -97,10 +97,12 @@ func (s *Server) SendMessage(ctx context.Context, req *connect.Request[v1.SendMe
 	if err := s.groupLimit(h.GroupID); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	recs, err := s.st.Append(ctx, store.Append{
 		GroupID: h.GroupID, Sender: sess.ClientID, Epoch: h.Epoch, Window: s.cfg.EpochWindow, Now: s.cfg.Now(),
 		Entries: []store.Entry{{Kind: h.ContentType, WireFormat: h.WireFormat, Body: req.Msg.Message}},
 	})
+	s.metrics.observe("mlsd_append_seconds", time.Since(t0))
 	if err != nil {
 		return nil, s.storeError(err, false)
 	}

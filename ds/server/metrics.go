@@ -114,6 +114,8 @@ var metricHelp = map[string]string{
 	"mlsd_rejected_total":             "Requests refused as malformed, oversized, unauthenticated or replayed, by reason.",
 	"mlsd_records_delivered_total":    "Records sent on subscription streams.",
 	"mlsd_commit_accept_seconds":      "Time to accept a winning commit bundle.",
+	"mlsd_store_reads_total":          "Log reads that missed the recent-records cache.",
+	"mlsd_append_seconds":             "Time the store takes to append a message.",
 }
 
 func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {

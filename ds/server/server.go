@@ -141,6 +141,9 @@ type Server struct {
 
 	sessions sync.Map // string(token hash) -> store.Session
 
+	flightMu sync.Mutex
+	flights  map[string]*flight
+
 	fairMu sync.Mutex
 	losses map[string]int // group id + "\x00" + client -> consecutive stale commits
 
@@ -166,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 		targetLim: newLimiter(cfg.TargetRate, cfg.TargetBurst),
 		loginLim:  newLimiter(cfg.LoginRate, cfg.LoginBurst),
 		losses:    map[string]int{},
+		flights:   map[string]*flight{},
 		done:      make(chan struct{}),
 	}
 	s.metrics.gauge("mlsd_subscribers", "Open subscription streams.", func() float64 { return float64(s.hub.count()) })
@@ -196,6 +200,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	path, h := mlsdv1connect.NewDeliveryServiceHandler(s,
 		connect.WithInterceptors(&observer{s: s}),
+		// MLS ciphertexts do not compress, and compressing attacker-
+		// influenced data beside secrets is a known side channel.
+		connect.WithCompression("gzip", nil, nil),
 		// The size cap: the largest request is a commit bundle; allow
 		// several maximal messages and framing.
 		connect.WithReadMaxBytes(8*s.cfg.MaxMessageSize+64<<10),
