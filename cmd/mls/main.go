@@ -4,6 +4,7 @@
 //
 //	mls demo [-n N]            run an in-process group and print what happens
 //	mls vectors verify [DIR]   check mlskit against the official MLS test vectors
+//	mls inspect [flags] [FILE] decode, describe and check any MLS object
 package main
 
 import (
@@ -19,6 +20,8 @@ commands:
                          remove, exchange messages, and print what happened with timings
   vectors verify [DIR]   run the official MLS test vectors (default: $MLS_TEST_VECTORS,
                          or ../shared/test-vectors beside the repository)
+  inspect [flags] [FILE] decode any MLS object (binary or hex), print its structure
+                         and check what needs no secrets (-json, -type, -group-info)
 
 Run "mls <command> -h" for a command's flags.
 `
@@ -38,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runVectors(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "inspect":
+		return runInspect(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
