@@ -1,15 +1,14 @@
 package mls_test
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
 	"testing/cryptotest"
+	"time"
 
 	"github.com/mlskit/mlskit/mls"
 )
@@ -31,9 +30,13 @@ func seededRand(salt string) *mrand.ChaCha8 {
 	return mrand.NewChaCha8(sha256.Sum256([]byte("mlskit test " + salt)))
 }
 
+// fixedNow is the clock of detConfig: KeyPackage lifetimes are part of
+// what is signed and hashed, so a moving clock would change every run.
+func fixedNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
 // detConfig is a Config with a seeded Rand.
 func detConfig(salt string, pub bool) *mls.Config {
-	return &mls.Config{Rand: seededRand(salt), PublicHandshakes: pub}
+	return &mls.Config{Rand: seededRand(salt), PublicHandshakes: pub, Now: fixedNow}
 }
 
 // newGroupClient creates name's client and a one-member group.
@@ -242,7 +245,3 @@ func diffLines(a, b string) string {
 	return out.String()
 }
 
-// u32 is a 4-byte big-endian encoding, for building test payloads.
-func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-
-var _ = bytes.Equal

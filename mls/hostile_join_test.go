@@ -345,7 +345,7 @@ func TestHostileKeyPackage(t *testing.T) {
 		wantErr(t, "proposing "+what, err, want)
 		unchanged(t, what, alice.g, before)
 	}
-	old := &mls.Config{Rand: seededRand("old"), Now: func() time.Time { return time.Now().Add(-200 * 24 * time.Hour) }}
+	old := &mls.Config{Rand: seededRand("old"), Now: func() time.Time { return fixedNow().Add(-200 * 24 * time.Hour) }}
 	expired, err := mls.NewKeyPackage(old, dave.cred, dave.sig, nil)
 	if err != nil {
 		t.Fatal(err)
