@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/cryptotest"
@@ -31,8 +33,20 @@ func seededRand(salt string) *mrand.ChaCha8 {
 }
 
 // fixedNow is the clock of detConfig: KeyPackage lifetimes are part of
-// what is signed and hashed, so a moving clock would change every run.
-func fixedNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+// what is signed and hashed, so a moving clock would change every run. It
+// is the time the test process started (whole seconds), so that it agrees
+// with Configs that read the real clock, or MLS_TEST_NOW (Unix seconds) to
+// replay a run exactly in another process.
+func fixedNow() time.Time { return testClock }
+
+var testClock = func() time.Time {
+	if s := os.Getenv("MLS_TEST_NOW"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(n, 0)
+		}
+	}
+	return time.Now().Truncate(time.Second)
+}()
 
 // detConfig is a Config with a seeded Rand.
 func detConfig(salt string, pub bool) *mls.Config {
@@ -244,4 +258,3 @@ func diffLines(a, b string) string {
 	}
 	return out.String()
 }
-

@@ -564,7 +564,8 @@ func TestScenarioCustomProposal(t *testing.T) {
 
 // TestSeededRunsRepeat: with crypto/rand replaced (SetGlobalRandom), a
 // seeded Config.Rand and a fixed clock, the same scenario gives the same
-// epoch authenticator, so a failure seen once can be replayed.
+// epoch authenticator, so a failure seen once can be replayed (in another
+// process, with MLS_TEST_NOW set to the clock this test logs).
 func TestSeededRunsRepeat(t *testing.T) {
 	run := func() []byte {
 		seeded(t, 99)
@@ -579,6 +580,7 @@ func TestSeededRunsRepeat(t *testing.T) {
 		return all[0].g.EpochAuthenticator()
 	}
 	a, b := run(), run()
+	t.Logf("test clock MLS_TEST_NOW=%d", fixedNow().Unix())
 	if !bytes.Equal(a, b) {
 		t.Fatalf("two seeded runs differ: %x, %x", a, b)
 	}
