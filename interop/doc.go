@@ -13,8 +13,9 @@
 //     plugs in there.
 //   - Server implements the gRPC service over a Backend: ids, Free, argument
 //     checks, error codes, concurrency, panic recovery.
-//   - NewMLSBackend (mlsbackend.go) is the Backend of mlskit itself; it is a
-//     placeholder that answers ErrNotImplemented until package mls lands.
+//   - NewMLSBackend (mlsbackend*.go) is the Backend of mlskit itself, built
+//     on package mls: the seven cipher suites of RFC 9420, handshakes public
+//     or private as each group asks, every credential accepted.
 //   - interop/runner executes the harness's config scripts against any set of
 //     MLSClient servers; its TestInteropScripts runs every script against
 //     in-process servers backed by NewMLSBackend.

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/mlskit/mlskit/interop/mlsclient"
 )
@@ -36,8 +34,8 @@ func (s *syncBuffer) String() string {
 }
 
 // TestServe starts the binary's server on a free loopback port and checks
-// what a test runner sees first: the name, the (for now empty) suite list,
-// and a clear Unimplemented for the MLS operations.
+// what a test runner sees first: the name,
+// the cipher suites of RFC 9420, and a group created.
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
@@ -70,12 +68,16 @@ func TestServe(t *testing.T) {
 	if err != nil || name.GetName() != "mlskit" {
 		t.Fatalf("Name = %q, %v; want mlskit", name.GetName(), err)
 	}
-	if _, err := c.SupportedCiphersuites(rctx, &pb.SupportedCiphersuitesRequest{}); err != nil {
-		t.Fatalf("SupportedCiphersuites: %v", err)
+	cs, err := c.SupportedCiphersuites(rctx, &pb.SupportedCiphersuitesRequest{})
+	if err != nil || len(cs.GetCiphersuites()) != 7 {
+		t.Fatalf("SupportedCiphersuites = %v, %v; want the 7 of RFC 9420", cs.GetCiphersuites(), err)
 	}
-	_, err = c.CreateGroup(rctx, &pb.CreateGroupRequest{CipherSuite: 1, GroupId: []byte("g"), Identity: []byte("alice")})
-	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("CreateGroup on the placeholder backend: %v, want Unimplemented", err)
+	g, err := c.CreateGroup(rctx, &pb.CreateGroupRequest{CipherSuite: 1, GroupId: []byte("g"), Identity: []byte("alice")})
+	if err != nil || g.GetStateId() == 0 {
+		t.Fatalf("CreateGroup = %v, %v", g, err)
+	}
+	if _, err := c.Free(rctx, &pb.FreeRequest{StateId: g.GetStateId()}); err != nil {
+		t.Fatalf("Free: %v", err)
 	}
 
 	cancel()
