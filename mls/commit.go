@@ -731,7 +731,49 @@ func (g *Group) selectCached(st *epochState) []resolved {
 	if len(out) > 1 {
 		out = slices.DeleteFunc(out, func(r resolved) bool { return r.p.ProposalType == wire.ProposalTypeReInit })
 	}
-	return out
+	return dropUnsupported(st, out, g.cfg)
+}
+
+// dropUnsupported leaves out cached GroupContextExtensions and custom
+// proposals that a member staying in the group does not support. Such a
+// proposal is invalid (RFC 9420, Sections 12.1.7 and 12.2), and the
+// committer includes only valid ones (Section 12.4); keeping it would make
+// every Commit fail, and Encrypt with it, until one left the cache out.
+// Support is judged after the list's Updates and Removes; the full list is
+// still validated by applyProposals.
+func dropUnsupported(st *epochState, rs []resolved, cfg *Config) []resolved {
+	check := false
+	for _, r := range rs {
+		t := r.p.ProposalType
+		check = check || t == wire.ProposalTypeGroupContextExtensions || t < 1 || t > 7
+	}
+	if !check {
+		return rs
+	}
+	staying := st.tree.Clone()
+	for _, r := range rs {
+		switch r.p.ProposalType {
+		case wire.ProposalTypeUpdate:
+			_ = staying.UpdateLeaf(treemath.LeafIndex(r.sender.LeafIndex), &r.p.Update.LeafNode)
+		case wire.ProposalTypeRemove:
+			_ = staying.RemoveLeaf(treemath.LeafIndex(r.p.Remove.Removed))
+		}
+	}
+	return slices.DeleteFunc(rs, func(r resolved) bool {
+		t := r.p.ProposalType
+		switch {
+		case t == wire.ProposalTypeGroupContextExtensions:
+			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil
+		case t < 1 || t > 7:
+			unsupported := false
+			staying.Members(func(_ treemath.LeafIndex, n *wire.LeafNode) bool {
+				unsupported = !slices.Contains(n.Capabilities.Proposals, t)
+				return !unsupported
+			})
+			return unsupported
+		}
+		return false
+	})
 }
 
 func updatedOrSeen(rs []resolved, leaf uint32) bool {
