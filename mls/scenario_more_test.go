@@ -585,3 +585,73 @@ func TestSeededRunsRepeat(t *testing.T) {
 		t.Fatalf("two seeded runs differ: %x, %x", a, b)
 	}
 }
+
+// TestScenarioUnsupportedProposalsLeftOut: proposals that a member staying
+// in the group does not support (a GroupContextExtensions with an extension
+// it lacks, a custom proposal type it does not list) are invalid (RFC 9420,
+// Sections 12.1.7 and 12.2). Members cache them on receipt, since whether
+// they are valid depends on the commit; a committer must leave them out
+// rather than fail, or nobody could commit (nor, with them pending, send)
+// until someone thought of OnlyInline. With a Remove of that member in the
+// same commit they become valid and are included.
+func TestScenarioUnsupportedProposalsLeftOut(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			seeded(t, 9)
+			cfg := detConfig("unsupported "+m.name, m.pub)
+			yes := capsWith(fastSuite, []uint16{extCustom}, []uint16{propCustom})
+			no := capsWith(fastSuite, nil, nil)
+			alice, bob, carol := newClient(t, "alice", fastSuite, cfg), newClient(t, "bob", fastSuite, cfg), newClient(t, "carol", fastSuite, cfg)
+			all := groupOf(t, alice, &mls.GroupOptions{Capabilities: yes}, []*client{bob, carol},
+				[]*mls.KeyPackageOptions{{Capabilities: yes}, {Capabilities: no}})
+			custom := mls.Extension{Type: extCustom, Data: []byte("v1")}
+			propose := func() {
+				t.Helper()
+				p1, err := bob.g.ProposeGroupContextExtensions([]mls.Extension{custom})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p2, err := bob.g.ProposeCustom(propCustom, []byte("poll"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				deliver(t, bob, p1, all...)
+				deliver(t, bob, p2, all...)
+			}
+			propose()
+			if _, err := alice.g.Encrypt([]byte("x"), nil); err == nil {
+				t.Fatal("alice sends with proposals pending")
+			}
+			commit(t, alice, nil, all)
+			for _, c := range all {
+				if e := c.g.Extensions(); len(e) != 0 {
+					t.Fatalf("%s: extensions %v after a commit that should have left the GCE out", c.name, e)
+				}
+			}
+			checkAgree(t, all)
+
+			// With carol's removal proposed too, both are valid.
+			propose()
+			rm, err := alice.g.ProposeRemove(carol.g.LeafIndex())
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, alice, rm, all...)
+			res, err := bob.g.Commit(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, bob, res.Commit, alice, carol)
+			if err := bob.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			all = all[:2]
+			for _, c := range all {
+				if e := c.g.Extensions(); len(e) != 1 || e[0].Type != extCustom {
+					t.Fatalf("%s: extensions %v", c.name, e)
+				}
+			}
+			checkAgree(t, all)
+		})
+	}
+}
