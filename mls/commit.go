@@ -529,6 +529,7 @@ func (g *Group) MergeStagedCommit(sc *StagedCommit) error {
 		g.retire(g.st)
 		return nil
 	}
+	g.noteCommit(sc)
 	g.enter(sc.next)
 	if sc.newSigner != nil {
 		g.signer = sc.newSigner

@@ -64,6 +64,15 @@ type Config struct {
 
 	// PSKs supplies external pre-shared keys. nil means none.
 	PSKs PSKStore
+
+	// KeyUpdate says when this client should refresh its leaf and when
+	// other members count as stale (RFC 9750, Sections 6 and 8.2.2; see
+	// KeyUpdatePolicy). nil means the defaults.
+	KeyUpdate *KeyUpdatePolicy
+
+	// Padding, if set, replaces PaddingBlock with another padding policy
+	// (PadToPowerOfTwo, PadToBuckets; RFC 9420, Section 15.1).
+	Padding PaddingPolicy
 }
 
 // Defaults.

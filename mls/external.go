@@ -250,6 +250,7 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	}
 	joined := &Group{cfg: cfg, signer: sig, st: next}
 	joined.rememberResumption()
+	joined.startKeyUpdates()
 	info, err := joined.GroupInfo(true, opts.ExternalPub)
 	if err != nil {
 		return nil, err

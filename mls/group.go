@@ -98,6 +98,9 @@ type Group struct {
 	// resumes: only then may a reinit or branch resumption PSK be used
 	// (RFC 9420, Section 12.1.4).
 	resuming *Group
+
+	keyUpdates *keyUpdates   // leaf refreshes seen, for the key-update policy (policy.go)
+	saved      *savedRecords // what was last written to a store (persist.go)
 }
 
 type resumptionSecret struct {
@@ -192,6 +195,7 @@ func NewGroup(cfg *Config, groupID []byte, cred Credential, sig *SignatureKeyPai
 	}
 	g := &Group{cfg: cfg, signer: sig, st: st}
 	g.rememberResumption()
+	g.startKeyUpdates()
 	return g, nil
 }
 

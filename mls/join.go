@@ -160,6 +160,7 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	}
 	g := &Group{cfg: cfg, signer: bundle.Signer, st: st}
 	g.rememberResumption()
+	g.startKeyUpdates()
 	return g, nil
 }
 

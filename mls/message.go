@@ -18,17 +18,6 @@ func (g *Group) handshakeWireFormat() wire.WireFormat {
 	return wire.WireFormatPrivateMessage
 }
 
-// padding returns how many zero octets to append to a PrivateMessageContent
-// of about n bytes so the ciphertext lands on a block boundary
-// (RFC 9420, Section 15.1).
-func (g *Group) padding(n int) int {
-	b := g.cfg.paddingBlock()
-	if b <= 1 {
-		return 0
-	}
-	return (b - n%b) % b
-}
-
 func (g *Group) checkCanSend() error {
 	if g.removed {
 		return ErrRemoved
@@ -89,7 +78,7 @@ func (g *Group) protectSigned(st *epochState, ac *wire.AuthenticatedContent) ([]
 		}
 		m.PublicMessage = pm
 	case wire.WireFormatPrivateMessage:
-		pad := g.padding(estimateContentSize(ac))
+		pad := g.paddingFor(ac)
 		pm, err := fe.ProtectPrivate(ac, pad, g.cfg.rand())
 		if err != nil {
 			return nil, err
@@ -99,26 +88,6 @@ func (g *Group) protectSigned(st *epochState, ac *wire.AuthenticatedContent) ([]
 		return nil, errors.New("mls: bad wire format")
 	}
 	return codec.Marshal(m)
-}
-
-// estimateContentSize is the size of the PrivateMessageContent before
-// padding: the content body, the signature and the confirmation tag.
-func estimateContentSize(ac *wire.AuthenticatedContent) int {
-	c := &ac.Content
-	n := len(ac.Auth.Signature) + len(ac.Auth.ConfirmationTag) + 8
-	switch c.ContentType {
-	case wire.ContentTypeApplication:
-		n += len(c.ApplicationData)
-	case wire.ContentTypeProposal:
-		if b, err := codec.Marshal(c.Proposal); err == nil {
-			n += len(b)
-		}
-	case wire.ContentTypeCommit:
-		if b, err := codec.Marshal(c.Commit); err == nil {
-			n += len(b)
-		}
-	}
-	return n
 }
 
 // Received is the outcome of processing one message. Exactly one of

@@ -433,3 +433,27 @@ func (t *Tree) NextGeneration(leaf treemath.LeafIndex, kind Kind) uint64 {
 	}
 	return 0
 }
+
+// SkeletonLeaves returns the initialised leaves a skeleton lists, without
+// restoring it, so that a caller can fetch the LeafStates Restore needs.
+// It fails with ErrCorruptState if the skeleton does not decode.
+func SkeletonLeaves(skeleton []byte) ([]treemath.LeafIndex, error) {
+	r := codec.NewReader(skeleton)
+	var leaves, tol, fwd uint32
+	var erased bool
+	var out []treemath.LeafIndex
+	ok := r.ReadUint32(&leaves) && r.ReadUint32(&tol) && r.ReadUint32(&fwd) && r.ReadBool(&erased) &&
+		r.ReadVector(func(v *codec.Reader) bool { return v.Skip(v.Len()) }) &&
+		r.ReadList(func(r *codec.Reader) bool {
+			var l uint32
+			if !r.ReadUint32(&l) || l >= leaves {
+				return false
+			}
+			out = append(out, treemath.LeafIndex(l))
+			return true
+		}) && r.Empty()
+	if !ok {
+		return nil, corrupt("malformed skeleton")
+	}
+	return out, nil
+}
