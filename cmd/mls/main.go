@@ -5,6 +5,7 @@
 //	mls demo [-n N]            run an in-process group and print what happens
 //	mls vectors verify [DIR]   check mlskit against the official MLS test vectors
 //	mls inspect [flags] [FILE] decode, describe and check any MLS object
+//	mls init|create|invite|send|read|follow|... group chat over mlsd (docs/CLI.md)
 package main
 
 import (
@@ -23,6 +24,7 @@ commands:
   inspect [flags] [FILE] decode any MLS object (binary or hex), print its structure
                          and check what needs no secrets (-json, -type, -group-info)
 
+` + chatUsage + `
 Run "mls <command> -h" for a command's flags.
 `
 
@@ -46,6 +48,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	}
+	if isChatCommand(args[0]) {
+		return runChat(args[0], args[1:], os.Stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "mls: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -1,0 +1,512 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/mlskit/mlskit/internal/chat"
+	"github.com/mlskit/mlskit/mls"
+)
+
+// chatUsage lists the chat commands; main.go's usage points here.
+const chatUsage = `chat over an mlsd delivery service (state in --dir, default $MLS_DIR or ~/.mls):
+  init --name NAME --server URL   create an identity and publish KeyPackages
+  publish                         top up KeyPackages on the server
+  create GROUP                    create a group with you as its only member
+  invite GROUP USER...            add users (claims their KeyPackages, sends the Welcome)
+  join                            join the groups you were invited to
+  send GROUP TEXT...              encrypt and send a message
+  read [GROUP]                    fetch, decrypt and print what is new
+  follow [GROUP]                  print messages live; lines you type are sent to GROUP
+  remove GROUP USER               remove a member
+  leave GROUP                     ask the group to remove you, and forget it
+  update GROUP                    refresh your keys (commit with a new UpdatePath)
+  members GROUP                   the epoch and the members
+  authenticator GROUP             the epoch authenticator, to compare out of band
+  groups                          your groups
+  offline ...                     file-based operations (mls offline -h)
+`
+
+const offlineUsage = `usage: mls offline <command> [--dir DIR] ...
+
+MLS objects as files, no server (for scripts and other implementations):
+  init --name NAME                  create an identity without a server
+  keypackage -o FILE                create a KeyPackage (keeps its private keys)
+  create GROUP                      create a group
+  commit GROUP [--add KP]... [--remove NAME]... -o COMMIT [--welcome WELCOME]
+                                    commit adds, removes and a fresh UpdatePath
+  join WELCOME                      join from a Welcome file
+  process GROUP FILE                process a commit, proposal or message file
+  encrypt GROUP -o FILE TEXT...     encrypt a message to a file
+  decrypt GROUP FILE                decrypt a message file and print it
+Files are binary MLSMessages; -hex reads and writes hex instead.
+`
+
+var chatCommands = map[string]string{
+	"init": "--name NAME --server URL [--suite N]", "publish": "", "create": "GROUP",
+	"invite": "GROUP USER...", "join": "", "send": "GROUP TEXT...", "read": "[GROUP]",
+	"follow": "[GROUP]", "remove": "GROUP USER", "leave": "GROUP", "update": "GROUP",
+	"members": "GROUP", "authenticator": "GROUP", "groups": "", "offline": "COMMAND ...",
+}
+
+func isChatCommand(name string) bool { _, ok := chatCommands[name]; return ok }
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// parseInterleaved parses flags anywhere among the arguments ("mls send
+// team hi --dir x"); "--" ends flag parsing.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func defaultDir() string {
+	if d := os.Getenv("MLS_DIR"); d != "" {
+		return d
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".mls")
+	}
+	return ".mls"
+}
+
+// runChat runs one chat command and returns the exit code: 0 success, 1 an
+// error (printed as one line, never a stack trace), 2 bad usage.
+func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "mls %s: internal error: %v (please report this)\n", cmd, r)
+			code = 1
+		}
+	}()
+	fs := flag.NewFlagSet("mls "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", defaultDir(), "state directory")
+	var name, server, out, welcomeOut *string
+	var suiteID *uint
+	var hexIO *bool
+	var adds, removes multi
+	sub := ""
+	switch cmd {
+	case "init":
+		name = fs.String("name", "", "your name (the identity in your credential; your client id on the server)")
+		server = fs.String("server", os.Getenv("MLS_SERVER"), "mlsd URL, e.g. http://127.0.0.1:7420 (default $MLS_SERVER)")
+		suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
+	case "offline":
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+			fmt.Fprint(stdout, offlineUsage)
+			if len(args) == 0 {
+				return 2
+			}
+			return 0
+		}
+		sub, args = args[0], args[1:]
+		fs = flag.NewFlagSet("mls offline "+sub, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		dir = fs.String("dir", defaultDir(), "state directory")
+		hexIO = fs.Bool("hex", false, "read and write MLS objects as hex")
+		switch sub {
+		case "init":
+			name = fs.String("name", "", "your name")
+			suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite")
+		case "keypackage", "encrypt":
+			out = fs.String("o", "", "output file (- for stdout)")
+		case "commit":
+			out = fs.String("o", "", "commit output file")
+			welcomeOut = fs.String("welcome", "", "Welcome output file (when adding)")
+			fs.Var(&adds, "add", "KeyPackage file to add (repeatable)")
+			fs.Var(&removes, "remove", "member name to remove (repeatable)")
+		case "create", "join", "process", "decrypt":
+		default:
+			fmt.Fprintf(stderr, "mls offline: unknown command %q\n\n%s", sub, offlineUsage)
+			return 2
+		}
+	}
+	fs.Usage = func() {
+		if cmd == "offline" {
+			fmt.Fprintf(fs.Output(), "usage: mls offline %s [flags]\n\n%s\nflags:\n", sub, offlineUsage)
+		} else {
+			fmt.Fprintf(fs.Output(), "usage: mls %s %s [--dir DIR]\n\n%s\nflags:\n", cmd, chatCommands[cmd], chatUsage)
+		}
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	label := "mls " + cmd
+	if sub != "" {
+		label += " " + sub
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "%s: %v\n", label, err)
+		if errors.Is(err, chat.ErrUsage) {
+			return 2
+		}
+		return 1
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "%s: %s\nusage: %s %s\n", label, fmt.Sprintf(format, a...), label, chatCommands[cmd])
+		return 2
+	}
+	npos := func(min, max int) bool { return len(pos) >= min && (max < 0 || len(pos) <= max) }
+
+	if cmd == "init" || sub == "init" {
+		if !npos(0, 0) {
+			return usageErr("unexpected argument %q", pos[0])
+		}
+		if *name == "" {
+			return usageErr("--name is required")
+		}
+		srv := ""
+		if server != nil {
+			srv = *server
+			if srv == "" {
+				return usageErr("--server is required (or use \"mls offline init\")")
+			}
+		}
+		c, err := chat.Init(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
+		if err != nil {
+			return fail(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(stdout, "created identity %q in %s\n", *name, *dir)
+		if srv != "" {
+			n, err := c.Publish(ctx)
+			if err != nil {
+				return fail(fmt.Errorf("identity created, but publishing KeyPackages failed (run \"mls publish\" later): %w", err))
+			}
+			fmt.Fprintf(stdout, "published %d KeyPackages to %s\n", n, srv)
+		}
+		if !c.Durable() {
+			fmt.Fprintln(stderr, "note: this build keeps group state in memory only; groups do not survive the process (docs/CLI.md)")
+		}
+		return 0
+	}
+
+	c, err := chat.Open(*dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	if cmd == "offline" {
+		return runOffline(ctx, c, sub, pos, *hexIO, out, welcomeOut, adds, removes, stdout, fail, usageErr)
+	}
+	switch cmd {
+	case "publish", "join", "groups":
+		if !npos(0, 0) {
+			return usageErr("unexpected argument %q", pos[0])
+		}
+	case "create", "leave", "update", "members", "authenticator":
+		if !npos(1, 1) {
+			return usageErr("name one group")
+		}
+	case "invite":
+		if !npos(2, -1) {
+			return usageErr("name the group and at least one user")
+		}
+	case "send":
+		if !npos(2, -1) {
+			return usageErr("name the group and the message")
+		}
+	case "remove":
+		if !npos(2, 2) {
+			return usageErr("name the group and one user")
+		}
+	case "read", "follow":
+		if !npos(0, 1) {
+			return usageErr("name at most one group")
+		}
+	}
+	group := ""
+	if len(pos) > 0 {
+		group = pos[0]
+	}
+	printEvents := func(evs []chat.Event) {
+		for _, e := range evs {
+			fmt.Fprintln(stdout, e)
+		}
+	}
+	switch cmd {
+	case "publish":
+		n, err := c.Publish(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "uploaded %d KeyPackages\n", n)
+	case "create":
+		if err := c.CreateGroup(ctx, group); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "created group %q\n", group)
+	case "invite":
+		if err := c.Invite(ctx, group, pos[1:]...); err != nil {
+			return fail(err)
+		}
+		st, err := c.Status(ctx, group)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "invited %s to %q (epoch %d)\n", strings.Join(pos[1:], ", "), group, st.Epoch)
+	case "join", "read":
+		evs, err := c.Read(ctx, group)
+		if err != nil {
+			return fail(err)
+		}
+		printEvents(evs)
+	case "send":
+		if err := c.Send(ctx, group, strings.Join(pos[1:], " ")); err != nil {
+			return fail(err)
+		}
+	case "follow":
+		var input chan string
+		if group != "" {
+			input = make(chan string)
+			go func() {
+				defer close(input)
+				sc := bufio.NewScanner(stdin)
+				for sc.Scan() {
+					select {
+					case input <- sc.Text():
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
+		err := c.Follow(ctx, group, input, func(e chat.Event) {
+			fmt.Fprintln(stdout, e)
+			if f, ok := stdout.(interface{ Sync() error }); ok {
+				f.Sync()
+			}
+		})
+		if err != nil {
+			return fail(err)
+		}
+	case "remove":
+		if err := c.Remove(ctx, group, pos[1]); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "removed %s from %q\n", pos[1], group)
+	case "leave":
+		if err := c.Leave(ctx, group); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "left %q: the other members commit your removal when they next read\n", group)
+	case "update":
+		if err := c.SelfUpdate(ctx, group); err != nil {
+			return fail(err)
+		}
+		st, err := c.Status(ctx, group)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "updated your keys in %q (epoch %d)\n", group, st.Epoch)
+	case "members":
+		st, err := c.Status(ctx, group)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "group %q, epoch %d, %d members:\n", group, st.Epoch, len(st.Members))
+		for _, m := range st.Members {
+			me := ""
+			if m.Me {
+				me = " (you)"
+			}
+			fmt.Fprintf(stdout, "  leaf %-4d %s%s\n", m.Leaf, m.Name, me)
+		}
+	case "authenticator":
+		st, err := c.Status(ctx, group)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "group %q epoch %d authenticator:\n%s\n", group, st.Epoch, groupHex(st.Authenticator))
+	case "groups":
+		gs, err := c.Groups(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if len(gs) == 0 {
+			fmt.Fprintln(stdout, "no groups yet: \"mls create GROUP\", or \"mls join\" after someone invites you")
+		}
+		for _, g := range gs {
+			state := ""
+			switch {
+			case g.Removed:
+				state = " (removed)"
+			case g.Offline:
+				state = " (offline)"
+			}
+			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", g.Name, g.Epoch, g.Unread, strings.Join(g.Members, ", "), state)
+		}
+	}
+	return 0
+}
+
+// groupHex prints bytes as hex in groups of four for reading aloud.
+func groupHex(b []byte) string {
+	h := hex.EncodeToString(b)
+	var parts []string
+	for i := 0; i < len(h); i += 8 {
+		parts = append(parts, h[i:min(i+8, len(h))])
+	}
+	return strings.Join(parts, " ")
+}
+
+func runOffline(ctx context.Context, c *chat.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
+	adds, removes multi, stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
+	read := func(path string) ([]byte, error) {
+		var data []byte
+		var err error
+		if path == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hexIO {
+			data, err = hex.DecodeString(strings.TrimSpace(string(data)))
+			if err != nil {
+				return nil, fmt.Errorf("%s: not hex: %v", path, err)
+			}
+		}
+		return data, nil
+	}
+	write := func(path string, data []byte) error {
+		if hexIO {
+			data = []byte(hex.EncodeToString(data) + "\n")
+		}
+		if path == "-" {
+			_, err := stdout.Write(data)
+			return err
+		}
+		return os.WriteFile(path, data, 0o644)
+	}
+	switch sub {
+	case "keypackage":
+		if *out == "" {
+			return usageErr("-o FILE is required")
+		}
+		kp, err := c.NewKeyPackageFile(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if err := write(*out, kp); err != nil {
+			return fail(err)
+		}
+	case "create":
+		if len(pos) != 1 {
+			return usageErr("name one group")
+		}
+		if err := c.CreateOfflineGroup(ctx, pos[0]); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "created group %q\n", pos[0])
+	case "commit":
+		if len(pos) != 1 || *out == "" {
+			return usageErr("name one group and -o COMMIT")
+		}
+		if len(adds) > 0 && *welcomeOut == "" {
+			return usageErr("--welcome FILE is required with --add")
+		}
+		var kps [][]byte
+		for _, f := range adds {
+			kp, err := read(f)
+			if err != nil {
+				return fail(err)
+			}
+			kps = append(kps, kp)
+		}
+		res, err := c.CommitFiles(ctx, pos[0], kps, removes)
+		if err != nil {
+			return fail(err)
+		}
+		if err := write(*out, res.Commit); err != nil {
+			return fail(err)
+		}
+		if res.Welcome != nil {
+			if err := write(*welcomeOut, res.Welcome); err != nil {
+				return fail(err)
+			}
+		}
+		fmt.Fprintf(stdout, "committed: group %q is now at epoch %d\n", pos[0], res.Epoch)
+	case "join":
+		if len(pos) != 1 {
+			return usageErr("name one Welcome file")
+		}
+		w, err := read(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		name, err := c.JoinWelcomeFile(ctx, w)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "joined group %q\n", name)
+	case "process", "decrypt":
+		if len(pos) != 2 {
+			return usageErr("name the group and one file")
+		}
+		msg, err := read(pos[1])
+		if err != nil {
+			return fail(err)
+		}
+		evs, err := c.ProcessFile(ctx, pos[0], msg)
+		if err != nil {
+			return fail(err)
+		}
+		for _, e := range evs {
+			if sub == "decrypt" && e.Kind == chat.EventMessage {
+				fmt.Fprintln(stdout, e.Text)
+			} else {
+				fmt.Fprintln(stdout, e)
+			}
+		}
+	case "encrypt":
+		if len(pos) < 2 || *out == "" {
+			return usageErr("name the group, -o FILE and the message")
+		}
+		msg, err := c.EncryptFile(ctx, pos[0], strings.Join(pos[1:], " "))
+		if err != nil {
+			return fail(err)
+		}
+		if err := write(*out, msg); err != nil {
+			return fail(err)
+		}
+	}
+	return 0
+}

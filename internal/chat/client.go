@@ -1,0 +1,287 @@
+// Package chat is the client logic behind the mls command's chat
+// subcommands: a person's identity and state directory, KeyPackages
+// published to mlsd, and groups driven through the delivery service (invite,
+// join, send, read, follow, remove, leave, self-update), plus offline
+// operations that exchange MLS objects as files.
+//
+// # State directory
+//
+// A Client owns one directory: identity.json (name, server, cipher suite,
+// signature private key; mode 0600), chat.json (per group: the log cursor,
+// its chain value, the inbox) and the MLS state (groups and KeyPackage
+// private keys) behind the Store interface. One process at a time uses a
+// directory; Open takes a lock.
+//
+// # What users should not have to think about
+//
+// A commit that loses its epoch to another member's (the server answers
+// StaleEpoch) is discarded, the winner is fetched and processed, and the
+// operation is tried again on the new epoch (RFC 9420, Section 14;
+// RFC 9750, Section 5.2). KeyPackages are replenished when the stock runs
+// low or the last-resort one was used (RFC 9420, Section 16.8). A member's
+// request to leave (a Remove proposal for itself, RFC 9420, Section 12.1.3:
+// a member cannot commit its own removal) is committed by the next member
+// that reads the group.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mlskit/mlskit/ds/client"
+	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/mls"
+)
+
+// DefaultSuite is the cipher suite of new identities.
+const DefaultSuite = mls.X25519_AES128GCM_SHA256_Ed25519
+
+// keyPackageLifetime keeps KeyPackages within mlsd's default cap of 90 days
+// (RFC 9420, Section 10: the lifetime bounds how long a leaked KeyPackage
+// stays usable).
+const keyPackageLifetime = 60 * 24 * time.Hour
+
+// KeyPackage stock policy: keep at least minKeyPackages on the server,
+// topping up to targetKeyPackages, plus one last-resort KeyPackage.
+const (
+	minKeyPackages    = 3
+	targetKeyPackages = 10
+)
+
+// Client is one person's MLS client over one state directory. It is not
+// safe for concurrent use.
+type Client struct {
+	dir   string
+	id    *Identity
+	cfg   *mls.Config
+	sig   *mls.SignatureKeyPair
+	store Store
+	meta  *meta
+	lock  *os.File
+	ds    *client.Client
+
+	// Now stamps events; nil means time.Now.
+	Now func() time.Time
+}
+
+// InitOptions configures a new identity.
+type InitOptions struct {
+	Name   string
+	Server string          // mlsd base URL; empty for offline use only
+	Suite  mls.CipherSuite // 0 means DefaultSuite
+}
+
+// Init creates a state directory with a fresh signature key and a Basic
+// credential for o.Name (RFC 9420, Section 5.3). It refuses a directory that
+// already holds an identity.
+func Init(dir string, o InitOptions) (*Client, error) {
+	if o.Name == "" {
+		return nil, userErr(ErrUsage, "a name is required (--name)")
+	}
+	if len(o.Name) > 255 {
+		return nil, userErr(ErrUsage, "the name is longer than 255 bytes")
+	}
+	if o.Suite == 0 {
+		o.Suite = DefaultSuite
+	}
+	if _, err := os.Stat(filepath.Join(dir, identityFile)); err == nil {
+		return nil, userErr(ErrUsage, "%s already holds an identity; use another --dir", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	sig, err := mls.GenerateSignatureKeyPair(o.Suite, rand.Reader)
+	if err != nil {
+		return nil, userErr(ErrUsage, "cipher suite %d: %v", o.Suite, err)
+	}
+	id := &Identity{Name: o.Name, Server: o.Server, Suite: o.Suite, SignatureKey: sig.PrivateKey()}
+	if err := saveIdentity(dir, id); err != nil {
+		return nil, fmt.Errorf("writing the identity: %w", err)
+	}
+	return Open(dir)
+}
+
+// Open opens an existing state directory.
+func Open(dir string) (*Client, error) {
+	id, err := loadIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock}
+	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
+	if c.sig, err = mls.NewSignatureKeyPair(id.Suite, id.SignatureKey); err != nil {
+		return fail(fmt.Errorf("%s: bad signature key: %w", identityFile, err))
+	}
+	if c.store, err = openStore(dir, c.cfg); err != nil {
+		return fail(fmt.Errorf("opening the state store: %w", err))
+	}
+	if c.meta, err = loadMeta(dir); err != nil {
+		c.store.Close()
+		return fail(err)
+	}
+	return c, nil
+}
+
+// Close releases the directory.
+func (c *Client) Close() error {
+	err := c.store.Close()
+	unlockDir(c.lock)
+	return err
+}
+
+// Identity returns the client's identity (its String hides the key).
+func (c *Client) Identity() *Identity { return c.id }
+
+// Durable reports whether group state survives this process.
+func (c *Client) Durable() bool { return c.store.Durable() }
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) credentialBytes() []byte {
+	if len(c.id.X509Chain) > 0 {
+		return mlsmsg.X509Credential(c.id.X509Chain)
+	}
+	return mlsmsg.BasicCredential([]byte(c.id.Name))
+}
+
+// connect logs in to the delivery service once per Client.
+func (c *Client) connect(ctx context.Context) error {
+	if c.ds != nil {
+		return nil
+	}
+	if c.id.Server == "" {
+		return userErr(ErrUsage, "no server configured for %s: run \"mls init\" with --server URL", c.dir)
+	}
+	s, err := suite.Lookup(suite.ID(c.id.Suite))
+	if err != nil {
+		return err
+	}
+	signer, err := s.NewSigner(c.id.SignatureKey)
+	if err != nil {
+		return err
+	}
+	ds := client.New(c.id.Server, nil)
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := ds.Login(lctx, uint16(c.id.Suite), signer, c.credentialBytes()); err != nil {
+		return c.serverError("logging in as "+c.id.Name, err)
+	}
+	// Continue checking each group's hash chain where the last run left it.
+	for _, gm := range c.meta.Groups {
+		if gm.ChainHash != nil {
+			ds.SetChainPosition(gm.ID, gm.Cursor, gm.ChainHash)
+		}
+	}
+	c.ds = ds
+	return nil
+}
+
+func (c *Client) saveMeta() error {
+	if err := c.meta.save(c.dir); err != nil {
+		return fmt.Errorf("saving %s: %w", metaFile, err)
+	}
+	return nil
+}
+
+// group loads a group this client is an active member of.
+func (c *Client) group(ctx context.Context, name string) (*mls.Group, *groupMeta, error) {
+	id := []byte(name)
+	gm := c.meta.group(id)
+	if gm == nil {
+		return nil, nil, userErr(ErrNotMember, "you are not a member of group %q (\"mls groups\" lists yours)", name)
+	}
+	if gm.Removed {
+		return nil, gm, userErr(ErrRemoved, "you were removed from group %q", name)
+	}
+	g, err := c.store.LoadGroup(ctx, id)
+	if errors.Is(err, errNoGroup) {
+		if !c.store.Durable() {
+			return nil, nil, userErr(ErrNotMember, "the state of group %q did not survive the last run: this build keeps MLS group state in memory only (see docs/CLI.md)", name)
+		}
+		return nil, nil, userErr(ErrNotMember, "group %q has no saved state in %s", name, c.dir)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading group %q: %w", name, err)
+	}
+	return g, gm, nil
+}
+
+// GroupInfo summarizes one group for listing.
+type GroupInfo struct {
+	Name    string
+	Epoch   uint64
+	Members []string
+	Unread  int
+	Removed bool
+	Offline bool
+}
+
+// Groups lists the groups in this state directory.
+func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
+	var out []GroupInfo
+	for _, gm := range c.meta.sorted() {
+		gi := GroupInfo{Name: string(gm.ID), Removed: gm.Removed, Offline: gm.Offline, Unread: len(gm.Inbox) - gm.Shown}
+		if g, err := c.store.LoadGroup(ctx, gm.ID); err == nil {
+			gi.Epoch = g.Epoch()
+			gi.Members = memberNames(g)
+		}
+		out = append(out, gi)
+	}
+	return out, nil
+}
+
+func memberNames(g *mls.Group) []string {
+	var out []string
+	for _, m := range g.Members() {
+		out = append(out, NameOf(m.Credential))
+	}
+	return out
+}
+
+// Member is one member as listed by Members.
+type Member struct {
+	Leaf uint32
+	Name string
+	Me   bool
+}
+
+// Status is a group's membership and epoch.
+type Status struct {
+	Group   string
+	Epoch   uint64
+	Members []Member
+	// Authenticator is the epoch_authenticator (RFC 9420, Section 8.7):
+	// members who compare it out of band detect a split view of the group.
+	Authenticator []byte
+	TreeHash      []byte
+}
+
+// Status returns the group's current epoch, members and epoch
+// authenticator, as this client last processed them (run Read first to be
+// current).
+func (c *Client) Status(ctx context.Context, group string) (*Status, error) {
+	g, _, err := c.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Group: group, Epoch: g.Epoch(), Authenticator: g.EpochAuthenticator(), TreeHash: g.TreeHash()}
+	for _, m := range g.Members() {
+		st.Members = append(st.Members, Member{Leaf: uint32(m.Index), Name: NameOf(m.Credential), Me: m.Index == g.LeafIndex()})
+	}
+	return st, nil
+}

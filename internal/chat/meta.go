@@ -1,0 +1,118 @@
+package chat
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// metaFile is the CLI's own bookkeeping, apart from MLS state: for each
+// group, how far this client has read the delivery service's log (and the
+// chain value there, so the log's hash chain is checked across restarts),
+// and the inbox of decrypted messages and events not yet shown.
+const metaFile = "chat.json"
+
+type meta struct {
+	Groups map[string]*groupMeta `json:"groups"` // by hex group id
+}
+
+type groupMeta struct {
+	ID []byte `json:"id"`
+	// Cursor is the last log record processed; ChainHash is its chain value.
+	Cursor    uint64 `json:"cursor"`
+	ChainHash []byte `json:"chain_hash,omitempty"`
+	// Offline groups are driven by files, not by a server.
+	Offline bool `json:"offline,omitempty"`
+	// Removed: a commit removed this client; the group is kept read-only.
+	Removed bool `json:"removed,omitempty"`
+	// Inbox holds events; Shown counts those already printed.
+	Inbox []Event `json:"inbox,omitempty"`
+	Shown int     `json:"shown"`
+}
+
+func loadMeta(dir string) (*meta, error) {
+	m := &meta{Groups: map[string]*groupMeta{}}
+	data, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", filepath.Join(dir, metaFile), err)
+	}
+	if m.Groups == nil {
+		m.Groups = map[string]*groupMeta{}
+	}
+	return m, nil
+}
+
+func (m *meta) save(dir string) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, metaFile), data, 0o600)
+}
+
+func (m *meta) group(id []byte) *groupMeta { return m.Groups[hex.EncodeToString(id)] }
+
+func (m *meta) add(id []byte) *groupMeta {
+	gm := &groupMeta{ID: id}
+	m.Groups[hex.EncodeToString(id)] = gm
+	return gm
+}
+
+func (m *meta) remove(id []byte) { delete(m.Groups, hex.EncodeToString(id)) }
+
+// sorted returns the groups in name order.
+func (m *meta) sorted() []*groupMeta {
+	out := make([]*groupMeta, 0, len(m.Groups))
+	for _, g := range m.Groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i].ID) < string(out[j].ID) })
+	return out
+}
+
+// EventKind classifies an Event.
+type EventKind string
+
+// Event kinds.
+const (
+	EventMessage EventKind = "message" // an application message
+	EventJoined  EventKind = "joined"  // this client joined from a Welcome
+	EventAdded   EventKind = "added"   // a commit added members
+	EventRemoved EventKind = "removed" // a commit removed members
+	EventUpdated EventKind = "updated" // a commit refreshed keys (new epoch)
+	EventLeave   EventKind = "leave"   // a member asked to leave (Remove proposal)
+	EventError   EventKind = "error"   // a record that could not be processed
+)
+
+// Event is one thing that happened in a group, as this client saw it.
+type Event struct {
+	Group string    `json:"group"`
+	Seq   uint64    `json:"seq,omitempty"`
+	Epoch uint64    `json:"epoch"`
+	Time  time.Time `json:"time"`
+	Kind  EventKind `json:"kind"`
+	From  string    `json:"from,omitempty"`
+	Text  string    `json:"text"`
+	// Own marks what this client did itself; Read does not repeat it.
+	Own bool `json:"own,omitempty"`
+}
+
+// String formats the event as one terminal line.
+func (e Event) String() string {
+	ts := e.Time.Local().Format("15:04:05")
+	if e.Kind == EventMessage {
+		return fmt.Sprintf("%s [%s] %s: %s", ts, e.Group, e.From, e.Text)
+	}
+	return fmt.Sprintf("%s [%s] * %s", ts, e.Group, e.Text)
+}

@@ -1,0 +1,167 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mlskit/mlskit/mls"
+)
+
+// Offline operations exchange MLS objects as files instead of through a
+// delivery service, for scripting and for testing against other
+// implementations. Ordering is the caller's job: every member must process
+// the commits of a group in the same order (RFC 9420, Section 14), and a
+// commit made here is merged at once, since there is no server whose
+// acceptance to wait for.
+
+// NewKeyPackageFile creates a KeyPackage, keeps its private keys, and
+// returns it as an MLSMessage (RFC 9420, Section 10).
+func (c *Client) NewKeyPackageFile(ctx context.Context) ([]byte, error) {
+	kps, _, err := c.newKeyPackages(ctx, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	return kps[0], nil
+}
+
+// CreateOfflineGroup creates a group driven by files.
+func (c *Client) CreateOfflineGroup(ctx context.Context, name string) error {
+	if err := checkGroupName(name); err != nil {
+		return err
+	}
+	if c.meta.group([]byte(name)) != nil {
+		return userErr(ErrUsage, "you already have a group named %q", name)
+	}
+	g, err := mls.NewGroup(c.cfg, []byte(name), c.id.Credential(), c.sig, nil)
+	if err != nil {
+		return fmt.Errorf("creating the group: %w", err)
+	}
+	if err := c.store.SaveGroup(ctx, g); err != nil {
+		return err
+	}
+	c.meta.add([]byte(name)).Offline = true
+	return c.saveMeta()
+}
+
+// OfflineCommit is what CommitFiles produces.
+type OfflineCommit struct {
+	Commit    []byte // MLSMessage for the existing members
+	Welcome   []byte // MLSMessage for the added members; nil if none
+	GroupInfo []byte
+	Epoch     uint64
+}
+
+// CommitFiles commits Adds of the given KeyPackages (MLSMessages), Removes
+// of the named members, and an UpdatePath (RFC 9420, Section 12.4), and
+// merges it.
+func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]byte, remove []string) (*OfflineCommit, error) {
+	g, _, err := c.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	var props []*mls.Proposal
+	for i, data := range keyPackages {
+		kp, err := mls.ParseKeyPackage(data)
+		if err != nil {
+			return nil, userErr(ErrUsage, "KeyPackage file %d: %v", i+1, err)
+		}
+		props = append(props, mls.AddProposal(kp))
+	}
+	for _, name := range remove {
+		leaf, ok := leafOf(g, name)
+		if !ok {
+			return nil, userErr(ErrNotMember, "%s is not a member of group %q", name, group)
+		}
+		if leaf == g.LeafIndex() {
+			return nil, userErr(ErrUsage, "a member cannot commit its own removal (RFC 9420, Section 12.2)")
+		}
+		props = append(props, mls.RemoveProposal(leaf))
+	}
+	res, err := g.Commit(&mls.CommitOptions{Proposals: props})
+	if err != nil {
+		return nil, fmt.Errorf("creating the commit: %w", err)
+	}
+	if err := g.MergePendingCommit(); err != nil {
+		return nil, err
+	}
+	if err := c.store.SaveGroup(ctx, g); err != nil {
+		return nil, err
+	}
+	return &OfflineCommit{Commit: res.Commit, Welcome: res.Welcome, GroupInfo: res.GroupInfo, Epoch: g.Epoch()}, nil
+}
+
+// JoinWelcomeFile joins the group a Welcome (MLSMessage) invites this
+// client to and returns its name.
+func (c *Client) JoinWelcomeFile(ctx context.Context, welcome []byte) (string, error) {
+	g, err := c.join(ctx, welcome)
+	if err != nil {
+		return "", err
+	}
+	name := string(g.GroupID())
+	if gm := c.meta.group(g.GroupID()); gm != nil && !gm.Removed {
+		return "", userErr(ErrUsage, "you already have a group named %q", name)
+	}
+	if err := c.store.SaveGroup(ctx, g); err != nil {
+		return "", err
+	}
+	c.meta.add(g.GroupID()).Offline = true
+	return name, c.saveMeta()
+}
+
+// EncryptFile encrypts text as an application message (a PrivateMessage,
+// RFC 9420, Section 6.3).
+func (c *Client) EncryptFile(ctx context.Context, group, text string) ([]byte, error) {
+	g, _, err := c.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := g.Encrypt([]byte(text), nil)
+	if err != nil {
+		return nil, fmt.Errorf("encrypting: %w", err)
+	}
+	return msg, c.store.SaveGroup(ctx, g)
+}
+
+// ProcessFile processes one MLSMessage of the group: it decrypts an
+// application message, caches a proposal, or validates and merges a
+// commit, and describes what happened.
+func (c *Client) ProcessFile(ctx context.Context, group string, msg []byte) ([]Event, error) {
+	g, gm, err := c.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	// handle reports failures as events, for a log that must go on; here
+	// the caller wants an error.
+	res, err := g.Process(msg)
+	if err != nil {
+		return nil, fmt.Errorf("processing: %w", err)
+	}
+	from := "?"
+	if res.Sender.Type == mls.SenderMember {
+		if m, ok := g.Member(res.Sender.Leaf); ok {
+			from = NameOf(m.Credential)
+		}
+	}
+	ev := Event{Group: group, Epoch: g.Epoch(), Time: c.now(), From: from}
+	switch {
+	case res.Application != nil:
+		ev.Kind, ev.Text = EventMessage, string(res.Application)
+	case res.Proposal != nil:
+		ev.Kind, ev.Text = EventUpdated, fmt.Sprintf("%s proposed a change (type %d), cached for the next commit", from, res.Proposal.Type)
+	case res.Commit != nil:
+		sc := res.Commit
+		if err := g.MergeStagedCommit(sc); err != nil {
+			return nil, err
+		}
+		ev.Epoch = g.Epoch()
+		ev.Kind, ev.Text = EventUpdated, fmt.Sprintf("%s committed: %d added, %d removed (epoch %d)", from, len(sc.Added), len(sc.Removed), g.Epoch())
+		if sc.SelfRemoved {
+			ev.Kind, ev.Text = EventRemoved, from+" removed you from the group"
+			gm.Removed = true
+		}
+	}
+	if err := c.store.SaveGroup(ctx, g); err != nil {
+		return nil, err
+	}
+	return []Event{ev}, c.saveMeta()
+}

@@ -1,0 +1,390 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/mls"
+)
+
+// Read brings every group (or only the named one) up to date with the
+// server, joins groups this client was invited to, and returns the events
+// not shown before, marking them shown.
+func (c *Client) Read(ctx context.Context, group string) ([]Event, error) {
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	if group != "" {
+		if gm := c.meta.group([]byte(group)); gm == nil {
+			if err := c.joinNew(ctx); err != nil {
+				return nil, err
+			}
+		}
+		if _, _, err := c.group(ctx, group); err != nil && !errors.Is(err, ErrRemoved) {
+			return nil, err
+		}
+		err := c.sync(ctx, group)
+		if err != nil && !errors.Is(err, ErrRemoved) {
+			return nil, err
+		}
+		if errors.Is(err, ErrRemoved) {
+			// Show how it ended once; after that, say so.
+			evs, serr := c.takeUnshown(group)
+			if serr != nil || len(evs) > 0 {
+				return evs, serr
+			}
+			return nil, err
+		}
+	} else if err := c.syncAll(ctx); err != nil {
+		return nil, err
+	}
+	return c.takeUnshown(group)
+}
+
+// takeUnshown returns the inbox entries not yet shown and marks them shown.
+func (c *Client) takeUnshown(group string) ([]Event, error) {
+	var out []Event
+	for _, gm := range c.meta.sorted() {
+		if group != "" && string(gm.ID) != group {
+			continue
+		}
+		for _, e := range gm.Inbox[gm.Shown:] {
+			if !e.Own {
+				out = append(out, e)
+			}
+		}
+		gm.Shown = len(gm.Inbox)
+	}
+	slices.SortStableFunc(out, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return out, c.saveMeta()
+}
+
+// syncAll joins new groups and brings every known group up to date.
+func (c *Client) syncAll(ctx context.Context) error {
+	if err := c.joinNew(ctx); err != nil {
+		return err
+	}
+	for _, gm := range c.meta.sorted() {
+		if gm.Removed || gm.Offline {
+			continue
+		}
+		if err := c.sync(ctx, string(gm.ID)); err != nil && !errors.Is(err, ErrRemoved) {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinNew looks for groups the server lists for this client that it does
+// not know yet, i.e. groups it was added to, and joins them from the
+// Welcome addressed to it (RFC 9420, Section 12.4.3.1).
+func (c *Client) joinNew(ctx context.Context) error {
+	groups, err := c.ds.ListGroups(ctx)
+	if err != nil {
+		return c.serverError("listing groups", err)
+	}
+	joined := false
+	for _, st := range groups {
+		if gm := c.meta.group(st.GroupId); gm != nil && !gm.Removed {
+			continue
+		}
+		ok, err := c.joinFromLog(ctx, st.GroupId)
+		if err != nil {
+			return err
+		}
+		joined = joined || ok
+	}
+	if joined {
+		// A Welcome used up a KeyPackage.
+		if _, err := c.replenish(ctx, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinFromLog reads the group's log from this client's server-side cursor
+// (which starts at the commit that added it), joins from the last Welcome
+// addressed to it, and processes what follows.
+func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
+	var recs []*v1.Record
+	var after *uint64
+	for {
+		resp, err := c.ds.Fetch(ctx, gid, after, 500)
+		if err != nil {
+			if connect.CodeOf(err) == connect.CodePermissionDenied {
+				return false, nil
+			}
+			return false, c.serverError("reading the log of a new group", err)
+		}
+		recs = append(recs, resp.Records...)
+		if len(resp.Records) == 0 || recs[len(recs)-1].Seq >= resp.HeadSeq {
+			break
+		}
+		s := recs[len(recs)-1].Seq
+		after = &s
+	}
+	var joinErr error
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if r.Kind != uint32(store.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
+			continue
+		}
+		g, err := c.join(ctx, r.Body)
+		if err != nil {
+			joinErr = err
+			continue
+		}
+		if !bytes.Equal(g.GroupID(), gid) {
+			joinErr = fmt.Errorf("a Welcome in the log of group %q is for group %q", gid, g.GroupID())
+			continue
+		}
+		if err := c.store.SaveGroup(ctx, g); err != nil {
+			return false, fmt.Errorf("saving the group: %w", err)
+		}
+		name := string(gid)
+		gm := c.meta.add(gid)
+		// The chain is checked from here on; the Welcome's own record is
+		// trusted as the starting point (ds/client.Verify).
+		if _, err := c.ds.Verify(r); err != nil {
+			return false, fmt.Errorf("group %q: %w", name, err)
+		}
+		gm.Cursor, gm.ChainHash = r.Seq, r.ChainHash
+		c.appendEvents(name, Event{Group: name, Seq: r.Seq, Epoch: g.Epoch(), Time: c.now(), Kind: EventJoined, From: r.Sender,
+			Text: fmt.Sprintf("%s added you; members: %s (epoch %d)", r.Sender, joinNames(memberNames(g)), g.Epoch())})
+		if err := c.saveMeta(); err != nil {
+			return false, err
+		}
+		if err := c.process(ctx, name, g, gm, recs[i+1:]); err != nil {
+			return true, err
+		}
+		return true, c.ack(ctx, gm)
+	}
+	if joinErr != nil {
+		return false, joinErr
+	}
+	return false, nil
+}
+
+// join joins from a Welcome with the matching KeyPackage's private keys,
+// deleting them after use unless the KeyPackage is the last-resort one
+// (RFC 9420, Section 16.8).
+func (c *Client) join(ctx context.Context, welcome []byte) (*mls.Group, error) {
+	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, fmt.Errorf("reading the Welcome: %w", err)
+	}
+	for _, ref := range refs {
+		b, err := c.store.KeyPackage(ctx, ref)
+		if errors.Is(err, errNoKeyPackage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		g, err := mls.JoinFromWelcome(c.cfg, welcome, b, nil)
+		if err != nil {
+			return nil, fmt.Errorf("joining from the Welcome: %w", err)
+		}
+		if !b.KeyPackage.IsLastResort() {
+			if err := c.store.DeleteKeyPackage(ctx, ref); err != nil {
+				return nil, err
+			}
+		}
+		return g, nil
+	}
+	if !c.store.Durable() {
+		return nil, userErr(ErrNoKeyPackages, "a Welcome for you needs the private keys of a KeyPackage this client no longer has (this build keeps them in memory only: see docs/CLI.md)")
+	}
+	return nil, userErr(ErrNoKeyPackages, "a Welcome for you is for a KeyPackage whose private keys are not in %s", c.dir)
+}
+
+// sync fetches the group's log after the local cursor and processes it.
+func (c *Client) sync(ctx context.Context, group string) error {
+	g, gm, err := c.group(ctx, group)
+	if err != nil {
+		return err
+	}
+	if gm.Offline {
+		return nil
+	}
+	if err := c.connect(ctx); err != nil {
+		return err
+	}
+	gid := []byte(group)
+	if _, _, ok := c.ds.ChainPosition(gid); !ok && gm.ChainHash != nil {
+		c.ds.SetChainPosition(gid, gm.Cursor, gm.ChainHash)
+	}
+	for {
+		after := gm.Cursor
+		resp, err := c.ds.Fetch(ctx, gid, &after, 500)
+		if err != nil {
+			if connect.CodeOf(err) == connect.CodePermissionDenied {
+				// The server dropped this client from the group's
+				// delivery: a commit removed it (docs/mlsd.md).
+				return c.markRemoved(group, gm, 0)
+			}
+			return c.serverError("reading group "+group, err)
+		}
+		if err := c.process(ctx, group, g, gm, resp.Records); err != nil {
+			return err
+		}
+		if gm.Removed || len(resp.Records) == 0 || gm.Cursor >= resp.HeadSeq {
+			break
+		}
+	}
+	if err := c.ack(ctx, gm); err != nil {
+		return err
+	}
+	if gm.Removed {
+		return userErr(ErrRemoved, "you were removed from group %q", group)
+	}
+	return c.commitLeaveRequests(ctx, group)
+}
+
+func (c *Client) ack(ctx context.Context, gm *groupMeta) error {
+	if gm.Cursor == 0 {
+		return nil
+	}
+	if err := c.ds.Ack(ctx, gm.ID, gm.Cursor); err != nil && connect.CodeOf(err) != connect.CodePermissionDenied {
+		return c.serverError("acknowledging", err)
+	}
+	return nil
+}
+
+func (c *Client) markRemoved(group string, gm *groupMeta, epoch uint64) error {
+	if !gm.Removed {
+		gm.Removed = true
+		c.appendEvents(group, Event{Group: group, Epoch: epoch, Time: c.now(), Kind: EventRemoved, Text: "you were removed from the group"})
+	}
+	if err := c.saveMeta(); err != nil {
+		return err
+	}
+	return userErr(ErrRemoved, "you were removed from group %q", group)
+}
+
+// process handles log records in order: each record continues the verified
+// hash chain, then goes through the group (RFC 9420, Section 6: messages
+// of the current epoch, or of a past epoch this client kept the keys of).
+// A record that cannot be processed becomes an error event; the rest
+// still go through.
+func (c *Client) process(ctx context.Context, group string, g *mls.Group, gm *groupMeta, recs []*v1.Record) error {
+	for _, r := range recs {
+		if r.Seq <= gm.Cursor {
+			continue
+		}
+		if _, err := c.ds.Verify(r); err != nil {
+			return fmt.Errorf("group %q: the server's log does not continue what this client saw before: %w", group, err)
+		}
+		evs, removed := c.handle(g, group, r)
+		if err := c.store.SaveGroup(ctx, g); err != nil {
+			return fmt.Errorf("saving the group: %w", err)
+		}
+		gm.Cursor, gm.ChainHash = r.Seq, r.ChainHash
+		c.appendEvents(group, evs...)
+		if err := c.saveMeta(); err != nil {
+			return err
+		}
+		if removed {
+			gm.Removed = true
+			return c.saveMeta()
+		}
+	}
+	return nil
+}
+
+// handle processes one record and describes what happened.
+func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, removed bool) {
+	at := time.UnixMilli(r.TimeUnixMs)
+	ev := func(kind EventKind, from, text string) Event {
+		return Event{Group: group, Seq: r.Seq, Epoch: g.Epoch(), Time: at, Kind: kind, From: from, Text: text}
+	}
+	switch uint8(r.Kind) {
+	case store.KindWelcome:
+		return nil, false // for new members; this client is in already
+	case store.KindApplication, store.KindProposal, store.KindCommit:
+	default:
+		return []Event{ev(EventError, r.Sender, fmt.Sprintf("record %d has unknown kind %d", r.Seq, r.Kind))}, false
+	}
+	if r.Sender == c.id.Name {
+		// Own messages and commits are applied when sent; a member cannot
+		// decrypt its own PrivateMessages (their keys are deleted on use,
+		// RFC 9420, Section 9.2).
+		return nil, false
+	}
+	res, err := g.Process(r.Body)
+	if err != nil {
+		return []Event{ev(EventError, r.Sender, fmt.Sprintf("could not process record %d from %s: %v", r.Seq, r.Sender, err))}, false
+	}
+	from := r.Sender
+	if res.Sender.Type == mls.SenderMember {
+		if m, ok := g.Member(res.Sender.Leaf); ok {
+			from = NameOf(m.Credential) // authenticated by the MLS signature
+		}
+	}
+	switch {
+	case res.Application != nil:
+		return []Event{ev(EventMessage, from, string(res.Application))}, false
+	case res.Proposal != nil:
+		p := res.Proposal
+		if p.Type == mls.ProposalRemove && res.Sender.Type == mls.SenderMember && p.Removed == res.Sender.Leaf {
+			return []Event{ev(EventLeave, from, from+" asked to leave")}, false
+		}
+		return []Event{ev(EventUpdated, from, fmt.Sprintf("%s proposed a change (type %d)", from, p.Type))}, false
+	case res.Commit != nil:
+		sc := res.Commit
+		var added, gone []string
+		for _, a := range sc.Added {
+			added = append(added, NameOf(a.KeyPackage.Credential()))
+		}
+		for _, rm := range sc.Removed {
+			gone = append(gone, NameOf(rm.Credential))
+		}
+		if err := g.MergeStagedCommit(sc); err != nil {
+			return []Event{ev(EventError, from, fmt.Sprintf("could not apply the commit in record %d: %v", r.Seq, err))}, false
+		}
+		if sc.SelfRemoved {
+			return []Event{ev(EventRemoved, from, fmt.Sprintf("%s removed you from the group", from))}, true
+		}
+		if len(added) > 0 {
+			evs = append(evs, ev(EventAdded, from, fmt.Sprintf("%s added %s (epoch %d)", from, joinNames(added), g.Epoch())))
+		}
+		if len(gone) > 0 {
+			evs = append(evs, ev(EventRemoved, from, fmt.Sprintf("%s removed %s (epoch %d)", from, joinNames(gone), g.Epoch())))
+		}
+		if len(evs) == 0 {
+			evs = append(evs, ev(EventUpdated, from, fmt.Sprintf("%s updated their keys (epoch %d)", from, g.Epoch())))
+		}
+		return evs, false
+	}
+	return nil, false
+}
+
+// commitLeaveRequests commits pending Remove proposals members made for
+// themselves (RFC 9420, Section 12.1.3), so a member who left is out once
+// anyone reads.
+func (c *Client) commitLeaveRequests(ctx context.Context, group string) error {
+	want := func(g *mls.Group) bool {
+		for _, p := range g.PendingProposals() {
+			if p.Type == mls.ProposalRemove && p.Sender.Type == mls.SenderMember && p.Removed == p.Sender.Leaf && p.Removed != g.LeafIndex() {
+				return true
+			}
+		}
+		return false
+	}
+	g, _, err := c.group(ctx, group)
+	if err != nil || !want(g) {
+		return err
+	}
+	return c.commitRetry(ctx, group, func(g *mls.Group) (*mls.CommitOptions, bool, error) {
+		return &mls.CommitOptions{}, want(g), nil
+	})
+}
