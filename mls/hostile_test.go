@@ -509,3 +509,40 @@ func TestHostileForgedSignatures(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileCommitUnknownReference: a commit that references a proposal
+// the receiver never got (lost, or never sent to it) is refused with
+// ErrInvalidCommit (RFC 9420, Section 12.4) and stages nothing; the
+// receiver can rejoin the conversation once it has the proposal.
+func TestHostileCommitUnknownReference(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			seeded(t, 25)
+			env := hostileEnv(t, m.pub, "unknown ref "+m.name)
+			alice, bob, carol := env[0], env[1], env[2]
+			p, err := bob.g.ProposeUpdate(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, bob, p, carol)
+			res, err := carol.g.Commit(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := fingerprint(t, alice.g)
+			_, err = alice.g.Process(res.Commit)
+			wantErr(t, "commit referencing a proposal alice never got", err, mls.ErrInvalidCommit)
+			// A PrivateMessage commit decrypted and verified before the
+			// reference failed, so its key is spent (doc.go).
+			unchangedAfter(t, "commit referencing an unknown proposal", alice.g, before, !m.pub)
+			if m.pub {
+				deliver(t, bob, p, alice)
+				deliver(t, carol, res.Commit, alice, bob)
+				if err := carol.g.MergePendingCommit(); err != nil {
+					t.Fatal(err)
+				}
+				checkAgree(t, env)
+			}
+		})
+	}
+}
