@@ -369,7 +369,7 @@ func (in *inspector) ratchetTree(path string, t wire.RatchetTree) *Node {
 			items[i].Label = "blank " + pos
 			continue
 		}
-		items[i] = in.treeNode(index(path, i), nd)
+		items[i] = present(in.treeNode(index(path, i), nd))
 		items[i].Label = pos
 	}
 	return vectorNode("", "optional<Node><V>", items)
@@ -518,7 +518,7 @@ func (in *inspector) commit(path string, c *wire.Commit, e env) *Node {
 	if c.Path == nil {
 		n.Fields = append(n.Fields, absentNode("path", "optional<UpdatePath>"))
 	} else {
-		n.Fields = append(n.Fields, in.updatePath(join(path, "path"), c.Path, e))
+		n.Fields = append(n.Fields, present(in.updatePath(join(path, "path"), c.Path, e)))
 	}
 	return n
 }
@@ -541,8 +541,8 @@ func groupSecretsNode(gs *wire.GroupSecrets) *Node {
 	if gs.PathSecret == nil {
 		n.Fields = append(n.Fields, absentNode("path_secret", "optional<PathSecret>"))
 	} else {
-		n.Fields = append(n.Fields, structNode("path_secret", "PathSecret",
-			bytesNode("path_secret", "opaque<V>", gs.PathSecret.PathSecret)))
+		n.Fields = append(n.Fields, present(structNode("path_secret", "PathSecret",
+			bytesNode("path_secret", "opaque<V>", gs.PathSecret.PathSecret))))
 	}
 	psks := make([]*Node, len(gs.PSKs))
 	for i := range gs.PSKs {

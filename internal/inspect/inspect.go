@@ -168,22 +168,28 @@ func normalize(s string) string {
 	return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
 }
 
+// typeIndex maps normalized names and aliases to their index in types.
+var typeIndex = func() map[string]int {
+	m := make(map[string]int)
+	for i := range types {
+		for _, a := range append([]string{types[i].name}, types[i].aliases...) {
+			if _, dup := m[normalize(a)]; !dup && a != "" {
+				m[normalize(a)] = i
+			}
+		}
+	}
+	return m
+}()
+
 func findType(name string) (*objType, bool) {
 	if name == "" {
 		return &types[0], true
 	}
-	n := normalize(name)
-	for i := range types {
-		if normalize(types[i].name) == n {
-			return &types[i], true
-		}
-		for _, a := range types[i].aliases {
-			if normalize(a) == n {
-				return &types[i], true
-			}
-		}
+	i, ok := typeIndex[normalize(name)]
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	return &types[i], true
 }
 
 // Types returns the names Inspect accepts as a type, MLSMessage first.

@@ -41,6 +41,10 @@ type Node struct {
 	Enum string // KindEnum: the value's name, "GREASE" or "unknown"
 	Wide bool   // KindEnum: a 16-bit code point, printed in hex
 
+	// Optional marks the value of an optional<T> that is present (a
+	// presence octet precedes it on the wire).
+	Optional bool
+
 	// Label annotates the node in text output (a tree node's position, a
 	// decoding error of opaque data). It is not part of the wire value.
 	Label string
@@ -80,6 +84,12 @@ func absentNode(name, typ string) *Node {
 	return &Node{Name: name, Type: typ, Kind: KindAbsent}
 }
 
+// present marks n as the value of a present optional<T>.
+func present(n *Node) *Node {
+	n.Optional = true
+	return n
+}
+
 // named returns n with its field name set (for describers that build a node
 // without knowing the field it fills).
 func named(name string, n *Node) *Node {
@@ -102,6 +112,10 @@ func printable(b []byte) bool {
 }
 
 // --- text ---
+
+// maxInline is the longest line on which a list of numbers is printed
+// inline; a longer list gets one line per element.
+const maxInline = 100
 
 // abbrevOver is the length above which text output abbreviates byte strings.
 const abbrevOver = 32
@@ -184,8 +198,11 @@ func writeText(w *strings.Builder, n *Node, head string, indent int, full bool) 
 			for i, it := range n.Items {
 				parts[i] = scalarText(it, full)
 			}
-			fmt.Fprintf(w, "%s%s[%s]%s\n", pad, head, strings.Join(parts, ", "), label)
-			return
+			line := fmt.Sprintf("%s%s[%s]%s", pad, head, strings.Join(parts, ", "), label)
+			if len(line) <= maxInline {
+				w.WriteString(line + "\n")
+				return
+			}
 		}
 		fmt.Fprintf(w, "%s%s%s%s\n", pad, head, plural(len(n.Items), "item", "items"), label)
 		for i, it := range n.Items {

@@ -91,9 +91,13 @@ func (r *Report) Text(full bool) string {
 		head += ", " + r.Input + " input"
 	}
 	head += ")"
-	root := *r.Root
-	root.Type = head
-	writeText(&w, &root, "", 0, full)
+	if r.Root.Kind == KindStruct {
+		root := *r.Root
+		root.Type = head
+		writeText(&w, &root, "", 0, full)
+	} else {
+		writeText(&w, r.Root, head+": ", 0, full)
+	}
 	if len(r.Computed) > 0 {
 		w.WriteString("\ncomputed:\n")
 		for _, c := range r.Computed {
