@@ -65,6 +65,9 @@ type Client struct {
 	meta  *meta
 	lock  *os.File
 	ds    *client.Client
+	// groups holds each group loaded in this process: one Group object
+	// per group, as mls.Group.Save requires.
+	groups map[string]*mls.Group
 
 	// Now stamps events; nil means time.Now.
 	Now func() time.Time
@@ -117,7 +120,7 @@ func Open(dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock}
+	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}}
 	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
 	if c.sig, err = mls.NewSignatureKeyPair(id.Suite, id.SignatureKey); err != nil {
 		return fail(fmt.Errorf("%s: bad signature key: %w", identityFile, err))
@@ -208,17 +211,29 @@ func (c *Client) group(ctx context.Context, name string) (*mls.Group, *groupMeta
 	if gm.Removed {
 		return nil, gm, userErr(ErrRemoved, "you were removed from group %q", name)
 	}
+	if g, ok := c.groups[name]; ok {
+		return g, gm, nil
+	}
 	g, err := c.store.LoadGroup(ctx, id)
 	if errors.Is(err, errNoGroup) {
-		if !c.store.Durable() {
-			return nil, nil, userErr(ErrNotMember, "the state of group %q did not survive the last run: this build keeps MLS group state in memory only (see docs/CLI.md)", name)
-		}
 		return nil, nil, userErr(ErrNotMember, "group %q has no saved state in %s", name, c.dir)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading group %q: %w", name, err)
 	}
+	c.groups[name] = g
 	return g, gm, nil
+}
+
+// saveGroup saves the group's changes. If that fails, the object is ahead
+// of the store and is dropped, so the next use reloads what is stored.
+func (c *Client) saveGroup(ctx context.Context, g *mls.Group) error {
+	if err := c.store.SaveGroup(ctx, g); err != nil {
+		delete(c.groups, string(g.GroupID()))
+		return fmt.Errorf("saving group %q: %w", g.GroupID(), err)
+	}
+	c.groups[string(g.GroupID())] = g
+	return nil
 }
 
 // GroupInfo summarizes one group for listing.
@@ -236,7 +251,7 @@ func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
 	var out []GroupInfo
 	for _, gm := range c.meta.sorted() {
 		gi := GroupInfo{Name: string(gm.ID), Removed: gm.Removed, Offline: gm.Offline, Unread: len(gm.Inbox) - gm.Shown}
-		if g, err := c.store.LoadGroup(ctx, gm.ID); err == nil {
+		if g, _, err := c.group(ctx, string(gm.ID)); err == nil {
 			gi.Epoch = g.Epoch()
 			gi.Members = memberNames(g)
 		}

@@ -36,7 +36,7 @@ func (c *Client) CreateOfflineGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("creating the group: %w", err)
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return err
 	}
 	c.meta.add([]byte(name)).Offline = true
@@ -84,7 +84,7 @@ func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]
 	if err := g.MergePendingCommit(); err != nil {
 		return nil, err
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return nil, err
 	}
 	return &OfflineCommit{Commit: res.Commit, Welcome: res.Welcome, GroupInfo: res.GroupInfo, Epoch: g.Epoch()}, nil
@@ -101,7 +101,7 @@ func (c *Client) JoinWelcomeFile(ctx context.Context, welcome []byte) (string, e
 	if gm := c.meta.group(g.GroupID()); gm != nil && !gm.Removed {
 		return "", userErr(ErrUsage, "you already have a group named %q", name)
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return "", err
 	}
 	c.meta.add(g.GroupID()).Offline = true
@@ -119,7 +119,7 @@ func (c *Client) EncryptFile(ctx context.Context, group, text string) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("encrypting: %w", err)
 	}
-	return msg, c.store.SaveGroup(ctx, g)
+	return msg, c.saveGroup(ctx, g)
 }
 
 // ProcessFile processes one MLSMessage of the group: it decrypts an
@@ -160,7 +160,7 @@ func (c *Client) ProcessFile(ctx context.Context, group string, msg []byte) ([]E
 			gm.Removed = true
 		}
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return nil, err
 	}
 	return []Event{ev}, c.saveMeta()

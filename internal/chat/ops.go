@@ -120,7 +120,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string) error {
 		}
 		return c.serverError("creating the group", err)
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return fmt.Errorf("saving the group: %w", err)
 	}
 	gm := c.meta.add([]byte(name))
@@ -283,6 +283,7 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 			}
 		}
 	}
+	delete(c.groups, group)
 	if err := c.store.DeleteGroup(ctx, []byte(group)); err != nil {
 		return err
 	}
@@ -341,6 +342,12 @@ func (c *Client) sendCommit(ctx context.Context, g *mls.Group, opts *mls.CommitO
 	if err != nil {
 		return fmt.Errorf("creating the commit: %w", err)
 	}
+	// Save the pending commit before it leaves: if this process dies after
+	// the server accepted it, the next run finds it in the log and merges
+	// it (see handle).
+	if err := c.saveGroup(ctx, g); err != nil {
+		return err
+	}
 	req := &v1.SendCommitRequest{Commit: res.Commit, GroupInfo: res.GroupInfo}
 	var added []string
 	for _, a := range res.Staged.Added {
@@ -356,12 +363,15 @@ func (c *Client) sendCommit(ctx context.Context, g *mls.Group, opts *mls.CommitO
 	resp, err := c.ds.Commit(ctx, req)
 	if err != nil {
 		g.DiscardPendingCommit()
+		if serr := c.saveGroup(ctx, g); serr != nil {
+			return serr
+		}
 		return err
 	}
 	if err := g.MergePendingCommit(); err != nil {
 		return fmt.Errorf("entering the new epoch: %w", err)
 	}
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return fmt.Errorf("saving the group: %w", err)
 	}
 	name := string(g.GroupID())
@@ -403,7 +413,7 @@ func (c *Client) Send(ctx context.Context, group, text string) error {
 	}
 	// The sender's ratchet moved: record it before the message leaves, so
 	// a crash cannot make this client reuse the key (RFC 9420, Section 9.2).
-	if err := c.store.SaveGroup(ctx, g); err != nil {
+	if err := c.saveGroup(ctx, g); err != nil {
 		return fmt.Errorf("saving the group: %w", err)
 	}
 	resp, err := c.ds.Send(ctx, msg)

@@ -4,33 +4,31 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sync"
 
 	"github.com/mlskit/mlskit/mls"
+	"github.com/mlskit/mlskit/storage"
+	"github.com/mlskit/mlskit/storage/sqlite"
 )
 
 // Store keeps the state whose encoding package mls owns: this client's
 // groups and the private keys of the KeyPackages it published (RFC 9420,
 // Section 16.8). Everything else the CLI remembers (cursors, the inbox) is
 // its own small JSON file (meta.go), not an encoding of mls.Group.
-//
-// This file is the one to swap when package mls gains persistence (issue
-// 6, over storage/sqlite): openStore then opens DIR/state.db and the methods
-// map onto the group layer's save and load.
 type Store interface {
 	// LoadGroup returns the group, or an error wrapping errNoGroup.
 	LoadGroup(ctx context.Context, groupID []byte) (*mls.Group, error)
-	// SaveGroup records the group's current state atomically.
+	// SaveGroup records the group's changes since it was loaded or last
+	// saved, atomically.
 	SaveGroup(ctx context.Context, g *mls.Group) error
 	// DeleteGroup forgets the group and its secrets.
 	DeleteGroup(ctx context.Context, groupID []byte) error
-	// PutKeyPackages keeps the private keys of new KeyPackages.
+	// PutKeyPackages keeps the private keys of new KeyPackages; publish
+	// them only after this returns.
 	PutKeyPackages(ctx context.Context, bundles []*mls.KeyPackageBundle) error
-	// KeyPackage returns a bundle by KeyPackageRef, or an error wrapping
-	// errNoKeyPackage.
-	KeyPackage(ctx context.Context, ref []byte) (*mls.KeyPackageBundle, error)
-	// DeleteKeyPackage deletes a used bundle's private keys.
-	DeleteKeyPackage(ctx context.Context, ref []byte) error
+	// Join joins from a Welcome with a stored KeyPackage, storing the group
+	// and deleting the KeyPackage's private keys (unless last-resort) in
+	// one step. A Welcome for none of them fails with errNoKeyPackage.
+	Join(ctx context.Context, welcome []byte) (*mls.Group, error)
 	// Durable reports whether the state survives the process.
 	Durable() bool
 	Close() error
@@ -38,104 +36,67 @@ type Store interface {
 
 var (
 	errNoGroup      = errors.New("chat: group not in the store")
-	errNoKeyPackage = errors.New("chat: KeyPackage not in the store")
+	errNoKeyPackage = errors.New("chat: no stored KeyPackage matches the Welcome")
 )
 
-// openStore opens the store of a state directory.
-//
-// Until package mls can serialize a Group, the store is memStore: the
-// groups live in this process only, shared by every Client opened on the
-// same directory within it (which is how the tests run the CLI), and lost
-// when the process exits. Durable reports false, and the CLI says so.
-func openStore(dir string, _ *mls.Config) (Store, error) {
-	abs, err := filepath.Abs(dir)
+// stateDB is the SQLite store's file in the state directory.
+const stateDB = "state.db"
+
+// openStore opens the SQLite store of a state directory (package mls's
+// Save/LoadGroup over storage/sqlite).
+func openStore(dir string, cfg *mls.Config) (Store, error) {
+	st, err := sqlite.Open(filepath.Join(dir, stateDB), nil)
 	if err != nil {
 		return nil, err
 	}
-	memMu.Lock()
-	defer memMu.Unlock()
-	s, ok := memStores[abs]
-	if !ok {
-		s = &memStore{groups: map[string]*mls.Group{}, kps: map[string]*mls.KeyPackageBundle{}}
-		memStores[abs] = s
-	}
-	return s, nil
+	return &sqliteStore{st: st, cfg: cfg}, nil
 }
 
-var (
-	memMu     sync.Mutex
-	memStores = map[string]*memStore{}
-)
-
-// forgetMemStores drops every in-process store: the tests use it to check
-// that a non-durable store does not pretend to survive a restart.
-func forgetMemStores() {
-	memMu.Lock()
-	defer memMu.Unlock()
-	memStores = map[string]*memStore{}
+type sqliteStore struct {
+	st  storage.Store
+	cfg *mls.Config
 }
 
-type memStore struct {
-	mu     sync.Mutex
-	groups map[string]*mls.Group
-	kps    map[string]*mls.KeyPackageBundle
-}
-
-func (s *memStore) LoadGroup(_ context.Context, id []byte) (*mls.Group, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.groups[string(id)]
-	if !ok {
+func (s *sqliteStore) LoadGroup(ctx context.Context, id []byte) (*mls.Group, error) {
+	g, err := mls.LoadGroup(ctx, s.cfg, s.st, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errNoGroup
 	}
-	return g, nil
+	return g, err
 }
 
-func (s *memStore) SaveGroup(_ context.Context, g *mls.Group) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.groups[string(g.GroupID())] = g
-	return nil
-}
+func (s *sqliteStore) SaveGroup(ctx context.Context, g *mls.Group) error { return g.Save(ctx, s.st) }
 
-func (s *memStore) DeleteGroup(_ context.Context, id []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.groups, string(id))
-	return nil
-}
-
-func (s *memStore) PutKeyPackages(_ context.Context, bs []*mls.KeyPackageBundle) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range bs {
-		s.kps[string(b.KeyPackage.Ref())] = b
+func (s *sqliteStore) DeleteGroup(ctx context.Context, id []byte) error {
+	if err := s.st.DeleteGroup(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
 	return nil
 }
 
-func (s *memStore) KeyPackage(_ context.Context, ref []byte) (*mls.KeyPackageBundle, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.kps[string(ref)]
-	if !ok {
+func (s *sqliteStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBundle) error {
+	for _, b := range bs {
+		if err := mls.SaveKeyPackage(ctx, s.st, b); err != nil {
+			return err
+		}
+		b.Erase()
+	}
+	return nil
+}
+
+func (s *sqliteStore) Join(ctx context.Context, welcome []byte) (*mls.Group, error) {
+	g, err := mls.JoinFromStore(ctx, s.cfg, s.st, welcome, nil)
+	if errors.Is(err, mls.ErrNoMatchingKeyPackage) {
 		return nil, errNoKeyPackage
 	}
-	return b, nil
-}
-
-func (s *memStore) DeleteKeyPackage(_ context.Context, ref []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.kps[string(ref)]; ok {
-		// Only the init key: a group joined with the bundle holds its
-		// LeafKey slice itself (mls.JoinFromWelcome does not copy it), so
-		// b.Erase() would zero the group's leaf private key.
-		clear(b.InitKey)
-		delete(s.kps, string(ref))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	// JoinFromStore erases the bundle it loaded, whose leaf private key the
+	// returned Group shares; the stored copy is intact, so reload it.
+	id := g.GroupID()
+	return s.LoadGroup(ctx, id)
 }
 
-func (s *memStore) Durable() bool { return false }
-func (s *memStore) Close() error  { return nil }
+func (s *sqliteStore) Durable() bool { return true }
+func (s *sqliteStore) Close() error  { return s.st.Close() }

@@ -147,7 +147,7 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
 			joinErr = fmt.Errorf("a Welcome in the log of group %q is for group %q", gid, g.GroupID())
 			continue
 		}
-		if err := c.store.SaveGroup(ctx, g); err != nil {
+		if err := c.saveGroup(ctx, g); err != nil {
 			return false, fmt.Errorf("saving the group: %w", err)
 		}
 		name := string(gid)
@@ -175,36 +175,21 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
 }
 
 // join joins from a Welcome with the matching KeyPackage's private keys,
-// deleting them after use unless the KeyPackage is the last-resort one
-// (RFC 9420, Section 16.8).
+// which the store deletes in the same step unless the KeyPackage is the
+// last-resort one (RFC 9420, Section 16.8).
 func (c *Client) join(ctx context.Context, welcome []byte) (*mls.Group, error) {
-	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if _, err := mls.WelcomeKeyPackageRefs(welcome); err != nil {
+		return nil, userErr(ErrUsage, "not a Welcome: %v", err)
+	}
+	g, err := c.store.Join(ctx, welcome)
+	if errors.Is(err, errNoKeyPackage) {
+		return nil, userErr(ErrNoKeyPackages, "the Welcome is not for any KeyPackage of %s in %s (was it made for someone else, or already used?)", c.id.Name, c.dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the Welcome: %w", err)
+		return nil, fmt.Errorf("joining from the Welcome: %w", err)
 	}
-	for _, ref := range refs {
-		b, err := c.store.KeyPackage(ctx, ref)
-		if errors.Is(err, errNoKeyPackage) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		g, err := mls.JoinFromWelcome(c.cfg, welcome, b, nil)
-		if err != nil {
-			return nil, fmt.Errorf("joining from the Welcome: %w", err)
-		}
-		if !b.KeyPackage.IsLastResort() {
-			if err := c.store.DeleteKeyPackage(ctx, ref); err != nil {
-				return nil, err
-			}
-		}
-		return g, nil
-	}
-	if !c.store.Durable() {
-		return nil, userErr(ErrNoKeyPackages, "a Welcome for you needs the private keys of a KeyPackage this client no longer has (this build keeps them in memory only: see docs/CLI.md)")
-	}
-	return nil, userErr(ErrNoKeyPackages, "a Welcome for you is for a KeyPackage whose private keys are not in %s", c.dir)
+	c.groups[string(g.GroupID())] = g
+	return g, nil
 }
 
 // sync fetches the group's log after the local cursor and processes it.
@@ -285,7 +270,7 @@ func (c *Client) process(ctx context.Context, group string, g *mls.Group, gm *gr
 			return fmt.Errorf("group %q: the server's log does not continue what this client saw before: %w", group, err)
 		}
 		evs, removed := c.handle(g, group, r)
-		if err := c.store.SaveGroup(ctx, g); err != nil {
+		if err := c.saveGroup(ctx, g); err != nil {
 			return fmt.Errorf("saving the group: %w", err)
 		}
 		gm.Cursor, gm.ChainHash = r.Seq, r.ChainHash
@@ -317,8 +302,19 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 	if r.Sender == c.id.Name {
 		// Own messages and commits are applied when sent; a member cannot
 		// decrypt its own PrivateMessages (their keys are deleted on use,
-		// RFC 9420, Section 9.2).
+		// RFC 9420, Section 9.2). The exception: an own commit the server
+		// accepted while this client died before merging it.
+		if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() && r.Epoch == g.Epoch() {
+			if err := g.MergePendingCommit(); err != nil {
+				return []Event{ev(EventError, r.Sender, fmt.Sprintf("could not merge own commit in record %d: %v", r.Seq, err))}, false
+			}
+			return []Event{ev(EventUpdated, r.Sender, fmt.Sprintf("your commit was accepted (epoch %d)", g.Epoch()))}, false
+		}
 		return nil, false
+	}
+	if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() {
+		// Another member's commit won this epoch (RFC 9750, Section 5.2.1).
+		g.DiscardPendingCommit()
 	}
 	res, err := g.Process(r.Body)
 	if err != nil {
