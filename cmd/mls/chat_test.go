@@ -3,14 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/mlskit/mlskit/internal/chat"
 )
 
 // startMLSD builds cmd/mlsd and runs it on a free loopback port with a
@@ -45,6 +44,34 @@ func startMLSD(t *testing.T) string {
 		t.Fatalf("mlsd said %q", line)
 	}
 	return f[3]
+}
+
+// The test binary doubles as the mls command run as a separate process
+// (a restarted client), as cmd/mlsd's crash test does.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("MLS_CHILD_ARGS"); args != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			os.Exit(2)
+		}
+		os.Exit(run(argv, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// childMLS runs an mls command line in a new process.
+func childMLS(t *testing.T, args ...string) string {
+	t.Helper()
+	enc, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MLS_CHILD_ARGS="+string(enc))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mls %s in a new process: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
 }
 
 type result struct {
@@ -157,32 +184,12 @@ func TestChatEndToEnd(t *testing.T) {
 	dead := filepath.Join(root, "dead")
 	fails(t, dead, "cannot reach the server at http://127.0.0.1:1", "init", "--name", "dan", "--server", "http://127.0.0.1:1")
 
-	// A member restarts: bob's next commands run in a new process of the
-	// mls binary, from his state directory alone.
+	// A member restarts: bob's next commands run in a new process (this test
+	// binary running the mls command), from his state directory alone.
 	t.Run("restart", func(t *testing.T) {
-		c, err := chat.Open(bob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		durable := c.Durable()
-		c.Close()
-		if !durable {
-			t.Skip("group state is in memory only until package mls can serialize a Group (issue 6); see docs/CLI.md")
-		}
-		bin := filepath.Join(t.TempDir(), "mls")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if out, err := exec.Command(gobin, "build", "-o", bin, "github.com/mlskit/mlskit/cmd/mls").CombinedOutput(); err != nil {
-			t.Fatalf("building mls: %v\n%s", err, out)
-		}
 		ok(t, alice, "send", "team", "are you back?")
-		out, err := exec.Command(bin, "read", "--dir", bob).CombinedOutput()
-		if err != nil {
-			t.Fatalf("bob's new process: %v\n%s", err, out)
-		}
-		contains(t, string(out), "alice: are you back?")
-		if out, err := exec.Command(bin, "send", "team", "back after a restart", "--dir", bob).CombinedOutput(); err != nil {
-			t.Fatalf("bob's new process: %v\n%s", err, out)
-		}
+		contains(t, childMLS(t, "read", "--dir", bob), "alice: are you back?")
+		childMLS(t, "send", "team", "back after a restart", "--dir", bob)
 		contains(t, ok(t, alice, "read", "team"), "bob: back after a restart")
 	})
 
