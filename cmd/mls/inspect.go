@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mlskit/mlskit/internal/inspect"
 	"github.com/mlskit/mlskit/internal/wire"
+	"github.com/mlskit/mlskit/mls"
+	"github.com/mlskit/mlskit/storage"
+	"github.com/mlskit/mlskit/storage/sqlite"
 )
 
 const inspectUsage = `usage: mls inspect [flags] [FILE]
@@ -19,7 +24,9 @@ const inspectUsage = `usage: mls inspect [flags] [FILE]
 Decodes one MLS object from FILE (or standard input when FILE is absent or
 "-"), binary or hex, prints its structure and checks what can be checked
 without the group's secrets. The input is decoded as an MLSMessage unless
--type names another struct; it is never guessed.
+-type names another struct; it is never guessed. With -state, the client
+state of "mls chat" (DIR/state.db), it also decrypts and checks what that
+client can; the state is read, never written.
 
 Exit status: 0 decoded and no check failed, 1 unreadable or malformed
 input, 2 bad usage, 3 decoded but a check failed.
@@ -45,6 +52,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	suiteFlag := fs.String("suite", "", "cipher suite for objects that carry none (LeafNode, RatchetTree, PublicMessage): number, e.g. 1 or 0x0001")
 	giFile := fs.String("group-info", "", "`FILE` holding the group's GroupInfo (MLSMessage), to verify messages against")
 	treeFile := fs.String("tree", "", "`FILE` holding the group's ratchet tree, when the GroupInfo has no ratchet_tree extension")
+	stateDir := fs.String("state", "", "a client's state `DIR` (or its state.db), to decrypt and verify what that client can")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -92,6 +100,15 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mls inspect: -tree: %v\n", err)
 			return 1
 		}
+	}
+	if *stateDir != "" {
+		m, err := openState(*stateDir, ctx.Now)
+		if err != nil {
+			fmt.Fprintf(stderr, "mls inspect: -state: %v\n", err)
+			return 1
+		}
+		defer m.close()
+		ctx.Member = m
 	}
 	name := "-"
 	if fs.NArg() == 1 {
@@ -193,4 +210,54 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor Unix seconds", s)
 	}
 	return t, nil
+}
+
+// stateFile is the SQLite store in a client's state directory (the layout
+// of internal/chat: DIR/state.db, written through mls.Group.Save).
+const stateFile = "state.db"
+
+// stateMember reads a client's groups and KeyPackages for inspect. It never
+// saves: processing a message consumes its key only in memory.
+type stateMember struct {
+	st  *sqlite.Store
+	cfg *mls.Config
+}
+
+func openState(path string, now time.Time) (*stateMember, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		path = filepath.Join(path, stateFile)
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no client state: %w", err)
+		}
+	}
+	st, err := sqlite.Open(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Credentials are the application's to judge; inspect shows what the
+	// protocol says.
+	cfg := &mls.Config{CredentialValidator: mls.AcceptAllCredentials{}, Now: func() time.Time { return now }}
+	return &stateMember{st: st, cfg: cfg}, nil
+}
+
+func (m *stateMember) close() { m.st.Close() }
+
+func (m *stateMember) Group(groupID []byte) (*mls.Group, error) {
+	g, err := mls.LoadGroup(context.Background(), m.cfg, m.st, groupID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return g, err
+}
+
+func (m *stateMember) KeyPackage(ref []byte) (*mls.KeyPackageBundle, error) {
+	b, err := mls.LoadKeyPackage(context.Background(), m.st, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mlskit/mlskit/internal/wire"
 	"github.com/mlskit/mlskit/mls"
+	"github.com/mlskit/mlskit/storage/sqlite"
 )
 
 // inspectFixture is a KeyPackage, a group's GroupInfo and a commit made
@@ -265,5 +267,83 @@ func TestRunDispatchesInspect(t *testing.T) {
 	run([]string{"help"}, &out, &errb)
 	if !strings.Contains(out.String(), "inspect [flags] [FILE]") {
 		t.Fatalf("usage does not list inspect:\n%s", out.String())
+	}
+}
+
+// TestInspectState: -state reads a client's state directory (DIR/state.db,
+// as mls chat keeps it) to open a Welcome to one of its KeyPackages and to
+// decrypt its group's messages, and never writes it.
+func TestInspectState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := &mls.Config{Now: func() time.Time { return fixtureNow }}
+	cs := mls.X25519_AES128GCM_SHA256_Ed25519
+	sigA, _ := mls.GenerateSignatureKeyPair(cs, nil)
+	sigB, _ := mls.GenerateSignatureKeyPair(cs, nil)
+	alice, err := mls.NewGroup(cfg, []byte("state test"), mls.BasicCredential([]byte("alice")), sigA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := mls.NewKeyPackage(cfg, mls.BasicCredential([]byte("bob")), sigB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStore := func(f func(st *sqlite.Store)) {
+		st, err := sqlite.Open(filepath.Join(dir, stateFile), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		f(st)
+	}
+	withStore(func(st *sqlite.Store) {
+		if err := mls.SaveKeyPackage(ctx, st, bob); err != nil {
+			t.Fatal(err)
+		}
+	})
+	res, err := alice.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.KeyPackage)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	now := "-now=" + fixtureNow.Format(time.RFC3339)
+	f := &inspectFixture{dir: dir}
+	welcome := f.write(t, "welcome.bin", res.Welcome)
+	r := runInspectArgs(nil, now, "-state", dir, welcome)
+	if r.code != 0 || !strings.Contains(r.stdout, "welcome: encrypted_group_info decrypts with the welcome_secret (RFC 9420, Section 12.4.3.1): ok") ||
+		!strings.Contains(r.stdout, "joiner_secret: 32 bytes (secret, not shown)") {
+		t.Fatalf("welcome: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	withStore(func(st *sqlite.Store) {
+		if _, err := mls.JoinFromStore(ctx, cfg, st, res.Welcome, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	msg, err := alice.Encrypt([]byte("hello bob"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := f.write(t, "msg.bin", msg)
+	before, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the state is not written, so the key is still there the second time
+		r = runInspectArgs(nil, now, "-state", filepath.Join(dir, stateFile), file)
+		if r.code != 0 || !strings.Contains(r.stdout, `application_data: 9 bytes 68656c6c6f20626f62 "hello bob"`) {
+			t.Fatalf("message: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	after, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("inspect changed the state file (%v)", err)
+	}
+	if r := runInspectArgs(nil, "-state", filepath.Join(dir, "missing"), file); r.code != 1 || !strings.Contains(r.stderr, "-state:") {
+		t.Fatalf("missing state: exit %d %q", r.code, r.stderr)
+	}
+	if r := runInspectArgs(nil, "-state", t.TempDir(), file); r.code != 1 || !strings.Contains(r.stderr, "no client state") {
+		t.Fatalf("empty state dir: exit %d %q", r.code, r.stderr)
 	}
 }

@@ -117,20 +117,29 @@ func (in *inspector) publicMessage(path string, pm *wire.PublicMessage) *Node {
 		n.Fields = append(n.Fields, bytesNode("membership_tag", "MAC", pm.MembershipTag))
 	}
 	in.checkPublicMessage(path, pm, e.suite)
+	if in.member != nil {
+		in.processPublic(path, pm)
+	}
 	return n
 }
 
 // privateMessage describes a PrivateMessage (RFC 9420, Section 6.3).
 func (in *inspector) privateMessage(path string, pm *wire.PrivateMessage) *Node {
-	in.notVerified(path, "sender and content", "6.3",
-		"encrypted: decrypting needs a member's sender_data_secret and secret tree for epoch "+strconv.FormatUint(pm.Epoch, 10))
+	ct := bytesNode("ciphertext", "opaque<V>", pm.Ciphertext)
+	if in.member != nil {
+		ct.Decoded = in.decryptPrivate(path, pm)
+	} else {
+		in.notVerified(path, "sender and content", "6.3",
+			"encrypted: decrypting needs a member's sender_data_secret and secret tree for epoch "+
+				strconv.FormatUint(pm.Epoch, 10)+" (give -state)")
+	}
 	return structNode("", "PrivateMessage",
 		textBytesNode("group_id", "opaque<V>", pm.GroupID),
 		uintNode("epoch", "uint64", pm.Epoch),
 		contentTypeNode(pm.ContentType),
 		bytesNode("authenticated_data", "opaque<V>", pm.AuthenticatedData),
 		bytesNode("encrypted_sender_data", "opaque<V>", pm.EncryptedSenderData),
-		bytesNode("ciphertext", "opaque<V>", pm.Ciphertext))
+		ct)
 }
 
 // authenticatedContent describes an AuthenticatedContent (RFC 9420,
@@ -559,9 +568,13 @@ func (in *inspector) welcome(path string, w *wire.Welcome) *Node {
 			bytesNode("new_member", "KeyPackageRef", w.Secrets[i].NewMember),
 			hpkeCiphertextNode("encrypted_group_secrets", &w.Secrets[i].EncryptedGroupSecrets))
 	}
+	egi := bytesNode("encrypted_group_info", "opaque<V>", w.EncryptedGroupInfo)
 	in.checkWelcome(path, w)
+	if in.member != nil {
+		in.openWelcome(path, w, secrets, egi)
+	}
 	return structNode("welcome", "Welcome",
 		cipherSuiteNode("cipher_suite", w.CipherSuite),
 		vectorNode("secrets", "EncryptedGroupSecrets<V>", secrets),
-		bytesNode("encrypted_group_info", "opaque<V>", w.EncryptedGroupInfo))
+		egi)
 }

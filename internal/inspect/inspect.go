@@ -29,6 +29,9 @@ type Context struct {
 	// Tree is the group's ratchet tree (the ratchet_tree extension's data),
 	// for a GroupInfo without the extension.
 	Tree []byte
+	// Member is a client's state; with it Inspect also decrypts and
+	// verifies what that client can (see Member).
+	Member Member
 }
 
 // InputError reports a context input (the group info or the tree) that
@@ -214,7 +217,10 @@ func Inspect(data []byte, typ string, ctx Context) (*Report, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownType, typ, strings.Join(Types(), ", "))
 	}
-	in := &inspector{rep: &Report{Type: t.name, Size: len(data)}, now: ctx.Now}
+	in := &inspector{rep: &Report{Type: t.name, Size: len(data)}, now: ctx.Now, member: ctx.Member}
+	if t == &types[0] {
+		in.input = data
+	}
 	if err := in.setContext(&ctx); err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ const (
 	KindUint                   // Uint
 	KindEnum                   // Uint, with its name in Enum
 	KindAbsent                 // an optional<T> that is not present, or a blank tree node
+	KindSecret                 // a secret byte string of Uint bytes, not shown
 )
 
 // Node is one element of a decoded MLS object: a struct, a vector, a byte
@@ -78,6 +79,12 @@ func uintNode(name, typ string, v uint64) *Node {
 
 func enumNode(name, typ string, v uint64, enumName string, wide bool) *Node {
 	return &Node{Name: name, Type: typ, Kind: KindEnum, Uint: v, Enum: enumName, Wide: wide}
+}
+
+// secretNode stands for a secret the output must not show (a decrypted
+// joiner_secret): only its length is kept.
+func secretNode(name string, n int) *Node {
+	return &Node{Name: name, Type: "opaque<V>", Kind: KindSecret, Uint: uint64(n)}
 }
 
 func absentNode(name, typ string) *Node {
@@ -180,12 +187,18 @@ func writeText(w *strings.Builder, n *Node, head string, indent int, full bool) 
 	switch n.Kind {
 	case KindAbsent:
 		fmt.Fprintf(w, "%s%sabsent%s\n", pad, head, label)
+	case KindSecret:
+		fmt.Fprintf(w, "%s%s%d bytes (secret, not shown)%s\n", pad, head, n.Uint, label)
 	case KindUint, KindEnum:
 		fmt.Fprintf(w, "%s%s%s%s\n", pad, head, scalarText(n, full), label)
 	case KindBytes:
 		fmt.Fprintf(w, "%s%s%s%s\n", pad, head, bytesText(n, full), label)
-		if n.Decoded != nil {
-			writeText(w, n.Decoded, "as "+n.Decoded.Type+": ", indent+1, full)
+		if d := n.Decoded; d != nil && d.Kind == KindStruct {
+			as := *d
+			as.Type = "as " + d.Type
+			writeText(w, &as, "", indent+1, full)
+		} else if d != nil {
+			writeText(w, d, "as "+d.Type+": ", indent+1, full)
 		}
 	case KindStruct:
 		fmt.Fprintf(w, "%s%s%s%s\n", pad, head, n.Type, label)
@@ -223,11 +236,11 @@ func allScalarNumbers(items []*Node) bool {
 // --- JSON ---
 
 // MarshalJSON encodes n as plain JSON: a struct as an object with its
-// fields in RFC order, a vector as an array, an absent optional as null, a
+// fields in RFC order (preceded by "note" when the node has a Label), a vector as an array, an absent optional as null, a
 // number as a number, an enum as {"value": v, "name": "..."} and a byte
 // string as {"length": n, "hex": "..."} (with "text" when it is printable
-// and "decoded" for opaque data this package understands). Byte strings are
-// never abbreviated.
+// and "decoded" for opaque data this package understands), a secret as
+// {"length": n, "redacted": true}. Byte strings are never abbreviated.
 func (n *Node) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	if err := n.appendJSON(&b); err != nil {
@@ -240,6 +253,8 @@ func (n *Node) appendJSON(b *bytes.Buffer) error {
 	switch n.Kind {
 	case KindAbsent:
 		b.WriteString("null")
+	case KindSecret:
+		fmt.Fprintf(b, `{"length":%d,"redacted":true}`, n.Uint)
 	case KindUint:
 		b.WriteString(strconv.FormatUint(n.Uint, 10))
 	case KindEnum:
@@ -265,8 +280,12 @@ func (n *Node) appendJSON(b *bytes.Buffer) error {
 		b.WriteByte('}')
 	case KindStruct:
 		b.WriteByte('{')
+		if n.Label != "" {
+			b.WriteString(`"note":`)
+			writeJSONString(b, n.Label)
+		}
 		for i, f := range n.Fields {
-			if i > 0 {
+			if i > 0 || n.Label != "" {
 				b.WriteByte(',')
 			}
 			writeJSONString(b, f.Name)

@@ -195,6 +195,8 @@ func appendNode(b *codec.Builder, n *Node) error {
 		b.AddUint8(1)
 	}
 	switch n.Kind {
+	case KindSecret:
+		return fmt.Errorf("secret %s cannot be re-encoded", n.Name)
 	case KindAbsent:
 		if !strings.HasPrefix(n.Type, "optional<") {
 			return fmt.Errorf("absent %s is not an optional", n.Type)

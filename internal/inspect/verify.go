@@ -29,8 +29,8 @@ const (
 	labelGroupInfoTBS    = "GroupInfoTBS"
 	labelProposalRef     = "MLS 1.0 Proposal Reference"
 	whyNoSuite           = "the cipher suite is unknown (give -group-info or -suite)"
-	whyMembershipKey     = "needs the epoch's membership_key, which only members hold"
-	whyConfirmationKey   = "needs the epoch's confirmation_key, which only members hold"
+	whyMembershipKey     = "needs the epoch's membership_key, which only members hold (give -state)"
+	whyConfirmationKey   = "needs the epoch's confirmation_key, which only members hold (give -state)"
 	whyCredentialPolicy  = "whether a credential is acceptable is the application's decision"
 	whyNoTreeForGroup    = "no ratchet tree: the group info has no ratchet_tree extension and no -tree was given"
 	whyNoTreeForMessage  = "no ratchet tree for the group (give -group-info, with a ratchet_tree extension or -tree)"
@@ -49,6 +49,8 @@ type inspector struct {
 	tree     *ratchettree.Tree // the group's tree (group info's extension or Context.Tree)
 	treeRaw  []byte            // Context.Tree
 	treeWhy  string            // why tree is nil
+	member   Member            // Context.Member
+	input    []byte            // the input, when it is an MLSMessage
 }
 
 func (in *inspector) addCheck(c Check) { in.rep.Checks = append(in.rep.Checks, c) }
@@ -437,8 +439,10 @@ func (in *inspector) checkWelcome(path string, w *wire.Welcome) {
 			in.ok(path, "new_member is a KeyPackageRef of the suite's hash length", "5.2")
 		}
 	}
-	in.notVerified(path, "encrypted_group_secrets", "12.4.3.1", "needs a new member's init_key private key")
-	in.notVerified(path, "encrypted_group_info", "12.4.3.1", "needs the welcome_secret, from the GroupSecrets")
+	if in.member == nil {
+		in.notVerified(path, "encrypted_group_secrets", "12.4.3.1", "needs a new member's init_key private key (give -state)")
+		in.notVerified(path, "encrypted_group_info", "12.4.3.1", "needs the welcome_secret, from the GroupSecrets")
+	}
 }
 
 // --- PublicMessage: RFC 9420, Sections 6.1 and 6.2 ---
@@ -509,11 +513,13 @@ func (in *inspector) checkPublicMessage(path string, pm *wire.PublicMessage, s *
 		}
 	}
 	in.checkSignature(path, ac, s, why != "")
-	if c.Sender.SenderType == wire.SenderTypeMember {
-		in.notVerified(path, "membership_tag", "6.2", whyMembershipKey)
-	}
-	if c.ContentType == wire.ContentTypeCommit {
-		in.notVerified(path, "confirmation_tag", "6.1", whyConfirmationKey)
+	if in.member == nil { // else processPublic checks them
+		if c.Sender.SenderType == wire.SenderTypeMember {
+			in.notVerified(path, "membership_tag", "6.2", whyMembershipKey)
+		}
+		if c.ContentType == wire.ContentTypeCommit {
+			in.notVerified(path, "confirmation_tag", "6.1", whyConfirmationKey)
+		}
 	}
 	if why == "" {
 		in.observe(path, pm)
