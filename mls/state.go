@@ -527,8 +527,13 @@ func decodeCurrent(blob []byte) (*currentRecord, error) {
 		return fail(corruptf("malformed resumption PSKs"))
 	}
 	var ok bool
-	if cr.updates, ok = readKeyUpdates(r); !ok || !r.Empty() {
+	if cr.updates, ok = readKeyUpdates(r); !ok || !r.Empty() || cr.updates.baseEpoch > c.st.ctx.Epoch {
 		return fail(corruptf("malformed key-update record"))
+	}
+	for l, seen := range cr.updates.seen {
+		if c.st.tree.Leaf(treemath.LeafIndex(l)) == nil || seen.epoch > c.st.ctx.Epoch {
+			return fail(corruptf("key-update record names a blank leaf or a future epoch"))
+		}
 	}
 	signer, err := NewSignatureKeyPair(CipherSuite(c.st.ctx.CipherSuite), c.signer)
 	clear(c.signer)
@@ -975,6 +980,14 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		if err := checkCachedProposal(st, cp, sr.signers[cp]); err != nil {
 			return fail(err)
 		}
+		// Cached proposals are trusted at commit time (they were
+		// validated on receipt), so a stored one is validated again.
+		if err := checkProposalSender(cp.proposal.ProposalType, cp.sender.SenderType); err != nil {
+			return fail(corruptCause("cached proposal", err))
+		}
+		if err := g.validateProposal(st, cp.proposal, cp.sender); err != nil {
+			return fail(corruptCause("cached proposal", err))
+		}
 		st.proposals = append(st.proposals, cp)
 	}
 	sr.proposals = nil // now the group's
@@ -1003,6 +1016,12 @@ func restoreTree(src recordSource, s *suite.Suite, epoch uint64, sk []byte, ld *
 			clear(b)
 		}
 	}()
+	stored := map[uint32][]byte{}
+	defer func() {
+		for _, b := range stored {
+			clear(b)
+		}
+	}()
 	seen := map[uint32]bool{}
 	for _, l := range leaves {
 		b := uint32(l) / ratchetBucket
@@ -1014,8 +1033,8 @@ func restoreTree(src recordSource, s *suite.Suite, epoch uint64, sk []byte, ld *
 		if err != nil {
 			return nil, err
 		}
+		stored[b] = blob
 		payload, err := unseal(kindRatchets, blob)
-		clear(blob)
 		if err != nil {
 			return nil, err
 		}
@@ -1025,10 +1044,15 @@ func restoreTree(src recordSource, s *suite.Suite, epoch uint64, sk []byte, ld *
 	if err != nil {
 		return nil, corruptCause(fmt.Sprintf("secret tree of epoch %d", epoch), err)
 	}
+	// Each record must hold exactly its bucket's leaves, in order: encoding
+	// them again must give the stored bytes.
 	for b, leaves := range bucketsOf(t) {
-		if !seen[b] {
+		enc, err := encodeRatchets(t, leaves)
+		same := err == nil && bytes.Equal(enc, stored[b])
+		clear(enc)
+		if !same {
 			t.Erase()
-			return nil, corruptf("secret tree of epoch %d: ratchet record in the wrong bucket", epoch)
+			return nil, corruptf("secret tree of epoch %d: ratchet record %d holds other leaves", epoch, b)
 		}
 		ld.buckets[bucketKey{epoch, b}] = ratchetSummary(t, leaves)
 	}
@@ -1042,6 +1066,14 @@ func checkCachedProposal(st *epochState, cp *cachedProposal, signer []byte) erro
 	defer clear(signer)
 	if len(cp.ref) != st.s.HashSize() {
 		return corruptf("proposal reference length")
+	}
+	for _, other := range st.proposals {
+		if bytes.Equal(other.ref, cp.ref) {
+			return corruptf("proposal cached twice")
+		}
+	}
+	if cp.sender.SenderType == wire.SenderTypeMember && st.tree.Leaf(treemath.LeafIndex(cp.sender.LeafIndex)) == nil {
+		return corruptf("proposal from a blank leaf")
 	}
 	if cp.own && (cp.sender.SenderType != wire.SenderTypeMember || treemath.LeafIndex(cp.sender.LeafIndex) != st.me) {
 		return corruptf("own proposal from another sender")
