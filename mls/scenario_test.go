@@ -418,3 +418,24 @@ func TestPublicGroupFollows(t *testing.T) {
 		t.Fatal("observer accepted a corrupted commit")
 	}
 }
+
+// TestJoinSurvivesBundleErase: erasing the KeyPackage bundle after a join
+// (as an application should, RFC 9420 Section 16.8) must not erase the
+// group's copy of the leaf private key.
+func TestJoinSurvivesBundleErase(t *testing.T) {
+	cs := mls.X25519_AES128GCM_SHA256_Ed25519
+	cfg := &mls.Config{}
+	alice, bob, carol := newClient(t, "alice", cs, cfg), newClient(t, "bob", cs, cfg), newClient(t, "carol", cs, cfg)
+	var err error
+	alice.g, err = mls.NewGroup(cfg, []byte("g"), alice.cred, alice.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, alice, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.keyPackage(t)),
+		mls.AddProposal(carol.keyPackage(t))}}, nil, bob, carol)
+	bob.bundle.Erase()
+	carol.bundle.Erase()
+	// A commit from carol must be decryptable by bob: it needs bob's keys.
+	commit(t, carol, nil, []*client{alice, bob, carol})
+	checkAgree(t, []*client{alice, bob, carol})
+}

@@ -47,7 +47,9 @@ func NewPrivateState(t *Tree, l LeafIndex, encPriv []byte) (*PrivateState, error
 	if !bytes.Equal(pub, leaf.EncryptionKey) {
 		return nil, fail(ErrNoPrivateKey, "4.2", "private key does not match leaf %d", l)
 	}
-	return &PrivateState{leaf: l, keys: map[NodeIndex]keyPair{l.Node(): {encPriv, pub}}}, nil
+	// Keep our own copy: the caller may erase its key (a KeyPackage bundle
+	// is erased once its Welcome is processed).
+	return &PrivateState{leaf: l, keys: map[NodeIndex]keyPair{l.Node(): {bytes.Clone(encPriv), pub}}}, nil
 }
 
 // Leaf returns the member's leaf index.
