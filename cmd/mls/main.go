@@ -22,7 +22,7 @@ commands:
   vectors verify [DIR]   run the official MLS test vectors (default: $MLS_TEST_VECTORS,
                          or ../shared/test-vectors beside the repository)
   inspect [flags] [FILE] decode any MLS object (binary or hex), print its structure
-                         and check what needs no secrets (-json, -type, -group-info)
+                         and check what needs no secrets (-json, -type, -group-info, -state)
 
 ` + chatUsage + `
 Run "mls <command> -h" for a command's flags.
