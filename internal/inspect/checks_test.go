@@ -102,6 +102,21 @@ func TestKeyPackageChecksFail(t *testing.T) {
 		wantStatus(t, rep, "key_package", "signature", StatusOK, "")
 		wantStatus(t, rep, "key_package", "init_key differs from leaf_node.encryption_key", StatusFailed, "equal")
 	})
+	t.Run("extension data that does not decode", func(t *testing.T) {
+		k := *kp
+		k.Extensions = []wire.Extension{{ExtensionType: wire.ExtensionTypeExternalSenders, ExtensionData: []byte{0x05, 0x01}}}
+		if k.Signature, err = signer(t, g, "bob").SignWithLabel(labelKeyPackageTBS, k.TBS()); err != nil {
+			t.Fatal(err)
+		}
+		rep := mustInspect(t, encodeMessage(t, &wire.MLSMessage{WireFormat: wire.WireFormatKeyPackage, KeyPackage: &k}), "", Context{Now: goldenNow})
+		wantStatus(t, rep, "key_package.extensions[0]", "extension_data decodes", StatusFailed, "malformed ExternalSenders at byte 1: truncated")
+		if c := findCheck(rep, "key_package.extensions[0]", "extension_data decodes"); c.Section != "12.1.8.1" {
+			t.Fatalf("section %s", c.Section)
+		}
+		if !strings.Contains(rep.Text(false), "extension_data: 2 bytes 0501 (does not decode: malformed ExternalSenders at byte 1: truncated)") {
+			t.Fatalf("the undecodable data is not marked:\n%s", rep.Text(false))
+		}
+	})
 	t.Run("leaf source", func(t *testing.T) {
 		k := *kp
 		k.LeafNode.LeafNodeSource = wire.LeafNodeSourceUpdate

@@ -287,10 +287,22 @@ func (in *inspector) extension(path string, x *wire.Extension) *Node {
 	}
 	if err != nil {
 		data.Label = "does not decode: " + errText(err)
-		in.failed(path, "extension_data", "13", errText(err))
+		in.failed(path, "extension_data decodes", extensionSection[x.ExtensionType], errText(err))
 	}
 	data.Decoded = dec
 	return structNode("", "Extension", extensionTypeNode("extension_type", x.ExtensionType), data)
+}
+
+// extensionSection is where RFC 9420 defines each extension's data.
+// app_data_dictionary is draft-ietf-mls-extensions'; 13.4 is the RFC's
+// section on extensions in general.
+var extensionSection = map[wire.ExtensionType]string{
+	wire.ExtensionTypeApplicationID:        "5.3.3",
+	wire.ExtensionTypeRatchetTree:          "12.4.3.3",
+	wire.ExtensionTypeRequiredCapabilities: "11.1",
+	wire.ExtensionTypeExternalPub:          "12.4.3.2",
+	wire.ExtensionTypeExternalSenders:      "12.1.8.1",
+	extensionTypeAppDataDictionary:         "13.4",
 }
 
 func requiredCapabilitiesNode(v *wire.RequiredCapabilities) *Node {

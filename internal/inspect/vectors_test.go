@@ -357,3 +357,51 @@ func checkDecodeError(t *testing.T, name string, err error, typ string, size int
 	}
 	return de
 }
+
+// FuzzInspect: for any input and type, Inspect never panics, fails only
+// with a *wire.DecodeError, and whatever it decodes it describes completely:
+// the description re-encodes to the input. Seeded with every field of
+// messages.json.
+func FuzzInspect(f *testing.F) {
+	dir := vectortest.Dir(f)
+	data, err := os.ReadFile(filepath.Join(dir, "messages.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var cases []map[string]string
+	if err := json.Unmarshal(data, &cases); err != nil {
+		f.Fatal(err)
+	}
+	for i, tc := range cases {
+		if i%10 != 0 { // a sample keeps the seed corpus run short
+			continue
+		}
+		for k, fl := range messagesFields {
+			b, err := hex.DecodeString(tc[fl.key])
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b, uint8(k))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, k uint8) {
+		fl := messagesFields[int(k)%len(messagesFields)]
+		rep, err := Inspect(b, fl.typ, Context{Now: vectorTime})
+		if err != nil {
+			want, _ := findType(fl.typ)
+			checkDecodeError(t, "input", err, want.name, len(b))
+			return
+		}
+		got, err := encodeNode(rep.Root)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("the description re-encodes to %x (%v), not %x", got, err, b)
+		}
+		if err := checkDecoded(rep.Root); err != nil {
+			t.Fatal(err)
+		}
+		_ = rep.Text(false)
+		if js, err := rep.JSON(); err != nil || !json.Valid(js) {
+			t.Fatalf("JSON: %v", err)
+		}
+	})
+}
