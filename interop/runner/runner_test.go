@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/mlskit/mlskit/interop/internal/interoptest"
 	pb "github.com/mlskit/mlskit/interop/mlsclient"
 	"github.com/mlskit/mlskit/interop/runner"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // configs loads the working group's config scripts, skipping (or, with
@@ -104,6 +107,13 @@ func runAll(t *testing.T, cs map[string]*runner.Config, clients []*runner.Client
 // MLS_INTEROP_ALL_COMBINATIONS=1 adds every assignment of actors to clients;
 // -short drops the assignments that leave the first client out.
 //
+// MLS_INTEROP_SUITES=1,3 (or "all") limits the suites run. Under the race
+// detector the default is suite 1 only (every script, both handshake modes,
+// both assignment modes: the paths are the same in every suite, and the
+// whole matrix takes many minutes there); without it, every suite.
+// MLS_INTEROP_PQ=1 makes the in-process servers also offer mlskit's
+// provisional post-quantum suites.
+//
 // It skips only while the backend is the not-implemented placeholder.
 func TestInteropScripts(t *testing.T) {
 	cs := configs(t)
@@ -118,12 +128,30 @@ func TestInteropScripts(t *testing.T) {
 			conns = append(conns, conn)
 		}
 	} else {
+		backend := interop.NewMLSBackend
+		if os.Getenv("MLS_INTEROP_PQ") == "1" {
+			backend = func() interop.Backend {
+				var all []uint16
+				for _, cs := range mls.SupportedCipherSuites() {
+					all = append(all, uint16(cs))
+				}
+				b, err := interop.NewMLSBackendWith(interop.MLSBackendOptions{Suites: all})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+		}
 		for range 2 {
-			_, conn := interoptest.Serve(t, interop.NewMLSBackend())
+			_, conn := interoptest.Serve(t, backend())
 			conns = append(conns, conn)
 		}
 	}
 	clients := connect(t, conns...)
+	suites, err := suiteFilter(os.Getenv("MLS_INTEROP_SUITES"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	anySuite := false
 	for _, c := range clients {
@@ -144,9 +172,11 @@ func TestInteropScripts(t *testing.T) {
 		modes = append(modes, runner.AllCombinations)
 	}
 	// -short keeps one all-on-one and one alternating assignment per suite.
-	var skip func(*runner.Run) bool
-	if testing.Short() && len(clients) > 1 {
-		skip = func(r *runner.Run) bool {
+	skip := func(r *runner.Run) bool {
+		if suites != nil && !slices.Contains(suites, r.Suite) {
+			return true
+		}
+		if testing.Short() && len(clients) > 1 {
 			for _, c := range r.Actors {
 				if c == clients[0] {
 					return false
@@ -154,9 +184,40 @@ func TestInteropScripts(t *testing.T) {
 			}
 			return true
 		}
+		return false
 	}
 	n := runAll(t, cs, clients, skip, modes...)
-	t.Logf("%d script runs", n)
+	if n == 0 {
+		t.Fatalf("no runs: the clients offer suites %v, MLS_INTEROP_SUITES asks for %v", clients[0].Suites, suites)
+	}
+	what := "every suite the clients offer"
+	if suites != nil {
+		what = fmt.Sprintf("suites %v", suites)
+	}
+	t.Logf("%d script runs (%s; race detector: %v)", n, what, raceEnabled)
+}
+
+// suiteFilter parses MLS_INTEROP_SUITES: nil means every suite; the
+// default under the race detector is suite 1.
+func suiteFilter(v string) ([]uint16, error) {
+	switch v {
+	case "all":
+		return nil, nil
+	case "":
+		if raceEnabled {
+			return []uint16{1}, nil
+		}
+		return nil, nil
+	}
+	var out []uint16
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 0, 16)
+		if err != nil {
+			return nil, fmt.Errorf("MLS_INTEROP_SUITES=%q: %v", v, err)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
 }
 
 // TestScriptsAgainstFake runs every config script through the whole
