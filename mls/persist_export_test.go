@@ -8,6 +8,7 @@ import (
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/secrettree"
 	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
 )
 
 // EpochSecrets returns copies of the current epoch's nine secrets (RFC 9420,
@@ -79,4 +80,14 @@ func PastEpochs(g *Group) []uint64 {
 		out = append(out, p.epoch)
 	}
 	return out
+}
+
+// PrivateCiphertextLen returns the length of a PrivateMessage's ciphertext
+// field (the encrypted, padded PrivateMessageContent), or -1.
+func PrivateCiphertextLen(msg []byte) int {
+	m, err := wire.UnmarshalMLSMessage(msg)
+	if err != nil || m.PrivateMessage == nil {
+		return -1
+	}
+	return len(m.PrivateMessage.Ciphertext)
 }
