@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -311,6 +312,7 @@ func decodeState(blob []byte) (*stateRecord, error) {
 //	struct {
 //	    opaque group_context<V>;          // GroupContext (Section 8.1)
 //	    opaque ratchet_tree<V>;           // ratchet_tree extension data (Section 12.4.3.3)
+//	    opaque ratchet_tree_sha256[32];   // SHA-256 of ratchet_tree
 //	    uint32 own_leaf;
 //	    opaque signature_private_key<V>;
 //	    optional<EpochPrivate> private;   // absent for a removed member
@@ -338,6 +340,8 @@ func marshalCore(b *codec.Builder, st *epochState, withPrivate bool) error {
 	}
 	b.AddOpaque(st.ctxBytes)
 	b.AddOpaque(tree)
+	digest := sha256.Sum256(tree)
+	b.AddBytes(digest[:])
 	b.AddUint32(uint32(st.me))
 	return marshalCoreRest(b, st, withPrivate)
 }
@@ -368,6 +372,8 @@ func (g *Group) encodeCurrent() ([]byte, error) {
 		}
 		b.AddOpaque(g.st.ctxBytes)
 		b.AddOpaque(tree)
+		digest := sha256.Sum256(tree)
+		b.AddBytes(digest[:])
 		b.AddUint32(uint32(g.st.me))
 		b.AddOpaque(g.signer.priv)
 		if err := marshalCoreRest(b, g.st, !g.removed); err != nil {
@@ -401,14 +407,22 @@ type core struct {
 
 // readCore reads an EpochCore (with the signature key between own_leaf and
 // private when withSigner is set, as CurrentEpoch has it) and checks it:
-// the tree matches the GroupContext's tree hash, the private keys match
-// the tree, the epoch secrets confirm the GroupContext, the transcript
-// hashes agree.
+// the tree is the one saved (its digest), the own leaf is not blank, the
+// private keys match the tree, the epoch secrets confirm the GroupContext,
+// the transcript hashes agree.
+//
+// The tree's RFC 9420 tree hash is not recomputed: at 10,000 members that
+// is 20,000 hashes, half the time a load may take, and the tree cannot
+// disagree with the GroupContext unless its bytes changed, which the
+// digest catches. The tree computes and caches its hash when first needed.
 func readCore(r *codec.Reader, withSigner bool) (*core, error) {
-	var ctxBytes, treeBytes []byte
+	var ctxBytes, treeBytes, digest []byte
 	var me uint32
-	if !r.ReadOpaque(&ctxBytes) || !r.ReadOpaque(&treeBytes) || !r.ReadUint32(&me) {
+	if !r.ReadOpaque(&ctxBytes) || !r.ReadOpaque(&treeBytes) || !r.ReadBytes(sha256.Size, &digest) || !r.ReadUint32(&me) {
 		return nil, corruptf("malformed epoch record")
+	}
+	if d := sha256.Sum256(treeBytes); !bytes.Equal(d[:], digest) {
+		return nil, corruptf("ratchet tree does not match its digest")
 	}
 	ctx, err := wire.Decode[wire.GroupContext](ctxBytes)
 	if err != nil {
@@ -421,9 +435,6 @@ func readCore(r *codec.Reader, withSigner bool) (*core, error) {
 	tree, err := ratchettree.Decode(s, treeBytes)
 	if err != nil {
 		return nil, corruptCause("ratchet tree", err)
-	}
-	if !bytes.Equal(tree.TreeHash(), ctx.TreeHash) {
-		return nil, corruptf("ratchet tree does not match the GroupContext's tree hash")
 	}
 	if tree.Leaf(treemath.LeafIndex(me)) == nil {
 		return nil, corruptf("own leaf %d is blank", me)
