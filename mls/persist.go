@@ -93,6 +93,12 @@ func (g *Group) saveBatch(ctx context.Context, st storage.Store) (*storage.Batch
 			return nil, nil, err
 		}
 	}
+	if !g.removed {
+		if tol, _ := g.st.secrets.Limits(); tol > secrettree.MaxRestoredTolerance {
+			return nil, nil, fmt.Errorf("mls: Config.OutOfOrderTolerance %d is above %d and cannot be saved", tol,
+				secrettree.MaxRestoredTolerance)
+		}
+	}
 	epoch := g.st.ctx.Epoch
 	next := &savedRecords{store: st, current: g.st, signer: g.signer, removed: g.removed,
 		epochs: map[uint64]bool{epoch: true}, past: map[uint64]bool{}, buckets: map[bucketKey][]byte{},

@@ -847,3 +847,12 @@ func TestPSKsFromStore(t *testing.T) {
 		}
 	})
 }
+
+// A tolerance too large to restore is refused when saving, not when
+// loading.
+func TestSaveRefusesHugeTolerance(t *testing.T) {
+	a := newGroupClient(t, "a", fastSuite, &mls.Config{OutOfOrderTolerance: 5000}, nil)
+	if err := a.g.Save(context.Background(), memory.New()); err == nil {
+		t.Fatal("saved a group whose out-of-order window cannot be restored")
+	}
+}

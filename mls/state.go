@@ -22,7 +22,7 @@ import (
 //
 // A Group is saved as a handful of records, each a storage.Envelope with its
 // own kind and format version, laid out so that the common changes rewrite
-// little (see docs/STORAGE.md, "The group layer"):
+// little (persist.go says how Save uses them):
 //
 //   - the state record (storage: the group's State): the current epoch
 //     number, the secret tree skeletons of the current and retained past
@@ -563,11 +563,13 @@ func decodeCurrent(blob []byte) (*currentRecord, error) {
 //	struct {
 //	    opaque group_context<V>;
 //	    opaque sender_data_secret<V>;
-//	    LeafKey signature_keys<V>;   // non-blank leaves, ascending
+//	    LeafKey signature_keys<V>;   // by leaf index, up to the last member
 //	} PastEpoch;
 //
-//	struct { uint32 leaf; opaque signature_key<V>; } LeafKey;
+//	struct { optional<opaque signature_key<V>>; } LeafKey;  // absent: blank leaf
 //
+// The keys are listed densely so that the tree rebuilt from them is never
+// larger than the record is long.
 // The secret tree's skeleton is in the state record, its ratchets in the
 // epoch's ratchet records. A late application message needs nothing else:
 // it is a PrivateMessage (handshakes of past epochs are refused), so no
@@ -578,12 +580,21 @@ func encodePast(p *pastEpoch) ([]byte, error) {
 	payload, err := build(func(b *codec.Builder) error {
 		addMarshaled(b, p.fe.Context)
 		b.AddOpaque(p.fe.SenderDataSecret)
+		var keys [][]byte
+		p.tree.Members(func(l treemath.LeafIndex, n *wire.LeafNode) bool {
+			for len(keys) < int(l) {
+				keys = append(keys, nil)
+			}
+			keys = append(keys, n.SignatureKey)
+			return true
+		})
 		b.AddVector(func(b *codec.Builder) {
-			p.tree.Members(func(l treemath.LeafIndex, n *wire.LeafNode) bool {
-				b.AddUint32(uint32(l))
-				b.AddOpaque(n.SignatureKey)
-				return true
-			})
+			for _, k := range keys {
+				b.AddOptional(k != nil)
+				if k != nil {
+					b.AddOpaque(k)
+				}
+			}
 		})
 		return nil
 	})
@@ -618,21 +629,23 @@ func decodePast(blob []byte, epoch uint64, secrets *secrettree.Tree) (*pastEpoch
 		return nil, corruptf("malformed past epoch record")
 	}
 	var nodes wire.RatchetTree
-	prev := int64(-1)
 	ok = r.ReadList(func(r *codec.Reader) bool {
-		var l uint32
+		var present bool
 		var key []byte
-		if !r.ReadUint32(&l) || !r.ReadOpaque(&key) || int64(l) <= prev || l >= secrets.Leaves() {
+		if !r.ReadOptional(&present) || (present && !r.ReadOpaque(&key)) || len(nodes)/2 >= int(secrets.Leaves()) {
 			return false
 		}
-		prev = int64(l)
-		for uint32(len(nodes)) < 2*l {
+		if len(nodes) > 0 {
+			nodes = append(nodes, nil) // the parent between two leaves
+		}
+		if present {
+			nodes = append(nodes, &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &wire.LeafNode{SignatureKey: key}})
+		} else {
 			nodes = append(nodes, nil)
 		}
-		nodes = append(nodes, &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &wire.LeafNode{SignatureKey: key}})
 		return true
 	}) && r.Empty()
-	if !ok || len(nodes) == 0 || ctx.Epoch != epoch {
+	if !ok || len(nodes) == 0 || nodes[len(nodes)-1] == nil || ctx.Epoch != epoch {
 		clear(sd)
 		return nil, corruptf("malformed past epoch record")
 	}

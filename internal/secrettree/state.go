@@ -61,10 +61,11 @@ import (
 // panics.
 
 // MaxRestoredTolerance is the largest out-of-order tolerance Restore
-// accepts: a ratchet keeping a key allocates a window of that many entries,
-// and a stored value must not be able to demand gigabytes. A tree created
-// with a larger Config.OutOfOrderTolerance cannot be saved and restored.
-const MaxRestoredTolerance = 1 << 16
+// accepts: a ratchet keeping a key allocates a window of that many entries
+// (about 56 bytes each), and a few bytes of stored state must not be able to
+// demand megabytes. A tree created with a larger Config.OutOfOrderTolerance
+// cannot be restored; callers should refuse to save it.
+const MaxRestoredTolerance = 1024
 
 // ErrCorruptState means a saved tree state does not decode or is not a
 // state a Tree can be in.
