@@ -75,6 +75,7 @@ func (g *Group) Save(ctx context.Context, st storage.Store) error {
 	if err != nil || b == nil {
 		return err
 	}
+	defer eraseBatch(b)
 	if err := st.Write(ctx, b); err != nil {
 		return fmt.Errorf("mls: saving group: %w", err)
 	}
@@ -189,6 +190,19 @@ func (g *Group) saveBatch(ctx context.Context, st storage.Store) (*storage.Batch
 		return nil, nil, nil
 	}
 	return b, next, nil
+}
+
+// eraseBatch zeroes the records of a batch once the store has its copy:
+// they hold epoch secrets, ratchets and private keys.
+func eraseBatch(b *storage.Batch) {
+	clear(b.State)
+	clear(b.PendingCommit)
+	for _, e := range b.Epochs {
+		clear(e.Data)
+	}
+	for _, k := range b.MessageKeys {
+		clear(k.Data)
+	}
 }
 
 // discover learns what st holds for a group this Group has not saved to
@@ -434,6 +448,7 @@ func JoinFromStore(ctx context.Context, cfg *Config, st storage.Store, welcome [
 		g.erase()
 		return nil, err
 	}
+	defer eraseBatch(b)
 	if !bundle.KeyPackage.IsLastResort() {
 		b.DeleteKeyPackages = [][]byte{ref}
 	}

@@ -931,6 +931,7 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		return nil, nil, err
 	}
 	sr, err := decodeState(blob)
+	clear(blob) // every record read is a copy holding secrets: zero it once decoded
 	if err != nil {
 		return nil, nil, err
 	}
@@ -944,6 +945,7 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		return nil, nil, err
 	}
 	cr, err := decodeCurrent(cblob)
+	clear(cblob)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -989,6 +991,7 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 			return fail(err)
 		}
 		p, err := decodePast(pblob, ref.epoch, t)
+		clear(pblob)
 		if err != nil {
 			t.Erase()
 			return fail(err)
@@ -1020,7 +1023,9 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		return fail(err)
 	}
 	if pblob != nil {
-		if g.pending, err = decodePending(pblob, st, g.signer); err != nil {
+		g.pending, err = decodePending(pblob, st, g.signer)
+		clear(pblob)
+		if err != nil {
 			return fail(err)
 		}
 		ld.pending = true

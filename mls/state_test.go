@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -269,6 +270,17 @@ func (r *recordingStore) Write(ctx context.Context, b *storage.Batch) error {
 	if err := r.Store.Write(ctx, b); err != nil {
 		return err
 	}
-	r.batches = append(r.batches, b)
+	// A copy: Save zeroes its batch once written.
+	c := *b
+	c.State, c.PendingCommit = bytes.Clone(b.State), bytes.Clone(b.PendingCommit)
+	c.Epochs = slices.Clone(b.Epochs)
+	for i := range c.Epochs {
+		c.Epochs[i].Data = bytes.Clone(c.Epochs[i].Data)
+	}
+	c.MessageKeys = slices.Clone(b.MessageKeys)
+	for i := range c.MessageKeys {
+		c.MessageKeys[i].Data = bytes.Clone(c.MessageKeys[i].Data)
+	}
+	r.batches = append(r.batches, &c)
 	return nil
 }
