@@ -278,12 +278,23 @@ func (ku *keyUpdates) marshal(b *codec.Builder) {
 }
 
 func readKeyUpdates(r *codec.Reader) (*keyUpdates, bool) {
-	ku := &keyUpdates{seen: map[LeafIndex]refresh{}}
+	ku := &keyUpdates{}
 	var bt uint64
 	if !r.ReadUint64(&ku.baseEpoch) || !r.ReadUint64(&bt) || !r.ReadUint64(&ku.sentBefore) {
 		return nil, false
 	}
 	ku.baseTime = int64(bt)
+	// Size the map from the vector's length (20 bytes an entry): a
+	// 10,000-member group would otherwise rehash it a dozen times.
+	if rest := r.Rest(); len(rest) > 0 {
+		var n uint32
+		if codec.NewReader(rest).ReadVarint(&n) {
+			ku.seen = make(map[LeafIndex]refresh, min(int(n)/20, len(rest)/20))
+		}
+	}
+	if ku.seen == nil {
+		ku.seen = map[LeafIndex]refresh{}
+	}
 	prev := int64(-1)
 	ok := r.ReadList(func(r *codec.Reader) bool {
 		var l uint32

@@ -217,7 +217,7 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		if i < 64 {
 			return 1
 		}
-		return max(1, len(data)/400)
+		return max(1, len(data)/200)
 	}
 	for i := 0; i < len(data); i += step(i) {
 		b := bytes.Clone(data)
