@@ -45,6 +45,10 @@ type Tree struct {
 	// a tree decoded from a peer that breaks Section 7.3; Validate rejects
 	// it.
 	dups int
+
+	// encodedSize is a capacity hint for Encode: the last encoding's size
+	// plus room to grow.
+	encodedSize int
 }
 
 type keyUse struct {
@@ -76,7 +80,7 @@ func (t *Tree) Suite() *suite.Suite { return t.suite }
 // nodes and indexes are shared copy-on-write, so staging a change on the
 // clone copies only the parts it writes.
 func (t *Tree) Clone() *Tree {
-	c := &Tree{suite: t.suite, n: t.n, dups: t.dups}
+	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, encodedSize: t.encodedSize}
 	c.st = t.st.clone()
 	c.enc = t.enc.clone()
 	c.sig = t.sig.clone()
@@ -397,9 +401,33 @@ func (t *Tree) Nodes() wire.RatchetTree {
 }
 
 // Encode returns the encoding of the ratchet_tree extension's data.
+//
+// Each LeafNode is copied from its encoding as received or created (the
+// bytes its tree hash covers, Section 7.8) rather than encoded again: leaves
+// are most of a tree's bytes, and the group encodes the whole tree for the
+// GroupInfo of every commit, so at 10,000 members re-encoding them was most
+// of a commit's cost. The output is the same as codec.Marshal(&nodes).
 func (t *Tree) Encode() ([]byte, error) {
 	nodes := t.Nodes()
-	return codec.Marshal(&nodes)
+	b := codec.NewBuilder(make([]byte, 0, t.encodedSize))
+	b.AddVector(func(b *codec.Builder) {
+		for _, n := range nodes {
+			b.AddOptional(n != nil)
+			switch {
+			case n == nil:
+			case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
+				b.AddUint8(uint8(wire.NodeTypeLeaf))
+				b.AddBytes(n.LeafNode.Raw())
+			default:
+				n.Marshal(b)
+			}
+		}
+	})
+	out, err := b.Bytes()
+	if err == nil {
+		t.encodedSize = len(out) + len(out)/8
+	}
+	return out, err
 }
 
 // Decode parses the ratchet_tree extension's data (RFC 9420, Section
