@@ -438,7 +438,9 @@ func JoinFromStore(ctx context.Context, cfg *Config, st storage.Store, welcome [
 	if bundle == nil {
 		return nil, ErrNoMatchingKeyPackage
 	}
-	defer bundle.Erase()
+	// The init key is used up by the join; the leaf key becomes the
+	// group's own leaf key, so it is left alone.
+	defer clear(bundle.InitKey)
 	g, err := JoinFromWelcome(cfg, welcome, bundle, opts)
 	if err != nil {
 		return nil, err

@@ -762,6 +762,10 @@ func TestJoinFromStoreAtomic(t *testing.T) {
 		}
 		reload(t, b, st)
 		checkAgree(t, []*client{a, b})
+		// a's path is encrypted to b's leaf key, which came from the
+		// stored bundle.
+		commit(t, a, nil, []*client{b})
+		save(t, b, st)
 		if _, err := mls.JoinFromStore(ctx, b.cfg, st, res.Welcome, nil); !errors.Is(err, mls.ErrNoMatchingKeyPackage) {
 			t.Fatalf("second join with the same Welcome: %v", err)
 		}
