@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/bits"
+	mrand "math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -27,6 +28,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/cryptotest"
 	"time"
 
 	"github.com/mlskit/mlskit/mls"
@@ -53,6 +55,8 @@ type benchGroup struct {
 	encryptor *mls.Group
 	cfg       *mls.Config
 	bundles   []*mls.KeyPackageBundle // by leaf; [0] is nil
+	initKeys  [][]byte                // the bundles' init keys, which joining erases
+	welcome   []byte                  // of the commit that added everyone
 	build     []string                // how long each build phase took
 }
 
@@ -89,11 +93,14 @@ func getBenchGroup(b *testing.B, kind string, n int) *benchGroup {
 // The members at leaves 1 and n-1 join for real; the others' KeyPackage
 // bundles are kept so fillPaths can act for them.
 func buildSparseBenchGroup(n int) (*benchGroup, error) {
+	return buildBenchGroupWith(n, &mls.Config{})
+}
+
+func buildBenchGroupWith(n int, cfg *mls.Config) (*benchGroup, error) {
 	if n < 3 {
 		return nil, fmt.Errorf("need at least 3 members")
 	}
-	cfg := &mls.Config{}
-	g := &benchGroup{cfg: cfg, bundles: make([]*mls.KeyPackageBundle, n)}
+	g := &benchGroup{cfg: cfg, bundles: make([]*mls.KeyPackageBundle, n), initKeys: make([][]byte, n)}
 	t0 := time.Now()
 	sig, err := mls.GenerateSignatureKeyPair(benchSuite, nil)
 	if err != nil {
@@ -113,6 +120,7 @@ func buildSparseBenchGroup(n int) (*benchGroup, error) {
 			return nil, err
 		}
 		g.bundles[i] = kb
+		g.initKeys[i] = bytes.Clone(kb.InitKey)
 		adds = append(adds, mls.AddProposal(kb.KeyPackage))
 	}
 	t1 := time.Now()
@@ -128,6 +136,7 @@ func buildSparseBenchGroup(n int) (*benchGroup, error) {
 	if err := g.creator.MergePendingCommit(); err != nil {
 		return nil, err
 	}
+	g.welcome = res.Welcome
 	t2 := time.Now()
 	// JoinFromWelcome erases the bundle's init key; the leaf key stays.
 	if g.committer, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[1], nil); err != nil {
@@ -325,7 +334,7 @@ func (g *benchGroup) benchProcessCommit(b *testing.B) {
 
 // newJoiner makes a fresh KeyPackage (untimed by the callers) and returns it
 // encoded, as it arrives from the delivery service.
-func (g *benchGroup) newJoiner(b *testing.B) (*mls.KeyPackageBundle, []byte) {
+func (g *benchGroup) newJoiner(b testing.TB) (*mls.KeyPackageBundle, []byte) {
 	sig, err := mls.GenerateSignatureKeyPair(benchSuite, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -441,6 +450,114 @@ func (g *benchGroup) benchDecrypt(b *testing.B) {
 	s.report(b)
 }
 
+// TestLargePathEveryMemberDecrypts: on a sparse group of 40, a commit's
+// UpdatePath holds 39 ciphertexts, enough for ratchettree to encrypt them
+// in parallel (when GOMAXPROCS > 1); every member, each reading a different
+// ciphertext, must process it and agree on the new epoch.
+func TestLargePathEveryMemberDecrypts(t *testing.T) {
+	g, err := buildSparseBenchGroup(40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.creator.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.creator.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	want := g.creator.EpochAuthenticator()
+	welcome := g.welcome
+	for l := 1; l < len(g.bundles); l++ {
+		kb := *g.bundles[l]
+		kb.InitKey = g.initKeys[l]
+		m, err := mls.JoinFromWelcome(g.cfg, welcome, &kb, nil)
+		if err != nil {
+			t.Fatalf("leaf %d joining: %v", l, err)
+		}
+		r, err := m.Process(res.Commit)
+		if err != nil {
+			t.Fatalf("leaf %d processing the commit: %v", l, err)
+		}
+		if err := m.MergeStagedCommit(r.Commit); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.EpochAuthenticator(), want) {
+			t.Fatalf("leaf %d disagrees on the new epoch", l)
+		}
+	}
+}
+
+// TestLargePathRepeatsUnderSeededRandom: with crypto/rand replaced by
+// cryptotest.SetGlobalRandom and a seeded Config.Rand, building a group of
+// 40 and committing gives the same bytes twice (ratchettree encrypts
+// serially when crypto/rand is not the system source, so the draws happen in
+// a fixed order).
+func TestLargePathRepeatsUnderSeededRandom(t *testing.T) {
+	run := func() []byte {
+		cryptotest.SetGlobalRandom(t, 7)
+		g, err := buildBenchGroupWith(40, &mls.Config{Rand: mrand.NewChaCha8([32]byte{1}),
+			Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := g.committer.Commit(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Commit
+	}
+	a, b := run(), run()
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same seeds gave different commits")
+	}
+}
+
+// TestTreeEncodingMatches: the ratchet tree a Welcome or GroupInfo carries
+// is the same whether leaves are copied from their kept encodings or encoded
+// afresh, on a sparse tree, a full one, and after adds and updates (leaves
+// from KeyPackages, UpdatePaths and Welcome decoding).
+func TestTreeEncodingMatches(t *testing.T) {
+	g, err := buildSparseBenchGroup(21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, m *mls.Group) {
+		t.Helper()
+		ok, err := mls.TreeEncodingsAgree(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Fatalf("%s: Encode differs from encoding each node", what)
+		}
+	}
+	check("sparse", g.creator)
+	if err := g.fillPaths(); err != nil {
+		t.Fatal(err)
+	}
+	check("full", g.creator)
+	check("full, joined member", g.encryptor)
+	kb, kp := g.newJoiner(t)
+	p, err := mls.ParseKeyPackage(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(p)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.committer.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	check("after an add", g.committer)
+	j, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("joiner", j)
+}
+
 // TestBenchSummary turns the output of the BenchmarkGroup command into the
 // table of docs/BENCHMARKS-group.md: per benchmark, over the -count runs,
 // the median of the runs' median times, the minimum of their minimum
@@ -456,7 +573,7 @@ func TestBenchSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	type acc struct{ med, min, cpu, commitB, welcomeB []float64 }
+	type acc struct{ med, min, cpu, commitB, welcomeB, msgB []float64 }
 	runs := map[string]*acc{}
 	var order []string
 	sc := bufio.NewScanner(f)
@@ -492,6 +609,8 @@ func TestBenchSummary(t *testing.T) {
 				a.commitB = append(a.commitB, v)
 			case "welcome-B":
 				a.welcomeB = append(a.welcomeB, v)
+			case "msg-B":
+				a.msgB = append(a.msgB, v)
 			}
 		}
 	}
@@ -509,11 +628,15 @@ func TestBenchSummary(t *testing.T) {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	dur := func(ns float64) string {
+	dur := func(ns float64) string { // three significant digits
 		if ns == 0 {
 			return "-"
 		}
-		return time.Duration(ns).Round(time.Duration(max(1, ns/1000))).String()
+		unit := 1.0
+		for ns/unit >= 1000 {
+			unit *= 10
+		}
+		return time.Duration(ns).Round(time.Duration(unit)).String()
 	}
 	bytesOf := func(v []float64) string {
 		if len(v) == 0 {
@@ -522,7 +645,7 @@ func TestBenchSummary(t *testing.T) {
 		return strconv.Itoa(int(med(v)))
 	}
 	var out strings.Builder
-	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | commit B | Welcome B |")
+	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | message B | Welcome B |")
 	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|")
 	for _, name := range order {
 		a := runs[name]
@@ -531,7 +654,7 @@ func TestBenchSummary(t *testing.T) {
 			minV = slices.Min(a.min)
 		}
 		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
-			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), bytesOf(a.commitB), bytesOf(a.welcomeB))
+			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), bytesOf(append(a.commitB, a.msgB...)), bytesOf(a.welcomeB))
 	}
 	t.Log("\n" + out.String())
 }

@@ -6,10 +6,15 @@ package mls
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"testing"
+	"time"
 
+	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/keyschedule"
 	"github.com/mlskit/mlskit/internal/ratchettree"
 	"github.com/mlskit/mlskit/internal/treemath"
+	"github.com/mlskit/mlskit/internal/wire"
 )
 
 // ForkAs returns a Group for the member at leaf in g's current epoch, as
@@ -94,4 +99,120 @@ func ShapeOf(g *Group) TreeShape {
 		s.Unmerged += len(p.UnmergedLeaves)
 	}
 	return s
+}
+
+// TreeEncodingsAgree reports whether the ratchet tree's Encode (which copies
+// leaves from their kept encodings) gives the same bytes as encoding every
+// node afresh.
+func TreeEncodingsAgree(g *Group) (bool, error) {
+	fast, err := g.st.tree.Encode()
+	if err != nil {
+		return false, err
+	}
+	nodes := g.st.tree.Nodes()
+	slow, err := codec.Marshal(&nodes)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(fast, slow), nil
+}
+
+// rejectIdentities is a ratchettree.CredentialValidator that rejects the
+// listed basic-credential identities.
+type rejectIdentities map[string]bool
+
+func (r rejectIdentities) Validate(c wire.Credential, _ []byte) error {
+	if r[string(c.Identity)] {
+		return errors.New("identity rejected")
+	}
+	return nil
+}
+
+// TestValidateParallelMatchesSerial: a joiner's tree validation verifies
+// leaf signatures in parallel (ratchettree.Validate) and must still return
+// exactly the error a leaf-by-leaf check returns: that of the first leaf
+// failing any check, whether a signature or the credential policy.
+func TestValidateParallelMatchesSerial(t *testing.T) {
+	const n = 40 // above ratchettree's threshold for going parallel
+	cfg := &Config{}
+	sig, err := GenerateSignatureKeyPair(X25519_AES128GCM_SHA256_Ed25519, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGroup(cfg, []byte("validate"), BasicCredential([]byte("member 0")), sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []*Proposal
+	for i := 1; i < n; i++ {
+		s, err := GenerateSignatureKeyPair(X25519_AES128GCM_SHA256_Ed25519, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, err := NewKeyPackage(cfg, BasicCredential(fmt.Appendf(nil, "member %d", i)), s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, AddProposal(kb.KeyPackage))
+	}
+	if _, err := g.Commit(&CommitOptions{Proposals: adds}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	st := g.st
+	for _, tc := range []struct {
+		name       string
+		badSig     []LeafIndex
+		reject     []string
+		wantSig    bool // the first failure is a signature
+		wantReject bool // the first failure is the credential policy
+	}{
+		{name: "valid"},
+		{name: "two bad signatures", badSig: []LeafIndex{30, 35}, wantSig: true},
+		{name: "rejected credential first", badSig: []LeafIndex{30}, reject: []string{"member 25"}, wantReject: true},
+		{name: "bad signature first", badSig: []LeafIndex{30}, reject: []string{"member 33"}, wantSig: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := st.tree.Nodes()
+			for _, l := range tc.badSig {
+				x := treemath.LeafIndex(l).Node()
+				leaf := *nodes[x].LeafNode
+				leaf.Signature = bytes.Clone(leaf.Signature)
+				leaf.Signature[0] ^= 1
+				nodes[x] = &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf}
+			}
+			tree, err := ratchettree.FromNodes(st.s, nodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rej := rejectIdentities{}
+			for _, id := range tc.reject {
+				rej[id] = true
+			}
+			pol := &ratchettree.Policy{GroupID: st.ctx.GroupID, Credentials: rej, Now: time.Now()}
+			// The model: leaf by leaf, the credential policy, then
+			// the signature.
+			var want error
+			tree.Members(func(l treemath.LeafIndex, leaf *wire.LeafNode) bool {
+				if rej[string(leaf.Credential.Identity)] {
+					want = ratchettree.ErrCredential
+				} else {
+					want = tree.VerifyLeafSignature(l, st.ctx.GroupID)
+				}
+				return want == nil
+			})
+			got := tree.Validate(tree.TreeHash(), pol)
+			switch {
+			case tc.wantSig && !errors.Is(got, ratchettree.ErrInvalidSignature),
+				tc.wantReject && !errors.Is(got, ratchettree.ErrCredential),
+				!tc.wantSig && !tc.wantReject && got != nil:
+				t.Fatalf("Validate: %v", got)
+			}
+			if !errors.Is(got, want) && fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("Validate returned %v, a leaf-by-leaf check %v", got, want)
+			}
+		})
+	}
 }
