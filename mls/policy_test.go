@@ -39,8 +39,8 @@ func TestKeyUpdatePolicy(t *testing.T) {
 			t.Fatalf("stale right after joining: %+v", s)
 		}
 		for _, lr := range b.g.LeafRefreshes() {
-			// b joined in epoch 1: it saw every leaf (its own included)
-			// at the join, and observed none of them being refreshed.
+			// b joined in epoch 1: every leaf counts from the join, and
+			// the only refresh b observed is its own (the join itself).
 			if lr.Epoch != 1 || !lr.Seen.Equal(start) || lr.Observed != (lr.Leaf == b.g.LeafIndex()) {
 				t.Fatalf("b's view of leaf %d: %+v", lr.Leaf, lr)
 			}
