@@ -860,3 +860,38 @@ func TestSaveRefusesHugeTolerance(t *testing.T) {
 		t.Fatal("saved a group whose out-of-order window cannot be restored")
 	}
 }
+
+// A group that merged a ReInit is saved inactive, and after a reload its
+// members still start the new group from it (the ReInit parameters and the
+// resumption PSK are part of the saved state).
+func TestSaveLoadReInit(t *testing.T) {
+	onBoth(t, func(t *testing.T, open func(testing.TB) storage.Store) {
+		seeded(t, 17)
+		a := newGroupClient(t, "a", fastSuite, detConfig("ri a", false), nil)
+		b := newClient(t, "b", fastSuite, detConfig("ri b", false))
+		commit(t, a, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(b.keyPackage(t))}}, nil, b)
+		commit(t, a, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.ReInitProposal([]byte("group 2"), fastSuite, nil)}}, []*client{b})
+		sa, sb := open(t), open(t)
+		for _, c := range []*client{a, b} {
+			st := map[*client]storage.Store{a: sa, b: sb}[c]
+			save(t, c, st)
+			reload(t, c, st)
+			if c.g.Active() {
+				t.Fatalf("%s active after ReInit and reload", c.name)
+			}
+		}
+		nb := newClient(t, "b", fastSuite, b.cfg)
+		kp := nb.keyPackage(t)
+		ng, res, err := a.g.ReInitGroup([]*mls.KeyPackage{kp}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ng.MergePendingCommit(); err != nil {
+			t.Fatal(err)
+		}
+		if nb.g, err = mls.JoinFromWelcome(nb.cfg, res.Welcome, nb.bundle, &mls.JoinOptions{Previous: b.g}); err != nil {
+			t.Fatalf("joining the new group with the reloaded old one: %v", err)
+		}
+		checkAgree(t, []*client{{name: "a", g: ng}, nb})
+	})
+}
