@@ -21,6 +21,8 @@ import (
 // chatUsage lists the chat commands; main.go's usage points here.
 const chatUsage = `chat over an mlsd delivery service (state in --dir, default $MLS_DIR or ~/.mls):
   init --name NAME --server URL   create an identity and publish KeyPackages
+       [--ca-cert CA.pem]         ... with an X.509 credential from that CA (docs/CLI.md)
+  cert import|crl|request         install your certificate or the CA's CRL (X.509)
   publish                         top up KeyPackages on the server
   create GROUP                    create a group with you as its only member
   invite GROUP USER...            add users (claims their KeyPackages, sends the Welcome)
@@ -53,7 +55,7 @@ Files are binary MLSMessages; -hex reads and writes hex instead.
 `
 
 var chatCommands = map[string]string{
-	"init": "--name NAME --server URL [--suite N]", "publish": "", "create": "GROUP",
+	"init": "--name NAME --server URL [--suite N] [--ca-cert CA.pem [--allow-basic]]", "cert": "import --cert FILE | crl --crl FILE | request", "publish": "", "create": "GROUP",
 	"invite": "GROUP USER...", "join": "", "send": "GROUP TEXT...", "read": "[GROUP]",
 	"follow": "[GROUP]", "remove": "GROUP USER", "leave": "GROUP", "update": "GROUP",
 	"members": "GROUP", "authenticator": "GROUP", "groups": "", "offline": "COMMAND ...",
@@ -114,6 +116,8 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	var name, server, out, welcomeOut *string
 	var suiteID *uint
 	var hexIO *bool
+	var caCert *string
+	var allowBasic *bool
 	var adds, removes multi
 	sub := ""
 	switch cmd {
@@ -121,6 +125,8 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		name = fs.String("name", "", "your name (the identity in your credential; your client id on the server)")
 		server = fs.String("server", os.Getenv("MLS_SERVER"), "mlsd URL, e.g. http://127.0.0.1:7420 (default $MLS_SERVER)")
 		suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
+		caCert = fs.String("ca-cert", "", "CA certificate (PEM): use an X.509 credential from this CA and check every member's against it")
+		allowBasic = fs.Bool("allow-basic", false, "with --ca-cert, also accept members with Basic credentials")
 	case "offline":
 		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 			fmt.Fprint(stdout, offlineUsage)
@@ -196,6 +202,12 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			if srv == "" {
 				return usageErr("--server is required (or use \"mls offline init\")")
 			}
+		}
+		if caCert != nil && *caCert != "" {
+			return initX509(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
+		}
+		if allowBasic != nil && *allowBasic {
+			return usageErr("--allow-basic needs --ca-cert")
 		}
 		c, err := chat.Init(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
 		if err != nil {

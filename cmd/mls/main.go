@@ -45,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "inspect":
 		return runInspect(args[1:], os.Stdin, stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -122,6 +122,10 @@ func Open(dir string) (*Client, error) {
 	}
 	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}}
 	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
+	// An X.509 identity checks every credential against its CA (x509.go).
+	if c.cfg.CredentialValidator, err = validatorFor(dir, id.Suite); err != nil {
+		return fail(err)
+	}
 	if c.sig, err = mls.NewSignatureKeyPair(id.Suite, id.SignatureKey); err != nil {
 		return fail(fmt.Errorf("%s: bad signature key: %w", identityFile, err))
 	}
@@ -169,6 +173,9 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	if c.id.Server == "" {
 		return userErr(ErrUsage, "no server configured for %s: run \"mls init\" with --server URL", c.dir)
+	}
+	if err := c.needCertificate(); err != nil {
+		return err
 	}
 	s, err := suite.Lookup(suite.ID(c.id.Suite))
 	if err != nil {

@@ -22,6 +22,9 @@ const maxCommitAttempts = 8
 // newKeyPackages makes n KeyPackages (and a last-resort one if lastResort)
 // and keeps their private keys in the store.
 func (c *Client) newKeyPackages(ctx context.Context, n int, lastResort bool) (kps [][]byte, last []byte, err error) {
+	if err := c.needCertificate(); err != nil {
+		return nil, nil, err
+	}
 	var bundles []*mls.KeyPackageBundle
 	for i := 0; i < n+1; i++ {
 		lr := i == n
@@ -173,6 +176,9 @@ func (c *Client) Invite(ctx context.Context, group string, users ...string) erro
 		kp, err := mls.ParseKeyPackage(ck.KeyPackage)
 		if err != nil {
 			return fmt.Errorf("the KeyPackage the server gave for %s is invalid: %w", ck.ClientId, err)
+		}
+		if err := c.checkInvitee(ck.ClientId, kp); err != nil {
+			return err
 		}
 		if got := NameOf(kp.Credential()); got != ck.ClientId {
 			return fmt.Errorf("the server gave a KeyPackage of %q when asked for %q", got, ck.ClientId)
