@@ -282,18 +282,36 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One HPKE encryption per resolution entry of each copath node: on a
+	// sparse tree that is one per member, nearly all of a commit's cost, so
+	// they run in parallel (forEach keeps the serial order of results and
+	// errors). The tree is read here, serially, not by the workers.
+	type job struct {
+		to          NodeIndex
+		pub, secret []byte
+		out         *wire.HPKECiphertext
+	}
+	var jobs []job
 	nodes := make([]wire.UpdatePathNode, len(steps))
 	for i, st := range steps {
 		res := w.resolve(st.copath, ex, nil)
 		cts := make([]wire.HPKECiphertext, len(res))
 		for j, r := range res {
-			kem, ct, err := s.EncryptWithLabel(w.EncryptionKey(r), labelUpdatePathNode, ctxBytes, secrets[st.parent])
-			if err != nil {
-				return nil, fmt.Errorf("mls: encrypting path secret to node %d: %w", r, err)
-			}
-			cts[j] = wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+			jobs = append(jobs, job{to: r, pub: w.EncryptionKey(r), secret: secrets[st.parent], out: &cts[j]})
 		}
 		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i], EncryptedPathSecret: cts}
+	}
+	err = forEach(len(jobs), randIsDefault(), func(i int) error {
+		jb := &jobs[i]
+		kem, ct, err := s.EncryptWithLabel(jb.pub, labelUpdatePathNode, ctxBytes, jb.secret)
+		if err != nil {
+			return fmt.Errorf("mls: encrypting path secret to node %d: %w", jb.to, err)
+		}
+		*jb.out = wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	*t = *w
 	return &CreatedPath{
