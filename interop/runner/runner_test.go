@@ -114,7 +114,8 @@ func runAll(t *testing.T, cs map[string]*runner.Config, clients []*runner.Client
 // MLS_INTEROP_PQ=1 makes the in-process servers also offer mlskit's
 // provisional post-quantum suites.
 //
-// It skips only while the backend is the not-implemented placeholder.
+// It skips only against servers that offer no cipher suite and answer
+// CreateKeyPackage with Unimplemented (a backend not wired to package mls).
 func TestInteropScripts(t *testing.T) {
 	cs := configs(t)
 	var conns []*grpc.ClientConn
