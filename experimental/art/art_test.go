@@ -251,7 +251,7 @@ func TestRemovedCannotDerive(t *testing.T) {
 			if len(q) != keySize {
 				continue
 			}
-			shared, err := dh(x, q)
+			shared, err := dh(nodeKey(x), q)
 			if err != nil {
 				continue
 			}
@@ -269,7 +269,7 @@ func TestRemovedCannotDerive(t *testing.T) {
 	found := false
 	for _, x := range w.views[0].secrets {
 		for _, q := range seen {
-			if shared, err := dh(x, q); err == nil && current[string(pubOf(iota(w.s, shared)))] {
+			if shared, err := dh(nodeKey(x), q); err == nil && current[string(pubOf(iota(w.s, shared)))] {
 				found = true
 			}
 		}

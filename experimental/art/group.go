@@ -85,7 +85,7 @@ func randomSecret(rand io.Reader) ([]byte, error) {
 
 // leafFromDH derives a leaf secret from a setup or add key exchange.
 func leafFromDH(s *suite.Suite, priv, pub []byte) ([]byte, error) {
-	shared, err := dh(priv, pub)
+	shared, err := dh(nodeKey(priv), pub)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func NewGroup(s *suite.Suite, signer suite.Signer, others []Prekey, rand io.Read
 			if err := build(m, hi); err != nil {
 				return err
 			}
-			shared, err := dh(sec[nodeIndex(lo, m)], pub[nodeIndex(m, hi)])
+			shared, err := dh(nodeKey(sec[nodeIndex(lo, m)]), pub[nodeIndex(m, hi)])
 			if err != nil {
 				return err
 			}
@@ -204,7 +204,7 @@ func (g *Group) installPath(leaf []byte) error {
 		return fmt.Errorf("%w: leaf key does not match the tree", ErrInvalidMessage)
 	}
 	steps := pathOf(g.n, g.me)
-	secs, err := pathSecrets(g.s, leaf, steps, func(x int) []byte { return g.pub[x] })
+	secs, _, err := pathSecrets(g.s, leaf, steps, func(x int) []byte { return g.pub[x] })
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
@@ -347,7 +347,7 @@ func (g *Group) Add(p Prekey, rand io.Reader) (*Staged, error) {
 }
 
 func (g *Group) welcomeKey(priv, pub []byte) ([]byte, error) {
-	shared, err := dh(priv, pub)
+	shared, err := dh(nodeKey(priv), pub)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +366,7 @@ func (g *Group) replacePath(kind uint8, leaf int, leafSec []byte, n int, sigKey,
 		}
 		return g.pub[x]
 	}
-	secs, err := pathSecrets(g.s, leafSec, steps, pubAt)
+	secs, pubs, err := pathSecrets(g.s, leafSec, steps, pubAt)
 	if err != nil {
 		return nil, err
 	}
@@ -377,10 +377,9 @@ func (g *Group) replacePath(kind uint8, leaf int, leafSec []byte, n int, sigKey,
 	}
 	st := &Staged{stage: g.stage, n: n, leaf: leaf, sigKey: sigKey, secrets: map[int][]byte{}}
 	nodes := []int{2 * leaf}
-	m.Path = append(m.Path, pubOf(leafSec))
+	m.Path = pubs
 	for i := 0; i+1 < len(steps); i++ {
 		nodes = append(nodes, steps[i].node)
-		m.Path = append(m.Path, pubOf(secs[i+1]))
 	}
 	if m.Signature, err = sign(g.signer, m.tbs()); err != nil {
 		return nil, err
@@ -474,14 +473,14 @@ func (g *Group) Receive(data []byte) (*Staged, error) {
 	if k == len(steps) {
 		return nil, fmt.Errorf("%w: paths do not meet", ErrInvalidMessage)
 	}
-	shared, err := dh(g.secrets[steps[k].sibling], m.Path[k])
+	shared, err := dh(nodeKey(g.secrets[steps[k].sibling]), m.Path[k])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
 	cur := iota(g.s, shared)
 	st.secrets[steps[k].node] = cur
 	for _, s := range steps[k+1:] {
-		if shared, err = dh(cur, g.pub[s.sibling]); err != nil {
+		if shared, err = dh(nodeKey(cur), g.pub[s.sibling]); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 		}
 		cur = iota(g.s, shared)

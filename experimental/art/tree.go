@@ -1,10 +1,9 @@
 package art
 
 import (
+	"crypto/ecdh"
 	"math/bits"
 	"sync/atomic"
-
-	"golang.org/x/crypto/curve25519"
 
 	"github.com/mlskit/mlskit/internal/suite"
 )
@@ -41,21 +40,30 @@ func (o OpCount) Sub(p OpCount) OpCount {
 	return OpCount{o.DH - p.DH, o.BaseMult - p.BaseMult, o.Sign - p.Sign, o.Verify - p.Verify}
 }
 
-// dh is X25519(priv, pub); it fails for low-order points (all-zero output).
-func dh(priv, pub []byte) ([]byte, error) {
+// nodeKey makes the X25519 key of a secret: one scalar multiplication by
+// the base point, which crypto/ecdh performs whenever a private key is
+// made, so a sender gets the node's public key with it.
+func nodeKey(sec []byte) *ecdh.PrivateKey {
+	ops.base.Add(1)
+	k, err := ecdh.X25519().NewPrivateKey(sec)
+	if err != nil {
+		panic("art: X25519 private key of the wrong size") // secrets are always keySize bytes
+	}
+	return k
+}
+
+// dh is X25519(k, pub); it fails for a malformed or low-order peer key.
+func dh(k *ecdh.PrivateKey, pub []byte) ([]byte, error) {
 	ops.dh.Add(1)
-	return curve25519.X25519(priv, pub)
+	p, err := ecdh.X25519().NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return k.ECDH(p)
 }
 
 // pubOf is the X25519 public key of a secret.
-func pubOf(priv []byte) []byte {
-	ops.base.Add(1)
-	p, err := curve25519.X25519(priv, curve25519.Basepoint)
-	if err != nil {
-		panic("art: base point multiplication failed") // impossible: clamped scalar times the base point
-	}
-	return p
-}
+func pubOf(sec []byte) []byte { return nodeKey(sec).PublicKey().Bytes() }
 
 // iota maps a DH output to the next node's secret (the paper's ι).
 func iota(s *suite.Suite, shared []byte) []byte {
@@ -106,20 +114,27 @@ func pathOf(n, leaf int) []step {
 func rootIndex(n int) int { return nodeIndex(0, n) }
 
 // pathSecrets computes a leaf's secret chain up to the root from its leaf
-// secret and the public keys of the copath: out[0] is the leaf secret,
-// out[i] the secret of steps[i-1].node. pubs gives the public key of a
-// copath node.
-func pathSecrets(s *suite.Suite, leafSecret []byte, steps []step, pubs func(int) []byte) ([][]byte, error) {
-	out := make([][]byte, 0, len(steps)+1)
+// secret and the public keys of the copath: secs[0] is the leaf secret,
+// secs[i] the secret of steps[i-1].node; pubs[i] is the public key of the
+// node secs[i] belongs to, for every node but the root. copath gives the
+// public key of a copath node.
+func pathSecrets(s *suite.Suite, leafSecret []byte, steps []step, copath func(int) []byte) (secs, pubs [][]byte, err error) {
+	secs = make([][]byte, 0, len(steps)+1)
+	pubs = make([][]byte, 0, len(steps)+1)
 	cur := leafSecret
-	out = append(out, cur)
+	secs = append(secs, cur)
 	for _, st := range steps {
-		shared, err := dh(cur, pubs(st.sibling))
+		k := nodeKey(cur)
+		pubs = append(pubs, k.PublicKey().Bytes())
+		shared, err := dh(k, copath(st.sibling))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cur = iota(s, shared)
-		out = append(out, cur)
+		secs = append(secs, cur)
 	}
-	return out, nil
+	if len(steps) == 0 {
+		pubs = append(pubs, pubOf(cur))
+	}
+	return secs, pubs, nil
 }
