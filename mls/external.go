@@ -53,6 +53,10 @@ func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []b
 	if err != nil {
 		return nil, err
 	}
+	// RFC 9420, Section 12.4.3.1: the signer is a leaf of the tree.
+	if !treemath.LeafIndex(gi.Signer).InTree(tree.LeafCount()) {
+		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
+	}
 	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")

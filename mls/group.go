@@ -63,6 +63,11 @@ func (st *epochState) framingEpoch() *framing.Epoch {
 }
 
 func (st *epochState) memberKeys(leaf uint32) ([]byte, bool) {
+	// RFC 9420, Section 6: a member sender is a leaf of the tree; an index
+	// at or beyond the leaf count names nobody (issue 12, finding 1).
+	if !treemath.LeafIndex(leaf).InTree(st.tree.LeafCount()) {
+		return nil, false
+	}
 	l := st.tree.Leaf(treemath.LeafIndex(leaf))
 	if l == nil {
 		return nil, false

@@ -110,7 +110,12 @@ func (t *Tree) Node(x NodeIndex) *wire.Node {
 }
 
 // Leaf returns the leaf node at l, or nil if it is blank or outside the tree.
+// A leaf index from the wire can be anything up to 2^32-1; one at or beyond
+// the leaf count names no leaf (RFC 9420, Section 7.7), whatever its low bits.
 func (t *Tree) Leaf(l LeafIndex) *wire.LeafNode {
+	if !l.InTree(t.n) {
+		return nil
+	}
 	if n := t.Node(l.Node()); n != nil {
 		return n.LeafNode
 	}

@@ -1,0 +1,175 @@
+package mls_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/mlskit/mlskit/internal/wire"
+	"github.com/mlskit/mlskit/mls"
+)
+
+// Regression tests for issue 12, findings 1, 4, 7, 8 and 11. Each attack is
+// a correctly signed and protected message whose content breaks one rule;
+// each must be refused with a typed error by a member and by a PublicGroup,
+// leave their state as it was, and the genuine next message must still be
+// accepted.
+
+// alias is 2^31: leaf_index alias+k used to name the node of leaf k
+// (treemath.LeafIndex.Node overflowed).
+const alias = uint32(1) << 31
+
+// aliasEnv is alice (0), bob (1) and the attacker mallory (2) with public
+// handshakes, and a PublicGroup following them.
+func aliasEnv(t *testing.T, salt string) (alice, bob, mallory *client, pg *mls.PublicGroup) {
+	t.Helper()
+	seeded(t, 1212)
+	cfg := detConfig(salt, true)
+	env := threeParty(t, fastSuite, cfg)
+	gi, err := env[0].g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg, err = mls.NewPublicGroup(cfg, gi, nil); err != nil {
+		t.Fatal(err)
+	}
+	return env[0], env[1], env[2], pg
+}
+
+// pgState is the PublicGroup's fingerprint.
+func pgState(pg *mls.PublicGroup) string {
+	tree, _ := pg.RatchetTree()
+	return fmt.Sprintf("%d %x %x %v", pg.Epoch(), pg.TreeHash(), tree, pg.Members())
+}
+
+// refused checks that alice and pg refuse msg with an error of class want
+// and are unchanged.
+func refused(t *testing.T, what string, msg []byte, alice *client, pg *mls.PublicGroup, want error) {
+	t.Helper()
+	before, pbefore := fingerprint(t, alice.g), pgState(pg)
+	_, err := alice.g.Process(msg)
+	typed(t, what+" (member)", err)
+	wantErr(t, what+" (member)", err, want)
+	unchanged(t, what, alice.g, before)
+	_, err = pg.Process(msg)
+	typed(t, what+" (PublicGroup)", err)
+	wantErr(t, what+" (PublicGroup)", err, want)
+	if pgState(pg) != pbefore {
+		t.Fatalf("%s changed the PublicGroup", what)
+	}
+}
+
+// accepted checks that alice and pg accept msg (merging a commit).
+func accepted(t *testing.T, what string, msg []byte, alice *client, pg *mls.PublicGroup) {
+	t.Helper()
+	process(t, alice, msg)
+	r, err := pg.Process(msg)
+	if err != nil {
+		t.Fatalf("%s (PublicGroup): %v", what, err)
+	}
+	if r.Commit != nil {
+		if err := pg.Merge(r.Commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRegressAliasedUpdateSender: finding 1. An Update sent as leaf_index
+// 2^31+2 with its leaf signed over that index used to be applied to leaf 2.
+func TestRegressAliasedUpdateSender(t *testing.T) {
+	alice, _, mallory, pg := aliasEnv(t, "aliased update")
+	for _, k := range []uint32{2, 0, 7} {
+		msg, err := mls.ForgeUpdate(mallory.g, alias+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, fmt.Sprintf("Update from leaf 2^31+%d", k), msg, alice, pg, mls.ErrUnknownSender)
+	}
+	// Leaf 3 does not exist in a 3-member (4-leaf) tree either.
+	msg, err := mls.ForgeUpdate(mallory.g, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused(t, "Update from blank leaf 3", msg, alice, pg, mls.ErrUnknownSender)
+	good, err := mallory.g.ProposeUpdate(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "genuine Update", good, alice, pg)
+}
+
+// TestRegressAliasedRemove: finding 1. A Remove of 2^31+k used to remove
+// leaf k, bypassing "one Update or Remove per leaf" and "the committer does
+// not remove itself" (RFC 9420, Section 12.2).
+func TestRegressAliasedRemove(t *testing.T) {
+	alice, bob, mallory, pg := aliasEnv(t, "aliased remove")
+	for _, removed := range []uint32{alias + 1, alias + 0, alias + 2, ^uint32(0), 4} {
+		msg, err := mls.ForgeProposal(mallory.g, uint32(mallory.g.LeafIndex()),
+			&wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: removed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, fmt.Sprintf("Remove of leaf %d", removed), msg, alice, pg, mls.ErrInvalidProposal)
+	}
+	good, err := mallory.g.ProposeRemove(bob.g.LeafIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "genuine Remove", good, alice, pg)
+}
+
+// TestRegressAliasedCommitSender: finding 1. A commit sent as leaf_index
+// 2^31+2 used to be verified with leaf 2's key and applied.
+func TestRegressAliasedCommitSender(t *testing.T) {
+	alice, _, mallory, pg := aliasEnv(t, "aliased commit")
+	dave := newClient(t, "dave", fastSuite, mallory.cfg)
+	opts := &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(dave.keyPackage(t))}, OmitPath: true}
+	var res *mls.CommitResult
+	var err error
+	mls.WithLeafIndex(mallory.g, alias+2, func() { res, err = mallory.g.Commit(opts) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory.g.DiscardPendingCommit()
+	refused(t, "commit from leaf 2^31+2", res.Commit, alice, pg, mls.ErrUnknownSender)
+	// A Welcome whose GroupInfo names signer 2^31+2 is refused too.
+	if _, err := mls.JoinFromWelcome(dave.cfg, res.Welcome, dave.bundle, nil); err == nil {
+		t.Fatal("Welcome with GroupInfo signer 2^31+2 accepted")
+	} else {
+		typed(t, "Welcome with aliased signer", err)
+	}
+	good, err := mallory.g.Commit(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "genuine commit", good.Commit, alice, pg)
+	if _, err := mls.JoinFromWelcome(dave.cfg, good.Welcome, dave.bundle, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRegressAliasedGroupInfoSigner: finding 1. A GroupInfo signed by leaf 0
+// but naming signer 2^31 used to verify against leaf 0.
+func TestRegressAliasedGroupInfoSigner(t *testing.T) {
+	alice, _, _, _ := aliasEnv(t, "aliased group info")
+	var gi []byte
+	var err error
+	mls.WithLeafIndex(alice.g, alias, func() { gi, err = alice.g.GroupInfo(true, true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mls.NewPublicGroup(alice.cfg, gi, nil); !errors.Is(err, mls.ErrInvalidWelcome) {
+		t.Fatalf("PublicGroup from GroupInfo with signer 2^31: %v", err)
+	}
+	eve := newClient(t, "eve", fastSuite, alice.cfg)
+	if _, err := mls.ExternalJoin(eve.cfg, gi, eve.cred, eve.sig, nil); !errors.Is(err, mls.ErrInvalidWelcome) {
+		t.Fatalf("external join from GroupInfo with signer 2^31: %v", err)
+	}
+	good, err := alice.g.GroupInfo(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mls.NewPublicGroup(alice.cfg, good, nil); err != nil {
+		t.Fatal(err)
+	}
+}
