@@ -1,6 +1,9 @@
 package mls
 
 import (
+	"bytes"
+	"errors"
+
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/framing"
 	"github.com/mlskit/mlskit/internal/treemath"
@@ -54,3 +57,64 @@ func WithLeafIndex(g *Group, l uint32, f func()) {
 	defer func() { g.st.me = saved }()
 	f()
 }
+
+// DuplicateExtensionKeyPackage re-encodes kp, whose leaf (where "leaf") or
+// KeyPackage (where "keypackage") extensions are of types 0x7e57 and 0x7e58,
+// with the second renamed 0x7e57 (where "": unchanged, a positive control),
+// and signs leaf and KeyPackage again with key: a correctly
+// signed KeyPackage whose extension list breaks RFC 9420, Section 13.4. Our
+// encoder refuses such lists, so the bytes are patched by hand.
+func DuplicateExtensionKeyPackage(kp *KeyPackage, key *SignatureKeyPair, where string) ([]byte, error) {
+	w := kp.w
+	leafEnc, err := codec.Marshal(&w.LeafNode)
+	if err != nil {
+		return nil, err
+	}
+	sigEnc, _ := codec.Marshal(opaque(w.LeafNode.Signature))
+	leafTBS := bytes.Clone(leafEnc[:len(leafEnc)-len(sigEnc)])
+	if where == "leaf" {
+		i := bytes.LastIndex(leafTBS, []byte{0x7e, 0x58})
+		if i < 0 {
+			return nil, errors.New("no extension 0x7e58 in the leaf")
+		}
+		leafTBS[i+1] = 0x57
+	}
+	leafSig, err := key.sign("LeafNodeTBS", leafTBS)
+	if err != nil {
+		return nil, err
+	}
+	b := codec.NewBuilder(nil)
+	b.AddUint16(uint16(w.Version))
+	b.AddUint16(uint16(w.CipherSuite))
+	b.AddOpaque(w.InitKey)
+	b.AddBytes(leafTBS)
+	b.AddOpaque(leafSig)
+	b.AddVector(func(b *codec.Builder) {
+		for _, e := range w.Extensions {
+			t := uint16(e.ExtensionType)
+			if where == "keypackage" && t == 0x7e58 {
+				t = 0x7e57
+			}
+			b.AddUint16(t)
+			b.AddOpaque(e.ExtensionData)
+		}
+	})
+	tbs, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	sig, err := key.sign("KeyPackageTBS", tbs)
+	if err != nil {
+		return nil, err
+	}
+	m := codec.NewBuilder(nil)
+	m.AddUint16(uint16(wire.ProtocolVersionMLS10))
+	m.AddUint16(uint16(wire.WireFormatKeyPackage))
+	m.AddBytes(tbs)
+	m.AddOpaque(sig)
+	return m.Bytes()
+}
+
+type opaque []byte
+
+func (o opaque) Marshal(b *codec.Builder) { b.AddOpaque(o) }

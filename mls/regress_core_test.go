@@ -173,3 +173,40 @@ func TestRegressAliasedGroupInfoSigner(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRegressDuplicateExtensions: finding 8. A correctly signed KeyPackage
+// whose leaf or own extension list holds one type twice is refused as
+// malformed (RFC 9420, Section 13.4), where it used to be accepted; so is
+// an Add proposal carrying it. The same re-signing without the duplicate is
+// accepted (positive control).
+func TestRegressDuplicateExtensions(t *testing.T) {
+	alice, _, mallory, pg := aliasEnv(t, "duplicate extensions")
+	eve := newClient(t, "eve", fastSuite, alice.cfg)
+	exts := []mls.Extension{{Type: 0x7e57, Data: []byte("a")}, {Type: 0x7e58, Data: []byte("b")}}
+	kp := eve.keyPackageWith(t, &mls.KeyPackageOptions{LeafExtensions: exts, Extensions: exts, NoGREASE: true})
+	for _, where := range []string{"", "leaf", "keypackage"} {
+		enc, err := mls.DuplicateExtensionKeyPackage(kp, eve.sig, where)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = mls.ParseKeyPackage(enc)
+		if where == "" {
+			if err != nil {
+				t.Fatalf("re-signed KeyPackage without duplicates: %v", err)
+			}
+			continue
+		}
+		typed(t, "KeyPackage with duplicate "+where+" extension", err)
+		wantErr(t, "KeyPackage with duplicate "+where+" extension", err, mls.ErrMalformed)
+	}
+	// A GroupContextExtensions proposal cannot even be encoded with a
+	// duplicate: our encoder refuses to send what Section 13.4 forbids.
+	if _, err := mallory.g.ProposeGroupContextExtensions([]mls.Extension{{Type: 0x7e57}, {Type: 0x7e57}}); err == nil {
+		t.Fatal("sent a GroupContextExtensions proposal with a duplicate extension")
+	}
+	good, err := mallory.g.ProposeAdd(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "genuine Add", good, alice, pg)
+}
