@@ -265,6 +265,9 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 		if err := checkGroupExtensions(a.exts, a.tree, g.cfg); err != nil {
 			return nil, err
 		}
+		if err := checkOwnSupport(a.exts, a.ownLeaf(st)); err != nil {
+			return nil, err
+		}
 	} else if len(a.joiners) > 0 {
 		if err := checkJoinerExtensions(a.exts, a.tree, a.joiners); err != nil {
 			return nil, err
@@ -292,6 +295,9 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 		})
 		if bad != nil {
 			return nil, bad
+		}
+		if err := checkOwnProposals(custom, a.ownLeaf(st)); err != nil {
+			return nil, err
 		}
 	}
 	return a, nil
@@ -764,8 +770,12 @@ func dropUnsupported(st *epochState, rs []resolved, cfg *Config) []resolved {
 		t := r.p.ProposalType
 		switch {
 		case t == wire.ProposalTypeGroupContextExtensions:
-			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil
+			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil ||
+				checkOwnSupport(r.p.GroupContextExtensions.Extensions, staying.Leaf(st.me)) != nil
 		case t < 1 || t > 7:
+			if checkOwnProposals([]wire.ProposalType{t}, staying.Leaf(st.me)) != nil {
+				return true // Section 13.5: our GREASE entries do not count
+			}
 			unsupported := false
 			staying.Members(func(_ treemath.LeafIndex, n *wire.LeafNode) bool {
 				unsupported = !slices.Contains(n.Capabilities.Proposals, t)

@@ -187,6 +187,9 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	if err := ensureCapabilities(leaf); err != nil {
 		return nil, err
 	}
+	if err := checkOwnSupport(a.exts, leaf); err != nil {
+		return nil, err
+	}
 	if a.resyncOld != nil {
 		if err := validateSuccessor(cfg.validator(), credentialFromWire(a.resyncOld.Credential), cred); err != nil {
 			return nil, err

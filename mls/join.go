@@ -123,6 +123,9 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	if !ok {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "our leaf is not in the tree")
 	}
+	if err := checkOwnSupport(gi.GroupContext.Extensions, tree.Leaf(me)); err != nil {
+		return nil, err
+	}
 	priv, err := ratchettree.NewPrivateState(tree, me, bundle.LeafKey)
 	if err != nil {
 		return nil, err

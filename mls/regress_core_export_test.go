@@ -118,3 +118,11 @@ func DuplicateExtensionKeyPackage(kp *KeyPackage, key *SignatureKeyPair, where s
 type opaque []byte
 
 func (o opaque) Marshal(b *codec.Builder) { b.AddOpaque(o) }
+
+// WithoutOwnSupportCheck runs f with this client's own-support checks off,
+// so a test member can commit what an honest one would refuse to.
+func WithoutOwnSupportCheck(f func()) {
+	ownSupportCheck = false
+	defer func() { ownSupportCheck = true }()
+	f()
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/wire"
 	"github.com/mlskit/mlskit/mls"
 )
@@ -209,4 +210,129 @@ func TestRegressDuplicateExtensions(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepted(t, "genuine Add", good, alice, pg)
+}
+
+// greaseCaps lists 0x5A5A, a GREASE value (RFC 9420, Section 13.5), among
+// the extension and proposal types, next to the real unknown types 0x7e57
+// and 0x7e58.
+var greaseCaps = &mls.Capabilities{
+	Versions:     []uint16{1},
+	CipherSuites: []mls.CipherSuite{fastSuite},
+	Extensions:   []uint16{0x7e57, 0x5A5A},
+	Proposals:    []uint16{0x7e58, 0x5A5A},
+	Credentials:  []mls.CredentialType{mls.CredentialTypeBasic},
+}
+
+// greaseEnv is aliasEnv with every leaf listing greaseCaps.
+func greaseEnv(t *testing.T) (alice, mallory *client, pg *mls.PublicGroup) {
+	t.Helper()
+	seeded(t, 1213)
+	cfg := detConfig("grease", true)
+	alice = newGroupClient(t, "alice", fastSuite, cfg, &mls.GroupOptions{Capabilities: greaseCaps})
+	bob, mallory := newClient(t, "bob", fastSuite, cfg), newClient(t, "mallory", fastSuite, cfg)
+	commit(t, alice, &mls.CommitOptions{Proposals: []*mls.Proposal{
+		mls.AddProposal(bob.keyPackageWith(t, &mls.KeyPackageOptions{Capabilities: greaseCaps})),
+		mls.AddProposal(mallory.keyPackageWith(t, &mls.KeyPackageOptions{Capabilities: greaseCaps}))}}, nil, bob, mallory)
+	gi, err := alice.g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg, err = mls.NewPublicGroup(cfg, gi, nil); err != nil {
+		t.Fatal(err)
+	}
+	return alice, mallory, pg
+}
+
+func gce(t *testing.T, exts ...wire.Extension) *wire.Proposal {
+	return &wire.Proposal{ProposalType: wire.ProposalTypeGroupContextExtensions,
+		GroupContextExtensions: &wire.GroupContextExtensions{Extensions: exts}}
+}
+
+func requireExt(t *testing.T, types ...wire.ExtensionType) mls.Extension {
+	data, err := codec.Marshal(&wire.RequiredCapabilities{ExtensionTypes: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mls.Extension{Type: uint16(wire.ExtensionTypeRequiredCapabilities), Data: data}
+}
+
+// TestRegressGREASE: finding 11. A received GREASE value is processed like
+// any unknown value (RFC 9420, Section 13.5): a GroupContextExtensions
+// proposal with GREASE extension 0x5A5A that every leaf lists is cached by
+// a member and accepted by a PublicGroup (both used to refuse it by a
+// special rule). A member compares with its own list without its GREASE
+// entries: its default commit leaves that proposal out, and it refuses a
+// commit that requires 0x5A5A through required_capabilities or carries a
+// custom proposal of type 0x5A5A (both used to be accepted), while a
+// PublicGroup, which has no capabilities of its own, accepts them. A
+// creator cannot require 0x5A5A of its own group. The same with the real
+// unknown types 0x7e57 and 0x7e58 is accepted everywhere (control).
+func TestRegressGREASE(t *testing.T) {
+	alice, mallory, pg := greaseEnv(t)
+	msg, err := mls.ForgeProposal(mallory.g, uint32(mallory.g.LeafIndex()), gce(t, wire.Extension{ExtensionType: 0x5A5A}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "GCE with GREASE extension every leaf lists", msg, alice, pg)
+	// alice's default commit leaves the GCE out, as any proposal she does
+	// not support, and the others follow.
+	res, err := alice.g.Commit(nil)
+	if err != nil {
+		t.Fatalf("commit with a GREASE GCE cached: %v", err)
+	}
+	if err := alice.g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if e := alice.g.Extensions(); len(e) != 0 {
+		t.Fatalf("GREASE GCE committed: %v", e)
+	}
+	process(t, mallory, res.Commit)
+	if r, err := pg.Process(res.Commit); err != nil || pg.Merge(r.Commit) != nil {
+		t.Fatalf("PublicGroup: %v", err)
+	}
+
+	for _, c := range []struct {
+		name string
+		p    *mls.Proposal
+		want error // nil: accepted
+	}{
+		{"GCE requiring GREASE extension", mls.GroupContextExtensionsProposal([]mls.Extension{requireExt(t, 0x5A5A)}), mls.ErrInvalidProposal},
+		{"custom proposal of GREASE type", mls.CustomProposal(0x5A5A, []byte("x")), mls.ErrInvalidCommit},
+		{"GCE requiring unknown extension", mls.GroupContextExtensionsProposal([]mls.Extension{requireExt(t, 0x7e57)}), nil},
+		{"custom proposal of unknown type", mls.CustomProposal(0x7e58, []byte("x")), nil},
+	} {
+		var res *mls.CommitResult
+		var err error
+		mls.WithoutOwnSupportCheck(func() {
+			res, err = mallory.g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{c.p}, OnlyInline: true})
+		})
+		if err != nil {
+			t.Fatalf("%s: mallory commits: %v", c.name, err)
+		}
+		if c.want == nil {
+			accepted(t, c.name, res.Commit, alice, pg)
+			if err := mallory.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		mallory.g.DiscardPendingCommit()
+		before := fingerprint(t, alice.g)
+		_, err = alice.g.Process(res.Commit)
+		typed(t, c.name, err)
+		wantErr(t, c.name, err, c.want)
+		unchanged(t, c.name, alice.g, before)
+		if _, err := pg.Process(res.Commit); err != nil {
+			t.Fatalf("%s (PublicGroup): %v", c.name, err)
+		}
+	}
+
+	rc, err := codec.Marshal(&wire.RequiredCapabilities{ExtensionTypes: []wire.ExtensionType{0x5A5A}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := newClient(t, "carol", fastSuite, alice.cfg)
+	_, err = mls.NewGroup(carol.cfg, []byte("g2"), carol.cred, carol.sig, &mls.GroupOptions{Capabilities: greaseCaps,
+		Extensions: []mls.Extension{{Type: uint16(wire.ExtensionTypeRequiredCapabilities), Data: rc}}})
+	wantErr(t, "new group requiring GREASE extension", err, mls.ErrInvalidProposal)
 }
