@@ -6,6 +6,7 @@ import (
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/framing"
+	"github.com/mlskit/mlskit/internal/ratchettree"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -125,4 +126,46 @@ func WithoutOwnSupportCheck(f func()) {
 	ownSupportCheck = false
 	defer func() { ownSupportCheck = true }()
 	f()
+}
+
+// GroupInfoWithBlankTree returns a GroupInfo of g (a one-member group),
+// correctly signed, whose ratchet_tree is about size bytes: g's leaf, blank
+// nodes, and other's leaf as the last node, with the matching tree_hash: a
+// valid tree of ~size/2 leaves, two of them members (issue 12, finding 7).
+func GroupInfoWithBlankTree(g *Group, other *KeyPackage, size int) ([]byte, error) {
+	node := func(l *wire.LeafNode) ([]byte, error) {
+		return codec.Marshal(&wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: l})
+	}
+	first, err := node(g.st.tree.Leaf(g.st.me))
+	if err != nil {
+		return nil, err
+	}
+	last, err := node(&other.w.LeafNode)
+	if err != nil {
+		return nil, err
+	}
+	blanks := size - len(first) - len(last) - 2
+	if blanks%2 == 0 {
+		blanks--
+	}
+	body := append([]byte{1}, first...)
+	body = append(body, make([]byte, blanks)...)
+	body = append(append(body, 1), last...)
+	b := codec.NewBuilder(nil)
+	b.AddOpaque(body)
+	treeData, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	tree, err := ratchettree.Decode(g.st.s, treeData)
+	if err != nil {
+		return nil, err
+	}
+	gi := &wire.GroupInfo{GroupContext: *g.st.ctx, ConfirmationTag: bytes.Clone(g.st.confTag), Signer: uint32(g.st.me),
+		Extensions: []wire.Extension{{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: treeData}}}
+	gi.GroupContext.TreeHash = tree.TreeHash()
+	if err := framing.SignGroupInfo(g.signer.signer, gi); err != nil {
+		return nil, err
+	}
+	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
 }

@@ -3,7 +3,9 @@ package mls_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/wire"
@@ -335,4 +337,38 @@ func TestRegressGREASE(t *testing.T) {
 	_, err = mls.NewGroup(carol.cfg, []byte("g2"), carol.cred, carol.sig, &mls.GroupOptions{Capabilities: greaseCaps,
 		Extensions: []mls.Extension{{Type: uint16(wire.ExtensionTypeRequiredCapabilities), Data: rc}}})
 	wantErr(t, "new group requiring GREASE extension", err, mls.ErrInvalidProposal)
+}
+
+// TestRegressBlankTreeJoinCost: finding 7. A GroupInfo whose ratchet_tree
+// is 1 MiB of blank nodes between two valid leaves names a 2^19-leaf tree;
+// a PublicGroup built from it (the validation a joiner runs too) used to
+// allocate ~550 times the input. Now it allocates a small multiple of it.
+func TestRegressBlankTreeJoinCost(t *testing.T) {
+	seeded(t, 1214)
+	cfg := detConfig("blank tree", true)
+	alice := newGroupClient(t, "alice", fastSuite, cfg, nil)
+	bob := newClient(t, "bob", fastSuite, cfg)
+	gi, err := mls.GroupInfoWithBlankTree(alice.g, bob.keyPackage(t), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	pg, err := mls.NewPublicGroup(cfg, gi, nil)
+	d := time.Since(start)
+	runtime.ReadMemStats(&m1)
+	alloc := m1.TotalAlloc - m0.TotalAlloc
+	t.Logf("GroupInfo of %d bytes with a blank tree: %d bytes allocated (%.1fx), %v", len(gi), alloc,
+		float64(alloc)/float64(len(gi)), d)
+	if err != nil {
+		t.Fatalf("valid sparse tree refused: %v", err)
+	}
+	if n := len(pg.Members()); n != 2 {
+		t.Fatalf("%d members", n)
+	}
+	if alloc > 8*uint64(len(gi)) {
+		t.Fatalf("allocated %d bytes for a %d-byte GroupInfo", alloc, len(gi))
+	}
 }
