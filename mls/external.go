@@ -237,6 +237,10 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	joiner := keyschedule.NewJoinerSecret(s, initSecret, created.CommitSecret, next.ctxBytes)
 	member := joiner.WithPSK(pskSecret)
 	next.keys = member.Epoch(next.ctxBytes)
+	// RFC 9420, Section 9.2: commit_secret, the path secrets, psk_secret,
+	// joiner_secret and the member secret are consumed.
+	created.Erase()
+	pskSecret.Erase()
 	joiner.Erase()
 	member.Erase()
 	ac.Auth.ConfirmationTag = next.keys.ConfirmationTag(confirmed)

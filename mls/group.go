@@ -231,7 +231,33 @@ func (st *epochState) initSecrets(cfg *Config) error {
 		return err
 	}
 	st.secrets = t
+	// RFC 9420, Section 9.2: the secret tree now holds encryption_secret
+	// as its root and deletes it once a leaf is derived; no other copy may
+	// outlive it, in memory or in saved state.
+	st.keys.EraseEncryption()
 	return nil
+}
+
+// eraseStaged zeroes the secrets of an epoch that was staged on top of
+// base and will never be entered (RFC 9420, Section 9.2): its key
+// schedule, secret tree, and the path keys base does not share.
+func (st *epochState) eraseStaged(base *epochState) {
+	if st == nil {
+		return
+	}
+	if st.keys != nil {
+		st.keys.Erase()
+	}
+	if st.secrets != nil {
+		st.secrets.Erase()
+	}
+	if st.priv != nil && (base == nil || st.priv != base.priv) {
+		var keep *ratchettree.PrivateState
+		if base != nil {
+			keep = base.priv
+		}
+		st.priv.EraseExcept(keep)
+	}
 }
 
 func (g *Group) rememberResumption() {

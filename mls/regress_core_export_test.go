@@ -169,3 +169,61 @@ func GroupInfoWithBlankTree(g *Group, other *KeyPackage, size int) ([]byte, erro
 	}
 	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
 }
+
+// SecretTreeRoot returns a copy of the root secret of g's current secret
+// tree, encryption_secret (RFC 9420, Section 9), or nil once the tree has
+// split it to derive a leaf.
+func SecretTreeRoot(g *Group) []byte {
+	sk, err := skeleton(g.st.secrets)
+	if err != nil {
+		return nil
+	}
+	defer clear(sk)
+	r := codec.NewReader(sk)
+	var leaves, tol, fwd uint32
+	var erased bool
+	if !r.ReadUint32(&leaves) || !r.ReadUint32(&tol) || !r.ReadUint32(&fwd) || !r.ReadBool(&erased) {
+		return nil
+	}
+	root := uint32(treemath.Root(leaves))
+	var out []byte
+	r.ReadList(func(r *codec.Reader) bool {
+		var x uint32
+		var s []byte
+		if !r.ReadUint32(&x) || !r.ReadOpaque(&s) {
+			return false
+		}
+		if x == root {
+			out = bytes.Clone(s)
+		}
+		return true
+	})
+	return out
+}
+
+// EncryptionSecretHeld reports whether g's key schedule still holds
+// encryption_secret beside the secret tree.
+func EncryptionSecretHeld(g *Group) bool { return len(g.st.keys.Encryption) != 0 }
+
+// PendingEpochSecrets returns the secrets (not copies) of the epoch g's
+// pending commit would start: its key schedule and the path keys it does
+// not share with the current epoch.
+func PendingEpochSecrets(g *Group) [][]byte {
+	if g.pending == nil {
+		return nil
+	}
+	next := g.pending.staged.next
+	var out [][]byte
+	for _, f := range []([]byte){next.keys.SenderData, next.keys.Exporter, next.keys.External,
+		next.keys.Confirmation, next.keys.Membership, next.keys.Resumption, next.keys.Authenticator, next.keys.Init} {
+		out = append(out, f)
+	}
+	for _, x := range next.priv.Nodes() {
+		k, _ := next.priv.PrivateKey(x)
+		if old, ok := g.st.priv.PrivateKey(x); ok && len(old) > 0 && &old[0] == &k[0] {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,13 +1,18 @@
 package mls_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/keyschedule"
+	"github.com/mlskit/mlskit/internal/ratchettree"
 	"github.com/mlskit/mlskit/internal/wire"
 	"github.com/mlskit/mlskit/mls"
 )
@@ -370,5 +375,184 @@ func TestRegressBlankTreeJoinCost(t *testing.T) {
 	}
 	if alloc > 8*uint64(len(gi)) {
 		t.Fatalf("allocated %d bytes for a %d-byte GroupInfo", alloc, len(gi))
+	}
+}
+
+// observed records every secret the key schedule and TreeKEM hand out
+// during a test (the slices themselves), so the test can check afterwards
+// that each was erased.
+type observed struct {
+	names   map[string]int // name -> times seen with non-zero content
+	secrets []struct {
+		name string
+		s    []byte
+	}
+}
+
+func observe(t *testing.T) *observed {
+	o := &observed{names: map[string]int{}}
+	note := func(name string, s []byte) {
+		for _, b := range s {
+			if b != 0 {
+				o.names[name]++ // positive control: a live secret
+				break
+			}
+		}
+		o.secrets = append(o.secrets, struct {
+			name string
+			s    []byte
+		}{name, s})
+	}
+	keyschedule.Observe = func(name string, s keyschedule.Secret) { note(name, s) }
+	ratchettree.ObservePathSecret = func(s []byte) { note("path_secret", s) }
+	t.Cleanup(func() { keyschedule.Observe, ratchettree.ObservePathSecret = nil, nil })
+	return o
+}
+
+// live returns the names of the observed secrets that are not all zeros.
+func (o *observed) live() []string {
+	var out []string
+	for _, x := range o.secrets {
+		for _, b := range x.s {
+			if b != 0 {
+				out = append(out, x.name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func allZero(s []byte) bool {
+	for _, b := range s {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRegressDeletionSchedule: finding 4 (RFC 9420, Section 9.2). Through a
+// commit with a path, a PSK and an Add (its Welcome joined), a commit
+// received, an external join received, and a discarded commit, every
+// init_secret, commit_secret, path secret, psk_secret, joiner_secret,
+// member secret and welcome_secret the key schedule and TreeKEM produced
+// is zeroed once used (each was seen live first: the positive control);
+// encryption_secret is not kept beside the secret tree; and
+// DiscardPendingCommit zeroes the next epoch's secrets, which stay live
+// while the commit is pending, and its StagedCommit cannot be merged.
+func TestRegressDeletionSchedule(t *testing.T) {
+	seeded(t, 1215)
+	psks := &mls.PSKMap{}
+	psks.Put([]byte("psk-1"), []byte("an external pre-shared key"))
+	cfg := &mls.Config{Rand: seededRand("deletion"), PublicHandshakes: true, Now: fixedNow, PSKs: psks}
+	alice := newGroupClient(t, "alice", fastSuite, cfg, nil)
+	bob, carol := newClient(t, "bob", fastSuite, cfg), newClient(t, "carol", fastSuite, cfg)
+	o := observe(t)
+
+	res := commit(t, alice, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.keyPackage(t)),
+		mls.ExternalPSKProposal([]byte("psk-1"))}}, nil, bob)
+	if res.Welcome == nil {
+		t.Fatal("no Welcome")
+	}
+	commit(t, bob, nil, []*client{alice})
+	gi, err := alice.g.GroupInfo(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := mls.ExternalJoin(carol.cfg, gi, carol.cred, carol.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.g = ext.Group
+	process(t, alice, ext.Commit)
+	process(t, bob, ext.Commit)
+	for _, c := range []*client{alice, bob, carol} {
+		if mls.EncryptionSecretHeld(c.g) {
+			t.Fatalf("%s keeps encryption_secret beside the secret tree", c.name)
+		}
+	}
+
+	// A discarded commit: its epoch's secrets are live while it is
+	// pending, zero after.
+	discarded, err := alice.g.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := mls.PendingEpochSecrets(alice.g)
+	if len(pending) == 0 {
+		t.Fatal("no pending secrets")
+	}
+	for i, s := range pending {
+		if allZero(s) {
+			t.Fatalf("positive control: pending secret %d is zero before the discard", i)
+		}
+	}
+	alice.g.DiscardPendingCommit()
+	for i, s := range pending {
+		if !allZero(s) {
+			t.Fatalf("pending secret %d survives DiscardPendingCommit", i)
+		}
+	}
+	if err := alice.g.MergeStagedCommit(discarded.Staged); err == nil {
+		t.Fatal("merged a discarded commit")
+	}
+
+	// One more epoch everywhere retires the init_secret the last commit
+	// used.
+	commit(t, bob, nil, []*client{alice, carol})
+	for _, name := range []string{"init_secret", "commit_secret", "path_secret", "psk_secret", "joiner_secret",
+		"member_secret", "welcome_secret"} {
+		if o.names[name] == 0 {
+			t.Errorf("positive control: no live %s observed", name)
+		}
+	}
+	if live := o.live(); len(live) > 0 {
+		t.Fatalf("%d secrets not erased after use: %v", len(live), live)
+	}
+}
+
+// TestRegressEncryptionSecretNotSaved: finding 4. The saved state holds
+// encryption_secret as zeros once the secret tree exists (RFC 9420, Section
+// 9.2); the layout is unchanged (format version 1). State saved before, with
+// the secret in it (testdata/group-state-v1-before-erasure.golden, the
+// golden scenario as main saved it), still loads, and the secret is dropped
+// on loading: it encodes to the current golden file, which differs from the
+// old one in exactly the two encryption_secrets (current and pending
+// epoch) that main saved (positive control).
+func TestRegressEncryptionSecretNotSaved(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "group-state-v1-before-erasure.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.ReadFile(filepath.Join("testdata", "group-state-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != len(cur) {
+		t.Fatal("layout changed")
+	}
+	diff := 0
+	for i := range old {
+		if old[i] != cur[i] {
+			diff++
+			if cur[i] != 0 {
+				t.Fatalf("byte %d differs and is not erased", i)
+			}
+		}
+	}
+	if diff < 2*28 { // two 32-byte secrets, a few of whose bytes may happen to be zero
+		t.Fatalf("positive control: the old state differs in only %d bytes", diff)
+	}
+	g, err := mls.UnmarshalGroup(&mls.Config{}, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, cur) {
+		t.Fatal("state saved with encryption_secret does not load to the state without it")
 	}
 }
