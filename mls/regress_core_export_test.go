@@ -213,11 +213,8 @@ func PendingEpochSecrets(g *Group) [][]byte {
 		return nil
 	}
 	next := g.pending.staged.next
-	var out [][]byte
-	for _, f := range []([]byte){next.keys.SenderData, next.keys.Exporter, next.keys.External,
-		next.keys.Confirmation, next.keys.Membership, next.keys.Resumption, next.keys.Authenticator, next.keys.Init} {
-		out = append(out, f)
-	}
+	out := [][]byte{next.keys.SenderData, next.keys.Exporter, next.keys.External,
+		next.keys.Confirmation, next.keys.Membership, next.keys.Resumption, next.keys.Authenticator, next.keys.Init}
 	for _, x := range next.priv.Nodes() {
 		k, _ := next.priv.PrivateKey(x)
 		if old, ok := g.st.priv.PrivateKey(x); ok && len(old) > 0 && &old[0] == &k[0] {

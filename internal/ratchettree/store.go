@@ -62,10 +62,8 @@ func (s *store) clone() store {
 	return store{owner: new(owner), chunks: append([]*chunk(nil), s.chunks...), capLeaves: s.capLeaves}
 }
 
-func (s *store) width() uint32 { return treemath.Width(s.capLeaves) }
-
 // get returns the slot of x for reading; the caller must not write through
-// it. x must be below s.width().
+// it. x must be below the width of capLeaves leaves.
 func (s *store) get(x treemath.NodeIndex) *slot {
 	c := s.chunks[x>>chunkBits]
 	if c == nil {
