@@ -556,3 +556,42 @@ func TestRegressEncryptionSecretNotSaved(t *testing.T) {
 		t.Fatal("state saved with encryption_secret does not load to the state without it")
 	}
 }
+
+// TestRegressExternalSenderIndex: finding 1, the other index a peer sends.
+// A correctly signed external proposal naming sender_index 2^31 (or 1, past
+// the one-entry external_senders list) is refused by a member and a
+// PublicGroup; index 0 is accepted. (main refused these already: the
+// external_senders lookup compares in 64 bits; kept so it stays so.)
+func TestRegressExternalSenderIndex(t *testing.T) {
+	seeded(t, 1216)
+	cfg := detConfig("external sender index", true)
+	ds := newClient(t, "ds", fastSuite, cfg)
+	es, err := mls.ExternalSenderExtension(mls.ExternalSenderInfo{SignatureKey: ds.sig.PublicKey(), Credential: ds.cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newGroupClient(t, "alice", fastSuite, cfg, &mls.GroupOptions{Extensions: []mls.Extension{es}})
+	bob := newClient(t, "bob", fastSuite, cfg)
+	commit(t, alice, &mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.keyPackage(t))}}, nil, bob)
+	gi, err := alice.g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := mls.NewPublicGroup(cfg, gi, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := mls.RemoveProposal(bob.g.LeafIndex())
+	for _, idx := range []uint32{alias, 1, ^uint32(0)} {
+		msg, err := mls.ExternalProposal(ds.sig, idx, alice.g.GroupID(), alice.g.Epoch(), remove, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, fmt.Sprintf("external proposal from sender_index %d", idx), msg, alice, pg, mls.ErrUnknownSender)
+	}
+	msg, err := mls.ExternalProposal(ds.sig, 0, alice.g.GroupID(), alice.g.Epoch(), remove, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, "external proposal from sender_index 0", msg, alice, pg)
+}
