@@ -82,6 +82,22 @@ func TestBlankTreeCost(t *testing.T) {
 	if alloc > 4*uint64(len(data)) {
 		t.Fatalf("decoding a %d-byte tree allocated %d bytes", len(data), alloc)
 	}
+	// Encoding it again (every GroupInfo a member of such a group sends)
+	// costs the output, not a pointer per node.
+	tr, err := Decode(testSuite(t), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	out, err := tr.Encode()
+	runtime.ReadMemStats(&m1)
+	if err != nil || len(out) != len(data) {
+		t.Fatal("encode")
+	}
+	if enc := m1.TotalAlloc - m0.TotalAlloc; enc > 3*uint64(len(data)) {
+		t.Fatalf("encoding a %d-byte tree allocated %d bytes", len(data), enc)
+	}
 }
 
 // naiveTreeHash is the tree hash straight from RFC 9420, Section 7.8, over

@@ -418,10 +418,16 @@ func (t *Tree) Nodes() wire.RatchetTree {
 // GroupInfo of every commit, so at 10,000 members re-encoding them was most
 // of a commit's cost. The output is the same as codec.Marshal(&nodes).
 func (t *Tree) Encode() ([]byte, error) {
-	nodes := t.Nodes()
+	// Walk the store rather than Nodes(): a sparse tree's blank nodes cost
+	// their one octet of output and no pointer each.
+	w := t.Width()
+	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
+		w--
+	}
 	b := codec.NewBuilder(make([]byte, 0, t.encodedSize))
 	b.AddVector(func(b *codec.Builder) {
-		for _, n := range nodes {
+		for i := range w {
+			n := t.st.get(NodeIndex(i)).node
 			b.AddOptional(n != nil)
 			switch {
 			case n == nil:
@@ -453,7 +459,11 @@ func Decode(s *suite.Suite, data []byte) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromSparse(s, nodes)
+	t, err := fromSparse(s, nodes)
+	if err == nil {
+		t.encodedSize = len(data) + len(data)/8
+	}
+	return t, err
 }
 
 // FromNodes builds a tree from the ratchet_tree extension's node list, with
