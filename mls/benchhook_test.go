@@ -13,6 +13,7 @@ import (
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/keyschedule"
 	"github.com/mlskit/mlskit/internal/ratchettree"
+	"github.com/mlskit/mlskit/internal/secrettree"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -28,8 +29,8 @@ import (
 // processing.
 //
 // The benchmarks use it to let every member of a large group commit once
-// without keeping a Group per member. The fork's secret tree is new, so it
-// must send only as leaf, and only in this epoch.
+// without keeping a Group per member. The fork's secret tree is a copy of
+// g's, so it must send only as leaf, and only in this epoch.
 func ForkAs(g *Group, leaf LeafIndex, leafPriv []byte, signer *SignatureKeyPair) (*Group, error) {
 	st := g.st
 	if st.keys == nil || st.priv == nil {
@@ -52,14 +53,32 @@ func ForkAs(g *Group, leaf LeafIndex, leafPriv []byte, signer *SignatureKeyPair)
 		return nil, err
 	}
 	keys := *st.keys
-	for _, s := range []*keyschedule.Secret{&keys.SenderData, &keys.Encryption, &keys.Exporter, &keys.External,
+	for _, s := range []*keyschedule.Secret{&keys.SenderData, &keys.Exporter, &keys.External,
 		&keys.Confirmation, &keys.Membership, &keys.Resumption, &keys.Authenticator, &keys.Init} {
 		*s = s.Clone()
 	}
 	ctx := *st.ctx
 	nst := &epochState{s: st.s, ctx: &ctx, ctxBytes: bytes.Clone(st.ctxBytes), tree: tree, priv: priv, me: l,
 		keys: &keys, interim: bytes.Clone(st.interim), confTag: bytes.Clone(st.confTag)}
-	if err := nst.initSecrets(g.cfg); err != nil {
+	// encryption_secret is gone once g's secret tree exists (RFC 9420,
+	// Section 9.2): the fork gets a copy of that tree instead.
+	sk, err := skeleton(st.secrets)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(sk)
+	lb := codec.NewBuilder(nil)
+	for _, x := range st.secrets.Initialised() {
+		if err := st.secrets.MarshalLeaf(lb, x); err != nil {
+			return nil, err
+		}
+	}
+	leafStates, err := lb.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(leafStates)
+	if nst.secrets, err = secrettree.Restore(st.s, sk, leafStates); err != nil {
 		return nil, err
 	}
 	f := &Group{cfg: g.cfg, signer: signer, st: nst}

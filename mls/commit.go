@@ -265,6 +265,9 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 		if err := checkGroupExtensions(a.exts, a.tree, g.cfg); err != nil {
 			return nil, err
 		}
+		if err := checkOwnSupport(a.exts, a.ownLeaf(st)); err != nil {
+			return nil, err
+		}
 	} else if len(a.joiners) > 0 {
 		if err := checkJoinerExtensions(a.exts, a.tree, a.joiners); err != nil {
 			return nil, err
@@ -292,6 +295,9 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 		})
 		if bad != nil {
 			return nil, bad
+		}
+		if err := checkOwnProposals(custom, a.ownLeaf(st)); err != nil {
+			return nil, err
 		}
 	}
 	return a, nil
@@ -456,6 +462,9 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 			return nil, err
 		}
 		if rp != nil {
+			// RFC 9420, Section 9.2: the path secret and commit_secret
+			// are consumed by this commit, whatever its outcome.
+			defer rp.Erase()
 			commitSecret = rp.CommitSecret
 			priv = rp.Private
 		}
@@ -492,6 +501,9 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 		if initSecret, err = g.externalInitSecret(st, a.extInit.KEMOutput); err != nil {
 			return nil, err
 		}
+		// RFC 9420, Section 9.2: the init_secret an external joiner sent
+		// is consumed by this key schedule.
+		defer clear(initSecret)
 	}
 	psks, err := g.resolvePSKs(a.psks, nil)
 	if err != nil {
@@ -504,12 +516,15 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	joiner := keyschedule.NewJoinerSecret(st.s, initSecret, commitSecret, next.ctxBytes)
 	member := joiner.WithPSK(pskSecret)
 	next.keys = member.Epoch(next.ctxBytes)
+	pskSecret.Erase()
 	joiner.Erase()
 	member.Erase()
 	if !next.keys.VerifyConfirmationTag(confirmed, ac.Auth.ConfirmationTag) {
+		next.eraseStaged(st)
 		return nil, invalid(ErrInvalidConfirmationTag, "12.4.2", "confirmation tag")
 	}
 	if err := next.initSecrets(g.cfg); err != nil {
+		next.eraseStaged(st)
 		return nil, err
 	}
 	sc.next = next
@@ -522,6 +537,9 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 func (g *Group) MergeStagedCommit(sc *StagedCommit) error {
 	if sc == nil || sc.base != g.st {
 		return errors.New("mls: staged commit is not for the group's current epoch")
+	}
+	if g.pending != nil && g.pending.staged != sc {
+		g.DiscardPendingCommit()
 	}
 	g.pending = nil
 	if sc.SelfRemoved {
@@ -764,8 +782,12 @@ func dropUnsupported(st *epochState, rs []resolved, cfg *Config) []resolved {
 		t := r.p.ProposalType
 		switch {
 		case t == wire.ProposalTypeGroupContextExtensions:
-			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil
+			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil ||
+				checkOwnSupport(r.p.GroupContextExtensions.Extensions, staying.Leaf(st.me)) != nil
 		case t < 1 || t > 7:
+			if checkOwnProposals([]wire.ProposalType{t}, staying.Leaf(st.me)) != nil {
+				return true // Section 13.5: our GREASE entries do not count
+			}
 			unsupported := false
 			staying.Members(func(_ treemath.LeafIndex, n *wire.LeafNode) bool {
 				unsupported = !slices.Contains(n.Capabilities.Proposals, t)
@@ -840,6 +862,13 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	priv.Prune(a.tree)
 	var commitSecret []byte
 	var created *ratchettree.CreatedPath
+	// RFC 9420, Section 9.2: the path secrets and commit_secret are used
+	// by this commit's Welcome and key schedule, then erased.
+	defer func() {
+		if created != nil {
+			created.Erase()
+		}
+	}()
 	signer := g.signer
 	withPath := a.needPath || !opts.OmitPath || opts.Signer != nil || opts.Credential != nil
 	if withPath {
@@ -899,7 +928,16 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	joiner := keyschedule.NewJoinerSecret(st.s, st.keys.Init, commitSecret, next.ctxBytes)
 	member := joiner.WithPSK(pskSecret)
+	pskSecret.Erase()
+	defer joiner.Erase()
+	defer member.Erase()
 	next.keys = member.Epoch(next.ctxBytes)
+	staged := false
+	defer func() {
+		if !staged { // a failed commit leaves no secret of its epoch
+			next.eraseStaged(st)
+		}
+	}()
 	ac.Auth.ConfirmationTag = next.keys.ConfirmationTag(confirmed)
 	next.confTag = ac.Auth.ConfirmationTag
 	if next.interim, err = keyschedule.InterimTranscriptHash(st.s, confirmed, next.confTag); err != nil {
@@ -928,8 +966,11 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 				}
 			}
 			members[i] = framing.NewMember{KeyPackage: a.joinerKPs[i], Secrets: gs}
+			defer clear(gs.JoinerSecret)
 		}
-		w, err := framing.NewWelcome(st.s, member.WelcomeSecret(), gi, members)
+		welcomeSecret := member.WelcomeSecret()
+		w, err := framing.NewWelcome(st.s, welcomeSecret, gi, members)
+		welcomeSecret.Erase()
 		if err != nil {
 			return nil, err
 		}
@@ -938,8 +979,6 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			return nil, err
 		}
 	}
-	joiner.Erase()
-	member.Erase()
 	if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
 		WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
 		return nil, err
@@ -961,6 +1000,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	res.Staged = sc
 	g.pending = &pendingCommit{staged: sc}
+	staged = true
 	return res, nil
 }
 
@@ -974,8 +1014,18 @@ func (g *Group) MergePendingCommit() error {
 }
 
 // DiscardPendingCommit drops this member's own pending commit (for example
-// when the delivery service ordered another commit first).
-func (g *Group) DiscardPendingCommit() { g.pending = nil }
+// when the delivery service ordered another commit first). The secrets of
+// the epoch it would have started are erased (RFC 9420, Section 9.2), and
+// its StagedCommit can no longer be merged.
+func (g *Group) DiscardPendingCommit() {
+	if g.pending == nil {
+		return
+	}
+	sc := g.pending.staged
+	g.pending = nil
+	sc.next.eraseStaged(sc.base)
+	sc.base = nil
+}
 
 // HasPendingCommit reports whether an own commit awaits merging.
 func (g *Group) HasPendingCommit() bool { return g.pending != nil }

@@ -53,6 +53,10 @@ func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []b
 	if err != nil {
 		return nil, err
 	}
+	// RFC 9420, Section 12.4.3.1: the signer is a leaf of the tree.
+	if !treemath.LeafIndex(gi.Signer).InTree(tree.LeafCount()) {
+		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
+	}
 	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
@@ -183,6 +187,9 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	if err := ensureCapabilities(leaf); err != nil {
 		return nil, err
 	}
+	if err := checkOwnSupport(a.exts, leaf); err != nil {
+		return nil, err
+	}
 	if a.resyncOld != nil {
 		if err := validateSuccessor(cfg.validator(), credentialFromWire(a.resyncOld.Credential), cred); err != nil {
 			return nil, err
@@ -230,6 +237,10 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	joiner := keyschedule.NewJoinerSecret(s, initSecret, created.CommitSecret, next.ctxBytes)
 	member := joiner.WithPSK(pskSecret)
 	next.keys = member.Epoch(next.ctxBytes)
+	// RFC 9420, Section 9.2: commit_secret, the path secrets, psk_secret,
+	// joiner_secret and the member secret are consumed.
+	created.Erase()
+	pskSecret.Erase()
 	joiner.Erase()
 	member.Erase()
 	ac.Auth.ConfirmationTag = next.keys.ConfirmationTag(confirmed)

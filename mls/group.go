@@ -63,6 +63,11 @@ func (st *epochState) framingEpoch() *framing.Epoch {
 }
 
 func (st *epochState) memberKeys(leaf uint32) ([]byte, bool) {
+	// RFC 9420, Section 6: a member sender is a leaf of the tree; an index
+	// at or beyond the leaf count names nobody (issue 12, finding 1).
+	if !treemath.LeafIndex(leaf).InTree(st.tree.LeafCount()) {
+		return nil, false
+	}
 	l := st.tree.Leaf(treemath.LeafIndex(leaf))
 	if l == nil {
 		return nil, false
@@ -173,6 +178,9 @@ func NewGroup(cfg *Config, groupID []byte, cred Credential, sig *SignatureKeyPai
 	if err := checkGroupExtensions(ctx.Extensions, tree, cfg); err != nil {
 		return nil, err
 	}
+	if err := checkOwnSupport(ctx.Extensions, leaf); err != nil {
+		return nil, err
+	}
 	ctxBytes, err := codec.Marshal(ctx)
 	if err != nil {
 		return nil, err
@@ -223,7 +231,33 @@ func (st *epochState) initSecrets(cfg *Config) error {
 		return err
 	}
 	st.secrets = t
+	// RFC 9420, Section 9.2: the secret tree now holds encryption_secret
+	// as its root and deletes it once a leaf is derived; no other copy may
+	// outlive it, in memory or in saved state.
+	st.keys.EraseEncryption()
 	return nil
+}
+
+// eraseStaged zeroes the secrets of an epoch that was staged on top of
+// base and will never be entered (RFC 9420, Section 9.2): its key
+// schedule, secret tree, and the path keys base does not share.
+func (st *epochState) eraseStaged(base *epochState) {
+	if st == nil {
+		return
+	}
+	if st.keys != nil {
+		st.keys.Erase()
+	}
+	if st.secrets != nil {
+		st.secrets.Erase()
+	}
+	if st.priv != nil && (base == nil || st.priv != base.priv) {
+		var keep *ratchettree.PrivateState
+		if base != nil {
+			keep = base.priv
+		}
+		st.priv.EraseExcept(keep)
+	}
 }
 
 func (g *Group) rememberResumption() {
@@ -361,6 +395,80 @@ func externalSenders(exts []wire.Extension) (wire.ExternalSenders, error) {
 		return nil, err
 	}
 	return *es, nil
+}
+
+// ownSupports reports whether this client's own capability list lists v.
+// GREASE entries do not count: RFC 9420, Section 13.5 has a client compare
+// with a list of "only the capabilities actually supported, without any
+// GREASE values"; it lists GREASE values only to exercise its peers.
+func ownSupports[T ~uint16](list []T, v T) bool {
+	return !isGREASE(uint16(v)) && slices.Contains(list, v)
+}
+
+// checkOwnSupport checks that this client, whose leaf is own, supports each
+// non-default GroupContext extension in exts and each capability that their
+// required_capabilities requires (RFC 9420, Sections 11.1, 12.1.7 and
+// 13.5). checkGroupExtensions checks every member's leaf as it claims;
+// this checks what the client really supports.
+func checkOwnSupport(exts []wire.Extension, own *wire.LeafNode) error {
+	if own == nil || !ownSupportCheck {
+		return nil
+	}
+	caps := &own.Capabilities
+	for _, e := range exts {
+		if e.ExtensionType > 5 && !ownSupports(caps.Extensions, e.ExtensionType) {
+			return invalid(ErrInvalidProposal, "12.1.7", "this client does not support group extension %v", e.ExtensionType)
+		}
+	}
+	rc, ok := requiredCapabilities(exts)
+	if !ok {
+		return nil
+	}
+	for _, e := range rc.ExtensionTypes {
+		if e > 5 && !ownSupports(caps.Extensions, e) {
+			return invalid(ErrInvalidProposal, "11.1", "this client lacks required extension %v", e)
+		}
+	}
+	for _, p := range rc.ProposalTypes {
+		if p > 7 && !ownSupports(caps.Proposals, p) {
+			return invalid(ErrInvalidProposal, "11.1", "this client lacks required proposal %v", p)
+		}
+	}
+	for _, c := range rc.CredentialTypes {
+		if !ownSupports(caps.Credentials, c) {
+			return invalid(ErrInvalidProposal, "11.1", "this client lacks required credential %v", c)
+		}
+	}
+	return nil
+}
+
+// ownSupportCheck is false only in tests that need a member to send what
+// checkOwnSupport would stop it from sending.
+var ownSupportCheck = true
+
+// ownLeaf is this client's leaf after the commit a, or nil for a
+// PublicGroup or a member the commit removes (which need not support what
+// the group uses next, Section 12.2).
+func (a *applied) ownLeaf(st *epochState) *wire.LeafNode {
+	if st.priv == nil || a.selfGone {
+		return nil
+	}
+	return a.tree.Leaf(st.me)
+}
+
+// checkOwnProposals checks that this client, whose leaf is own, supports
+// each custom proposal type, GREASE entries of its list not counted
+// (RFC 9420, Sections 12.2 and 13.5).
+func checkOwnProposals(custom []wire.ProposalType, own *wire.LeafNode) error {
+	if own == nil || !ownSupportCheck {
+		return nil
+	}
+	for _, t := range custom {
+		if !ownSupports(own.Capabilities.Proposals, t) {
+			return invalid(ErrInvalidCommit, "12.2", "this client does not support proposal type %v", t)
+		}
+	}
+	return nil
 }
 
 // checkGroupExtensions checks GroupContext extensions against the members

@@ -78,6 +78,12 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	if err != nil {
 		return nil, err
 	}
+	// RFC 9420, Section 9.2: joiner_secret and the path secret are
+	// consumed by this join, whatever its outcome.
+	defer clear(gs.JoinerSecret)
+	if gs.PathSecret != nil {
+		defer clear(gs.PathSecret.PathSecret)
+	}
 	// RFC 9420, Section 12.4.3.1: at most one resumption PSK of usage
 	// reinit or branch.
 	var special *wire.PreSharedKeyID
@@ -105,8 +111,11 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 		return nil, err
 	}
 	member := joiner.WithPSK(pskSecret)
+	pskSecret.Erase() // Section 9.2: consumed by the key schedule
 	defer member.Erase()
-	gi, err := framing.DecryptGroupInfo(s, member.WelcomeSecret(), w.EncryptedGroupInfo)
+	welcomeSecret := member.WelcomeSecret()
+	gi, err := framing.DecryptGroupInfo(s, welcomeSecret, w.EncryptedGroupInfo)
+	welcomeSecret.Erase()
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +132,9 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	if !ok {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "our leaf is not in the tree")
 	}
+	if err := checkOwnSupport(gi.GroupContext.Extensions, tree.Leaf(me)); err != nil {
+		return nil, err
+	}
 	priv, err := ratchettree.NewPrivateState(tree, me, bundle.LeafKey)
 	if err != nil {
 		return nil, err
@@ -132,9 +144,12 @@ func joinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 		// common ancestor; derive the secrets of every non-blank node above
 		// it too, up to the root, each checked against the tree.
 		anc := treemath.CommonAncestor(me.Node(), treemath.LeafIndex(gi.Signer).Node())
-		if _, err := priv.ImportPathSecret(tree, anc, gs.PathSecret.PathSecret); err != nil {
+		commitSecret, err := priv.ImportPathSecret(tree, anc, gs.PathSecret.PathSecret)
+		if err != nil {
 			return nil, err
 		}
+		clear(commitSecret) // a joiner's key schedule starts from joiner_secret
+
 	}
 	ctxBytes, err := codec.Marshal(ctx)
 	if err != nil {

@@ -635,6 +635,15 @@ func TestForwardSecrecyOnDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustNotHave("the used KeyPackage's init key", initKey)
+
+			// encryption_secret (RFC 9420, Section 9.2) is kept only as
+			// the root of the secret tree, until a leaf is derived from
+			// it; the key schedule keeps no copy.
+			encSecret := mls.SecretTreeRoot(b.g)
+			if encSecret == nil || mls.EncryptionSecretHeld(b.g) {
+				t.Fatal("encryption_secret is not the untouched secret tree's root, or is kept beside it")
+			}
+			mustHave("encryption_secret as the secret tree's root", encSecret)
 			if _, err := mls.LoadKeyPackage(ctx, st, kp.Ref()); !errors.Is(err, storage.ErrNotFound) {
 				t.Fatalf("used KeyPackage record: %v", err)
 			}
@@ -650,6 +659,7 @@ func TestForwardSecrecyOnDisk(t *testing.T) {
 			}
 			process(t, b, msgs[2])
 			save(t, b, st)
+			mustNotHave("encryption_secret once the secret tree has split it", encSecret)
 			r, ok := mls.RatchetOf(b.g, a.g.LeafIndex(), true)
 			if !ok || len(r.Kept) != 2 || r.Next != 3 {
 				t.Fatalf("ratchet after generation 2: %+v", r)
@@ -671,8 +681,15 @@ func TestForwardSecrecyOnDisk(t *testing.T) {
 			// sender_data_secret, and loses it when it leaves the window
 			// (PastEpochs 1); its resumption_psk is kept for
 			// ResumptionPSKs (2) epochs (RFC 9420, Section 8.6).
+			// encryption_secret (secret 1) is already gone (above).
 			secrets := mls.EpochSecrets(b.g)
 			for i, s := range secrets {
+				if i == 1 {
+					if len(s) != 0 {
+						t.Fatal("encryption_secret kept in the key schedule")
+					}
+					continue
+				}
 				mustHave(fmt.Sprintf("current epoch secret %d", i), s)
 			}
 			commit(t, a, nil, []*client{b})
@@ -681,7 +698,7 @@ func TestForwardSecrecyOnDisk(t *testing.T) {
 			mustHave("kept key 1 of the retained past epoch", k1[0])
 			mustHave("resumption_psk of the previous epoch", secrets[6])
 			for i, s := range secrets[1:] {
-				if i+1 != 6 {
+				if i+1 != 6 && i+1 != 1 {
 					mustNotHave(fmt.Sprintf("ended epoch's secret %d", i+1), s)
 				}
 			}

@@ -176,11 +176,10 @@ func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.S
 			return invalid(ErrInvalidProposal, "12.1.5", "ReInit to an older version")
 		}
 	case wire.ProposalTypeGroupContextExtensions:
-		for _, e := range p.GroupContextExtensions.Extensions {
-			if isGREASE(uint16(e.ExtensionType)) {
-				return invalid(ErrInvalidProposal, "13.5", "GREASE extension in GroupContextExtensions")
-			}
-		}
+		// RFC 9420, Section 13.5: a GREASE extension type gets no special
+		// treatment; like any type it must be supported by every member
+		// staying in the group, checked at commit time (this client's
+		// own support without its GREASE entries, checkOwnSupport).
 	case wire.ProposalTypeExternalInit:
 		// Checked by the external-commit rules.
 	default:
@@ -190,7 +189,9 @@ func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.S
 	return nil
 }
 
-func isGREASE(v uint16) bool { return v&0x0F0F == 0x0A0A && v>>12 == (v>>4)&0xF }
+// isGREASE reports whether v is one of the GREASE values 0x0A0A, 0x1A1A,
+// ..., 0xEAEA (RFC 9420, Section 13.5).
+func isGREASE(v uint16) bool { return v&0x0F0F == 0x0A0A && v>>12 == (v>>4)&0xF && v != 0xFAFA }
 
 // validateKeyPackage runs RFC 9420, Section 10.1 against the group.
 func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage) error {

@@ -56,6 +56,20 @@ const (
 	labelNonce          = "nonce"
 )
 
+// Observe, when set, is called with each secret the key schedule is given
+// or derives before epoch_secret (init_secret, commit_secret, psk_secret,
+// joiner_secret, the member secret, welcome_secret), under its RFC name.
+// It exists for tests that check the callers erase each one once used
+// (RFC 9420, Section 9.2); it must be nil otherwise, and is not safe to set
+// while key schedules run.
+var Observe func(name string, s Secret)
+
+func observe(name string, s Secret) {
+	if Observe != nil && len(s) > 0 {
+		Observe(name, s)
+	}
+}
+
 // errLength: a requested output length the KDF cannot produce.
 var errLength = errors.New("mls: requested secret length out of range")
 
@@ -86,9 +100,13 @@ type JoinerSecret struct {
 // epoch. A nil commitSecret is the all-zero vector of a Commit without a path
 // (Section 12.4).
 func NewJoinerSecret(s *suite.Suite, initSecret, commitSecret Secret, groupContext []byte) *JoinerSecret {
+	observe("init_secret", initSecret)
+	observe("commit_secret", commitSecret)
 	prk := Secret(s.Extract(initSecret, zeroIfEmpty(s, commitSecret)))
 	defer prk.Erase()
-	return &JoinerSecret{s: s, secret: s.ExpandWithLabel(prk, labelJoiner, groupContext, s.HashSize())}
+	j := &JoinerSecret{s: s, secret: s.ExpandWithLabel(prk, labelJoiner, groupContext, s.HashSize())}
+	observe("joiner_secret", j.secret)
+	return j
 }
 
 // JoinerSecretFromBytes wraps a joiner_secret received in GroupSecrets
@@ -97,7 +115,10 @@ func JoinerSecretFromBytes(s *suite.Suite, joinerSecret []byte) (*JoinerSecret, 
 	if len(joinerSecret) != s.HashSize() {
 		return nil, errors.New("mls: joiner_secret has the wrong length for the cipher suite")
 	}
-	return &JoinerSecret{s: s, secret: Secret(joinerSecret).Clone()}, nil
+	observe("joiner_secret", joinerSecret)
+	j := &JoinerSecret{s: s, secret: Secret(joinerSecret).Clone()}
+	observe("joiner_secret", j.secret)
+	return j, nil
 }
 
 // Secret returns joiner_secret, for GroupSecrets. The caller must not modify it.
@@ -110,7 +131,10 @@ func (j *JoinerSecret) Erase() { j.secret.Erase() }
 // secret is KDF.Extract(joiner_secret, psk_secret). A nil pskSecret is the
 // all-zero vector used when no PSK is injected.
 func (j *JoinerSecret) WithPSK(pskSecret Secret) *MemberSecret {
-	return &MemberSecret{s: j.s, secret: j.s.Extract(j.secret, zeroIfEmpty(j.s, pskSecret))}
+	observe("psk_secret", pskSecret)
+	m := &MemberSecret{s: j.s, secret: j.s.Extract(j.secret, zeroIfEmpty(j.s, pskSecret))}
+	observe("member_secret", m.secret)
+	return m
 }
 
 // MemberSecret is KDF.Extract(joiner_secret, psk_secret), from which
@@ -125,7 +149,9 @@ func (m *MemberSecret) Erase() { m.secret.Erase() }
 
 // WelcomeSecret is DeriveSecret(member, "welcome") (RFC 9420, Section 8).
 func (m *MemberSecret) WelcomeSecret() Secret {
-	return m.s.DeriveSecret(m.secret, labelWelcome)
+	ws := Secret(m.s.DeriveSecret(m.secret, labelWelcome))
+	observe("welcome_secret", ws)
+	return ws
 }
 
 // WelcomeKeyNonce derives the key and nonce that encrypt the GroupInfo of a
@@ -196,6 +222,17 @@ func EpochFromSecret(s *suite.Suite, epochSecret Secret) *Epoch {
 
 // Suite returns the epoch's cipher suite.
 func (e *Epoch) Suite() *suite.Suite { return e.s }
+
+// EraseEncryption zeroes and drops encryption_secret. Call it once the
+// epoch's secret tree holds its own copy: RFC 9420, Section 9.2 deletes
+// each node secret of the secret tree, the root included, once its
+// children are derived, and a copy of the root kept beside the tree would
+// let whoever reads memory or saved state re-derive every key the tree has
+// deleted. Afterwards Encryption is nil and MarshalSecrets stores it empty.
+func (e *Epoch) EraseEncryption() {
+	e.Encryption.Erase()
+	e.Encryption = nil
+}
 
 // Erase zeroes every secret of the epoch.
 func (e *Epoch) Erase() {

@@ -27,7 +27,11 @@ import (
 //	} EpochSecrets;
 //
 // epoch_secret itself is never stored: it is erased as soon as these are
-// derived (Section 9.2).
+// derived (Section 9.2). encryption_secret is stored as KDF.Nh zero bytes
+// once erased (EraseEncryption), so the layout is unchanged: the secret
+// tree, saved on its own, holds what is left of it. On reading, a zero
+// encryption_secret is the erased one, and a non-zero one (saved before
+// mlskit erased it) is erased at once: nothing needs it after a load.
 
 // ErrCorruptSecrets means stored epoch secrets do not decode or have the
 // wrong length for the cipher suite.
@@ -41,6 +45,10 @@ func (e *Epoch) fields() []*Secret {
 // MarshalSecrets appends the EpochSecrets encoding of e to b.
 func (e *Epoch) MarshalSecrets(b *codec.Builder) {
 	for _, f := range e.fields() {
+		if f == &e.Encryption && *f == nil {
+			b.AddOpaque(make([]byte, e.s.HashSize())) // erased
+			continue
+		}
 		b.AddOpaque(*f)
 	}
 }
@@ -56,5 +64,6 @@ func ReadSecrets(s *suite.Suite, r *codec.Reader) (*Epoch, error) {
 			return nil, ErrCorruptSecrets
 		}
 	}
+	e.EraseEncryption()
 	return e, nil
 }

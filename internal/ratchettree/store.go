@@ -14,6 +14,13 @@ import (
 // the number of non-blank leaves, the size of the node's resolution, and a
 // cached tree hash (nil when stale).
 //
+// A chunk whose slots are all blank, with zero summaries and no cached
+// hash, is not allocated (nil): a tree received from a peer can name 2^19
+// leaves in 1 MiB of blank nodes, and its storage must grow with the bytes
+// received, not with the tree they name (issue 12, finding 7). The tree
+// hashes of such all-blank subtrees are computed without the store
+// (blankHash).
+//
 // The store is sized for capLeaves leaves, a power of two at least the
 // tree's leaf count. Slots beyond the tree's width are always blank; their
 // cached hashes stay valid, so truncating and then extending again (a Remove
@@ -38,6 +45,10 @@ type chunk struct {
 	s     [chunkSize]slot
 }
 
+// blankSlot is what get returns for a slot of an unallocated chunk. It is
+// never written: every write goes through mut, which allocates the chunk.
+var blankSlot slot
+
 type store struct {
 	owner     *owner
 	chunks    []*chunk
@@ -51,18 +62,28 @@ func (s *store) clone() store {
 	return store{owner: new(owner), chunks: append([]*chunk(nil), s.chunks...), capLeaves: s.capLeaves}
 }
 
-func (s *store) width() uint32 { return treemath.Width(s.capLeaves) }
-
-// get returns the slot of x for reading. x must be below s.width().
+// get returns the slot of x for reading; the caller must not write through
+// it. x must be below the width of capLeaves leaves.
 func (s *store) get(x treemath.NodeIndex) *slot {
-	return &s.chunks[x>>chunkBits].s[x&(chunkSize-1)]
+	c := s.chunks[x>>chunkBits]
+	if c == nil {
+		return &blankSlot
+	}
+	return &c.s[x&(chunkSize-1)]
 }
+
+// allocated reports whether x's chunk exists, so that caching something in
+// its slot costs no allocation.
+func (s *store) allocated(x treemath.NodeIndex) bool { return s.chunks[x>>chunkBits] != nil }
 
 // mut returns the slot of x for writing, copying its chunk if it is shared.
 func (s *store) mut(x treemath.NodeIndex) *slot {
 	i := x >> chunkBits
 	c := s.chunks[i]
-	if c.owner != s.owner {
+	if c == nil {
+		c = &chunk{owner: s.owner}
+		s.chunks[i] = c
+	} else if c.owner != s.owner {
 		cc := *c
 		cc.owner = s.owner
 		c = &cc
@@ -84,7 +105,7 @@ func (s *store) grow(n uint32) {
 	oldCap := s.capLeaves
 	w := treemath.Width(newCap)
 	for uint32(len(s.chunks))*chunkSize < w {
-		s.chunks = append(s.chunks, &chunk{owner: s.owner})
+		s.chunks = append(s.chunks, nil) // blank until written
 	}
 	s.capLeaves = newCap
 	if oldCap == 0 {

@@ -49,6 +49,10 @@ type Tree struct {
 	// encodedSize is a capacity hint for Encode: the last encoding's size
 	// plus room to grow.
 	encodedSize int
+
+	// blank memoises the tree hashes of all-blank subtrees whose slots
+	// are not allocated; shared with clones.
+	blank *blankHashes
 }
 
 type keyUse struct {
@@ -68,6 +72,7 @@ func New(s *suite.Suite, leaf *wire.LeafNode) *Tree {
 }
 
 func (t *Tree) initIndexes() {
+	t.blank = new(blankHashes)
 	t.st.owner = new(owner)
 	t.enc.owner, t.sig.owner = new(owner), new(owner)
 	t.credUsed.owner, t.credSupport.owner = new(owner), new(owner)
@@ -80,7 +85,7 @@ func (t *Tree) Suite() *suite.Suite { return t.suite }
 // nodes and indexes are shared copy-on-write, so staging a change on the
 // clone copies only the parts it writes.
 func (t *Tree) Clone() *Tree {
-	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, encodedSize: t.encodedSize}
+	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, encodedSize: t.encodedSize, blank: t.blank}
 	c.st = t.st.clone()
 	c.enc = t.enc.clone()
 	c.sig = t.sig.clone()
@@ -110,7 +115,12 @@ func (t *Tree) Node(x NodeIndex) *wire.Node {
 }
 
 // Leaf returns the leaf node at l, or nil if it is blank or outside the tree.
+// A leaf index from the wire can be anything up to 2^32-1; one at or beyond
+// the leaf count names no leaf (RFC 9420, Section 7.7), whatever its low bits.
 func (t *Tree) Leaf(l LeafIndex) *wire.LeafNode {
+	if !l.InTree(t.n) {
+		return nil
+	}
 	if n := t.Node(l.Node()); n != nil {
 		return n.LeafNode
 	}
@@ -408,10 +418,16 @@ func (t *Tree) Nodes() wire.RatchetTree {
 // GroupInfo of every commit, so at 10,000 members re-encoding them was most
 // of a commit's cost. The output is the same as codec.Marshal(&nodes).
 func (t *Tree) Encode() ([]byte, error) {
-	nodes := t.Nodes()
+	// Walk the store rather than Nodes(): a sparse tree's blank nodes cost
+	// their one octet of output and no pointer each.
+	w := t.Width()
+	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
+		w--
+	}
 	b := codec.NewBuilder(make([]byte, 0, t.encodedSize))
 	b.AddVector(func(b *codec.Builder) {
-		for _, n := range nodes {
+		for i := range w {
+			n := t.st.get(NodeIndex(i)).node
 			b.AddOptional(n != nil)
 			switch {
 			case n == nil:
@@ -433,34 +449,52 @@ func (t *Tree) Encode() ([]byte, error) {
 // Decode parses the ratchet_tree extension's data (RFC 9420, Section
 // 12.4.3.3). It checks the structure only: node types in the right places,
 // a non-blank last node. Call Validate before trusting the tree.
+//
+// Blank nodes cost nothing but their octet: the nodes are decoded sparse
+// and the store allocates no all-blank chunk, so the memory a peer's tree
+// takes follows the bytes it sent, however many leaves they name (issue 12,
+// finding 7).
 func Decode(s *suite.Suite, data []byte) (*Tree, error) {
-	nodes, err := wire.Decode[wire.RatchetTree](data)
+	nodes, err := wire.Decode[wire.SparseRatchetTree](data)
 	if err != nil {
 		return nil, err
 	}
-	return FromNodes(s, *nodes)
+	t, err := fromSparse(s, nodes)
+	if err == nil {
+		t.encodedSize = len(data) + len(data)/8
+	}
+	return t, err
 }
 
 // FromNodes builds a tree from the ratchet_tree extension's node list, with
 // the structural checks of Decode. The nodes are kept, not copied.
 func FromNodes(s *suite.Suite, nodes wire.RatchetTree) (*Tree, error) {
-	if len(nodes) == 0 {
+	sp := &wire.SparseRatchetTree{Width: uint32(min(len(nodes), 1<<32-1))}
+	for i, nd := range nodes {
+		if nd != nil {
+			sp.Nodes = append(sp.Nodes, wire.IndexedNode{Index: uint32(i), Node: nd})
+		}
+	}
+	return fromSparse(s, sp)
+}
+
+func fromSparse(s *suite.Suite, sp *wire.SparseRatchetTree) (*Tree, error) {
+	nodes := sp.Nodes
+	if sp.Width == 0 {
 		return nil, fail(ErrInvalidTree, "12.4.3.3", "empty ratchet tree")
 	}
-	if nodes[len(nodes)-1] == nil {
+	if len(nodes) == 0 || nodes[len(nodes)-1].Index != sp.Width-1 {
 		return nil, fail(ErrInvalidTree, "12.4.3.3", "last node of ratchet tree is blank")
 	}
-	if len(nodes) > 2*maxLeaves-1 {
+	if sp.Width > 2*maxLeaves-1 {
 		return nil, fail(ErrInvalidTree, "12.4.3.3", "ratchet tree too large")
 	}
 	n := uint32(1)
-	for treemath.Width(n) < uint32(len(nodes)) {
+	for treemath.Width(n) < sp.Width {
 		n *= 2
 	}
-	for i, nd := range nodes {
-		if nd == nil {
-			continue
-		}
+	for _, in := range nodes {
+		i, nd := in.Index, in.Node
 		leafPos := i%2 == 0
 		switch {
 		case leafPos && (nd.NodeType != wire.NodeTypeLeaf || nd.LeafNode == nil):
@@ -472,20 +506,35 @@ func FromNodes(s *suite.Suite, nodes wire.RatchetTree) (*Tree, error) {
 	t := &Tree{suite: s, n: n}
 	t.initIndexes()
 	t.st.grow(n)
-	// Fill the slots bottom-up by level so each summary is computed once:
-	// O(n), not O(n log n).
-	for i, nd := range nodes {
-		if nd != nil {
-			t.index(NodeIndex(i), nd)
-			t.st.mut(NodeIndex(i)).node = nd
-		}
+	// Fill the slots, then compute the summaries bottom-up, level by level,
+	// of the written nodes and their ancestors only, each once: O(n) for a
+	// full tree, O(k log n) for k non-blank nodes, and nothing for the
+	// blank rest.
+	var byLevel [33][]NodeIndex
+	for _, in := range nodes {
+		x := NodeIndex(in.Index)
+		t.index(x, in.Node)
+		t.st.mut(x).node = in.Node
+		lvl := treemath.Level(x)
+		byLevel[lvl] = append(byLevel[lvl], x)
 	}
-	w := treemath.Width(t.st.capLeaves)
-	for lvl := uint(0); NodeIndex(1)<<lvl-1 < NodeIndex(w); lvl++ {
-		// Nodes of level lvl are 2^lvl - 1 + k*2^(lvl+1).
-		for x := NodeIndex(1)<<lvl - 1; uint32(x) < w; x += NodeIndex(1) << (lvl + 1) {
-			t.st.refresh(x)
+	root := t.st.capLeaves
+	var cur []NodeIndex
+	for lvl := uint(0); lvl < uint(len(byLevel)); lvl++ {
+		cur = append(cur, byLevel[lvl]...)
+		if len(cur) == 0 {
+			continue
 		}
+		slices.Sort(cur)
+		cur = slices.Compact(cur)
+		next := cur[:0:0]
+		for _, x := range cur {
+			t.st.refresh(x)
+			if p, ok := treemath.Parent(x, root); ok && (len(next) == 0 || next[len(next)-1] != p) {
+				next = append(next, p)
+			}
+		}
+		cur = next
 	}
 	return t, nil
 }

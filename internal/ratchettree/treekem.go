@@ -80,6 +80,34 @@ func (p *PrivateState) Clone() *PrivateState {
 	return c
 }
 
+// EraseExcept zeroes every private key p holds that keep does not share:
+// the keys a staged epoch derived, when that epoch is dropped (RFC 9420,
+// Section 9.2). Keys p shares with keep (Clone shares them) are left alone.
+func (p *PrivateState) EraseExcept(keep *PrivateState) {
+	for x, k := range p.keys {
+		if keep != nil {
+			if kk, ok := keep.keys[x]; ok && sameBytes(kk.priv, k.priv) {
+				continue
+			}
+		}
+		clear(k.priv)
+	}
+}
+
+// ObservePathSecret, when set, is called with each path secret and commit
+// secret this package derives or is given, for tests that check they are
+// erased once used (RFC 9420, Section 9.2). It must be nil otherwise.
+var ObservePathSecret func(s []byte)
+
+func observePathSecret(s []byte) {
+	if ObservePathSecret != nil && len(s) > 0 {
+		ObservePathSecret(s)
+	}
+}
+
+// sameBytes reports whether a and b share their first byte's storage.
+func sameBytes(a, b []byte) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
+
 // String describes the state without its keys.
 func (p *PrivateState) String() string {
 	return fmt.Sprintf("ratchettree.PrivateState{leaf %d, %d keys}", p.leaf, len(p.keys))
@@ -113,6 +141,14 @@ func (p *PrivateState) ImportPathSecret(t *Tree, x NodeIndex, pathSecret []byte)
 	}
 	c := p.Clone()
 	ps := pathSecret
+	// RFC 9420, Section 9.2: each derived path secret is erased once the
+	// next one and its node key are derived (the caller erases its own).
+	step := func(next []byte) {
+		if !sameBytes(ps, pathSecret) {
+			clear(ps)
+		}
+		ps = next
+	}
 	for y, ok := x, true; ok; y, ok = treemath.Parent(y, t.n) {
 		if t.Node(y) == nil {
 			if y == x {
@@ -120,11 +156,14 @@ func (p *PrivateState) ImportPathSecret(t *Tree, x NodeIndex, pathSecret []byte)
 			}
 			continue
 		}
+		observePathSecret(ps)
 		if err := c.SetPathSecret(t, y, ps); err != nil {
+			step(nil)
 			return nil, err
 		}
-		ps = t.suite.DeriveSecret(ps, labelPath)
+		step(t.suite.DeriveSecret(ps, labelPath))
 	}
+	observePathSecret(ps)
 	*p = *c
 	return ps, nil
 }
@@ -192,6 +231,15 @@ type CreatedPath struct {
 	secrets map[NodeIndex][]byte
 }
 
+// Erase zeroes the path secrets and the commit secret, once the Welcome
+// and the key schedule have used them (RFC 9420, Section 9.2).
+func (c *CreatedPath) Erase() {
+	for _, s := range c.secrets {
+		clear(s)
+	}
+	clear(c.CommitSecret)
+}
+
 // PathSecretFor returns the path secret a joiner at leaf j receives in the
 // Welcome: that of the lowest common ancestor of the committer's leaf and j
 // (RFC 9420, Section 12.4.3.1). It is nil if that node got no path secret.
@@ -233,9 +281,18 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 	}
 	priv := &PrivateState{leaf: sender, keys: map[NodeIndex]keyPair{sender.Node(): {leafPriv, leafPub}}}
 	secrets := make(map[NodeIndex][]byte, len(steps))
+	done := false
+	defer func() {
+		if !done { // RFC 9420, Section 9.2: nothing of a failed path survives
+			(&CreatedPath{secrets: secrets}).Erase()
+			priv.EraseExcept(nil)
+			clear(ps)
+		}
+	}()
 	pubs := make([][]byte, len(steps))
 	for i, st := range steps {
 		secrets[st.parent] = ps
+		observePathSecret(ps)
 		kp, kpub, err := nodeKey(s, ps)
 		if err != nil {
 			return nil, err
@@ -245,6 +302,7 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 		ps = s.DeriveSecret(ps, labelPath)
 	}
 	commitSecret := ps
+	observePathSecret(commitSecret)
 
 	// RFC 9420, Section 7.5: blank the direct path, set the filtered
 	// nodes, and chain parent hashes from the root down (Section 7.9).
@@ -314,6 +372,7 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 		return nil, err
 	}
 	*t = *w
+	done = true
 	return &CreatedPath{
 		Path:         &wire.UpdatePath{LeafNode: *final, Nodes: nodes},
 		CommitSecret: commitSecret,
@@ -365,6 +424,13 @@ type ReceivedPath struct {
 	CommitSecret []byte
 	// Private is the member's new private state.
 	Private *PrivateState
+}
+
+// Erase zeroes the path secret and the commit secret, once the key
+// schedule has used them (RFC 9420, Section 9.2).
+func (r *ReceivedPath) Erase() {
+	clear(r.PathSecret)
+	clear(r.CommitSecret)
 }
 
 // ApplyUpdatePath processes the UpdatePath of a commit from leaf sender
@@ -488,17 +554,33 @@ func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.Update
 		delete(next.keys, x)
 	}
 	ps := first
+	// RFC 9420, Section 9.2: each path secret is erased once the next one
+	// and its node key are derived; first and the commit secret go back to
+	// the caller (ReceivedPath.Erase).
+	step := func(nps []byte) {
+		if !sameBytes(ps, first) {
+			clear(ps)
+		}
+		ps = nps
+	}
 	for j := i; j < len(steps); j++ {
+		observePathSecret(ps)
 		priv, pub, err := nodeKey(s, ps)
 		if err != nil {
+			step(nil)
+			clear(first)
 			return nil, err
 		}
 		if !bytes.Equal(pub, path.Nodes[j].EncryptionKey) {
+			clear(priv)
+			step(nil)
+			clear(first)
 			return nil, fail(ErrInvalidPath, "12.4.2", "derived key of path node %d does not match", j)
 		}
 		next.keys[steps[j].parent] = keyPair{priv, pub}
-		ps = s.DeriveSecret(ps, labelPath)
+		step(s.DeriveSecret(ps, labelPath))
 	}
 	next.Prune(t)
+	observePathSecret(ps)
 	return &ReceivedPath{PathSecret: first, CommitSecret: ps, Private: next}, nil
 }

@@ -201,11 +201,12 @@ func (t *Tree) checkCredentialTypes(leaf *wire.LeafNode, replaced LeafIndex) err
 // every non-blank parent, every leaf (Section 7.3), every unmerged_leaves
 // entry, and key uniqueness. It costs O(n log^2 n) at most for n leaves.
 func (t *Tree) Validate(treeHash []byte, p *Policy) error {
-	if !bytes.Equal(t.TreeHash(), treeHash) {
-		return fail(ErrInvalidTree, "12.4.3.1", "tree hash does not match the GroupInfo")
-	}
+	// The free check first; the tree hash costs a hash per node.
 	if t.dups != 0 {
 		return fail(ErrDuplicateKey, "7.3", "a key appears in more than one node")
+	}
+	if !bytes.Equal(t.TreeHash(), treeHash) {
+		return fail(ErrInvalidTree, "12.4.3.1", "tree hash does not match the GroupInfo")
 	}
 	if err := t.checkUnmerged(); err != nil {
 		return err
@@ -280,7 +281,9 @@ func (t *Tree) checkUnmerged() error {
 // under unmerged leaves, O(n log^2 n) at worst.
 func (t *Tree) VerifyParentHashes() error {
 	w := t.Width()
-	covered := make([]bool, w)
+	// Only non-blank parents are ever covered: a map keeps this in
+	// proportion to them, not to the width (issue 12, finding 7).
+	covered := map[NodeIndex]bool{}
 	type sideKey struct {
 		p    NodeIndex
 		left bool

@@ -3,6 +3,7 @@ package suite
 import (
 	"crypto/hmac"
 	"encoding/binary"
+	"hash"
 
 	"github.com/mlskit/mlskit/internal/codec"
 )
@@ -10,6 +11,11 @@ import (
 // maxVarint is the largest length an MLS opaque<V> can carry (RFC 9420,
 // Section 2.1.2).
 const maxVarint = 1<<30 - 1
+
+// NewHash returns a fresh instance of the suite's hash function, for
+// callers that hash many small inputs and reuse one state (Reset) and one
+// output buffer (Sum(buf[:0])) to allocate nothing per hash.
+func (s *Suite) NewHash() hash.Hash { return s.newHash() }
 
 // Hash returns Hash(data) with the suite's hash function.
 func (s *Suite) Hash(data []byte) []byte {

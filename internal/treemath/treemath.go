@@ -13,8 +13,26 @@ type NodeIndex uint32
 // LeafIndex is the position of a leaf among the leaves (leaf i is node 2i).
 type LeafIndex uint32
 
-// Node returns the node index of leaf l.
-func (l LeafIndex) Node() NodeIndex { return NodeIndex(2 * l) }
+// NoNode is the node index of no node in any tree: a tree has at most 2^31
+// leaves (Section 7.7 leaves node indices as uint32), so its width is below
+// 2^32-1, and NoNode is odd, so it is never taken for a leaf.
+const NoNode = NodeIndex(1<<32 - 1)
+
+// Node returns the node index of leaf l, or NoNode when 2l does not fit in
+// a NodeIndex. A leaf_index of 2^31+k comes only from a peer; mapping it to
+// node 2k would make it an alias of leaf k (RFC 9420, Appendix C), so every
+// lookup of NoNode finds nothing instead.
+func (l LeafIndex) Node() NodeIndex {
+	if l >= 1<<31 {
+		return NoNode
+	}
+	return NodeIndex(2 * l)
+}
+
+// InTree reports whether l is a leaf of a tree with n leaves. Every leaf
+// index a peer sends must pass it before it is used (RFC 9420, Sections 6
+// and 12.1).
+func (l LeafIndex) InTree(n uint32) bool { return uint32(l) < n }
 
 // IsLeaf reports whether x is a leaf node (even index).
 func (x NodeIndex) IsLeaf() bool { return x&1 == 0 }

@@ -56,3 +56,29 @@ func semantic(x, y NodeIndex, n uint32) NodeIndex {
 	}
 	return best
 }
+
+// TestLeafNodeNoAlias: leaf 2^31+k must not map onto node 2k, the node of
+// leaf k (issue 12, finding 1); it maps to NoNode, outside every tree.
+func TestLeafNodeNoAlias(t *testing.T) {
+	for _, k := range []LeafIndex{0, 1, 5, 1<<31 - 1} {
+		l := LeafIndex(1<<31) + k
+		if l < 1<<31 {
+			continue
+		}
+		if x := l.Node(); x != NoNode {
+			t.Errorf("LeafIndex(2^31+%d).Node() = %d, want NoNode", k, x)
+		}
+	}
+	if x := LeafIndex(1<<31 - 1).Node(); x != 1<<32-2 {
+		t.Errorf("largest leaf's node = %d", x)
+	}
+	if NoNode.IsLeaf() || uint32(NoNode) < Width(1<<31) {
+		t.Error("NoNode is a leaf or inside the largest tree")
+	}
+	if _, ok := Parent(NoNode, 1<<30); ok {
+		t.Error("NoNode has a parent")
+	}
+	if LeafIndex(8).InTree(8) || !LeafIndex(7).InTree(8) || LeafIndex(1<<31+3).InTree(8) {
+		t.Error("InTree")
+	}
+}

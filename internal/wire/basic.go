@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/mlskit/mlskit/internal/codec"
 )
@@ -45,10 +46,60 @@ func addOpaqueList(b *codec.Builder, xs [][]byte) {
 	})
 }
 
-func addExtensions(b *codec.Builder, xs []Extension) { addList(b, xs, (*Extension).Marshal) }
+// errDuplicateExtension: RFC 9420, Section 13.4 forbids two extensions of
+// one type in any extension list.
+var errDuplicateExtension = errors.New("mls: extension list with a duplicate extension type (RFC 9420, Section 13.4)")
 
+func addExtensions(b *codec.Builder, xs []Extension) {
+	if hasDuplicateExtension(xs) {
+		b.SetError(errDuplicateExtension)
+		return
+	}
+	addList(b, xs, (*Extension).Marshal)
+}
+
+// decodeExtensions decodes an extension list (RFC 9420, Section 7.2,
+// 10, 12.1.7, 12.4.3) and refuses one that holds two extensions of the same
+// type (Section 13.4): implementations that read the first copy and those
+// that read the last would disagree about what the object says. Every
+// extension list of every struct goes through here, so the rule holds for
+// LeafNode, KeyPackage, GroupInfo, GroupContext, GroupContextExtensions and
+// ReInit alike.
 func decodeExtensions(d *decoder, out *[]Extension) bool {
-	return decodeList(d, out, (*Extension).decode)
+	start := d.off
+	if !decodeList(d, out, (*Extension).decode) {
+		return false
+	}
+	if hasDuplicateExtension(*out) {
+		return d.errAt(start, "duplicate extension type")
+	}
+	return true
+}
+
+// hasDuplicateExtension reports whether two of xs have the same type, in
+// O(n log n) and with allocation proportional to the list.
+func hasDuplicateExtension(xs []Extension) bool {
+	if len(xs) <= 16 {
+		for i := range xs {
+			for j := range i {
+				if xs[i].ExtensionType == xs[j].ExtensionType {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ts := make([]ExtensionType, len(xs))
+	for i := range xs {
+		ts[i] = xs[i].ExtensionType
+	}
+	slices.Sort(ts)
+	for i := 1; i < len(ts); i++ {
+		if ts[i] == ts[i-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // --- RFC 9420, Section 5.1.2 ---

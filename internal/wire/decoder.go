@@ -151,7 +151,7 @@ func (d *decoder) optional(present *bool) bool {
 }
 
 // vector reads a varint length and returns a decoder over exactly that many
-// bytes. The caller must call end on it once it has read the elements.
+// bytes. The caller reads elements until it is empty.
 func (d *decoder) vector() (decoder, bool) {
 	var n uint32
 	if !d.varint(&n) {
@@ -163,14 +163,6 @@ func (d *decoder) vector() (decoder, bool) {
 		return decoder{}, false
 	}
 	return decoder{b: v, off: start, fail: d.fail}, true
-}
-
-// end checks that a vector's elements used up its bytes.
-func (d *decoder) end() bool {
-	if len(d.b) != 0 {
-		return d.errAt(d.off, "vector contents not fully used")
-	}
-	return true
 }
 
 // decodeList reads a vector of elements. An empty vector gives nil.

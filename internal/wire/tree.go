@@ -84,6 +84,54 @@ func (x *RatchetTree) decode(d *decoder) bool {
 	return decodeList(d, (*[]*Node)(x), decodeOptionalNode)
 }
 
+// IndexedNode is a non-blank node at Index of a SparseRatchetTree.
+type IndexedNode struct {
+	Index uint32
+	Node  *Node
+}
+
+// Marshal encodes x as optional<Node> ratchet_tree<V>, its blank nodes
+// written out. RFC 9420, Section 12.4.3.3.
+func (x *SparseRatchetTree) Marshal(b *codec.Builder) {
+	b.AddVector(func(b *codec.Builder) {
+		i := uint32(0)
+		for _, in := range x.Nodes {
+			for ; i < in.Index; i++ {
+				b.AddOptional(false)
+			}
+			b.AddOptional(true)
+			in.Node.Marshal(b)
+			i++
+		}
+		for ; i < x.Width; i++ {
+			b.AddOptional(false)
+		}
+	})
+}
+
+// Unmarshal decodes x from r; x aliases r's input. It reads the same bytes
+// as RatchetTree.Unmarshal but allocates nothing for blank nodes.
+func (x *SparseRatchetTree) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
+
+func (x *SparseRatchetTree) decode(d *decoder) bool {
+	*x = SparseRatchetTree{}
+	s, ok := d.vector()
+	if !ok {
+		return false
+	}
+	for !s.empty() {
+		var n *Node
+		if !decodeOptionalNode(&n, &s) {
+			return false
+		}
+		if n != nil {
+			x.Nodes = append(x.Nodes, IndexedNode{Index: x.Width, Node: n})
+		}
+		x.Width++ // at most the vector's length, below 2^30
+	}
+	return true
+}
+
 func decodeOptionalNode(n **Node, d *decoder) bool {
 	var present bool
 	if !d.optional(&present) {

@@ -282,6 +282,16 @@ type Node struct {
 // RFC 9420, Section 12.4.3.3.
 type RatchetTree []*Node
 
+// SparseRatchetTree is the same ratchet_tree extension data with only its
+// non-blank nodes kept, each with its index. A blank node takes one octet
+// on the wire, so a RatchetTree can be hundreds of times the size of the
+// bytes it came from; a SparseRatchetTree grows with the bytes (issue 12,
+// finding 7). RFC 9420, Section 12.4.3.3.
+type SparseRatchetTree struct {
+	Width uint32        // nodes listed, blank or not
+	Nodes []IndexedNode // the non-blank ones, in increasing Index order
+}
+
 // HPKECiphertext is an HPKE encapsulation and ciphertext. RFC 9420, Section 7.6.
 type HPKECiphertext struct {
 	KEMOutput  []byte

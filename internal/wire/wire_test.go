@@ -254,6 +254,11 @@ func samples() []sample {
 		nil,
 		{NodeType: NodeTypeLeaf, LeafNode: ptr(sampleLeaf(LeafNodeSourceCommit))},
 	}, z[RatchetTree]())
+	add("SparseRatchetTree", &SparseRatchetTree{Width: 5, Nodes: []IndexedNode{
+		{0, &Node{NodeType: NodeTypeLeaf, LeafNode: ptr(sampleLeaf(LeafNodeSourceKeyPackage))}},
+		{1, &Node{NodeType: NodeTypeParent, ParentNode: ptr(sampleParentNode())}},
+		{4, &Node{NodeType: NodeTypeLeaf, LeafNode: ptr(sampleLeaf(LeafNodeSourceCommit))}},
+	}}, z[SparseRatchetTree]())
 	add("HPKECiphertext", &HPKECiphertext{bs("kem"), bs("ct")}, z[HPKECiphertext]())
 	up := sampleUpdatePath()
 	add("UpdatePathNode", &up.Nodes[1], z[UpdatePathNode]())
