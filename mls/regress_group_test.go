@@ -482,7 +482,7 @@ func TestRegressResumptionMembership(t *testing.T) {
 	wantErr(t, "ReInit Welcome missing a member", err, mls.ErrInvalidWelcome)
 	// The PSK of the epoch before the ReInit commit.
 	nb, kb = nextKP(bob)
-	nc, kc := nextKP(carol)
+	_, kc := nextKP(carol)
 	w, err = mls.ResumeUnchecked(alice.g, nil, true, alice.g.Epoch()-1, []*mls.KeyPackage{kb, kc}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +492,7 @@ func TestRegressResumptionMembership(t *testing.T) {
 	asValidation(t, "ReInit Welcome with the PSK of an earlier epoch", err, "11.2")
 	// The genuine ReInit.
 	nb, kb = nextKP(bob)
-	nc, kc = nextKP(carol)
+	nc, kc := nextKP(carol)
 	ng, res, err = alice.g.ReInitGroup([]*mls.KeyPackage{kb, kc}, nil)
 	if err != nil {
 		t.Fatal(err)
