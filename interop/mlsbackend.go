@@ -97,9 +97,14 @@ func (b *mlsBackend) suite(cs uint16) (mls.CipherSuite, error) {
 
 // newConfig is the policy of every group and KeyPackage the backend makes:
 // handshakes as PrivateMessage when encrypt is set (RFC 9420, Section 6.3),
-// every credential accepted, external PSKs from psks.
+// every credential accepted, external PSKs from psks. The harness's scripts
+// have external senders and new members propose Adds and Removes, and
+// expect them committed: every external proposal is authorized (RFC 9420,
+// Section 12.1.8 leaves authorization to the application; a real
+// application decides per proposal).
 func newConfig(encrypt bool, psks *pskStore) *mls.Config {
-	cfg := &mls.Config{PublicHandshakes: !encrypt, CredentialValidator: mls.AcceptAllCredentials{}}
+	cfg := &mls.Config{PublicHandshakes: !encrypt, CredentialValidator: mls.AcceptAllCredentials{},
+		ExternalProposals: mls.AllowExternalProposals}
 	if psks != nil {
 		cfg.PSKs = psks
 	}

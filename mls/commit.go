@@ -37,6 +37,11 @@ type StagedCommit struct {
 	PathUpdated bool
 	// External: an external commit (RFC 9420, Section 12.4.3.2).
 	External bool
+	// Warnings lists what this client tolerated in a received commit: an
+	// added KeyPackage whose lifetime no longer contains the current time
+	// or is longer than allowed (see Config.StrictLeafLifetimes). Each is
+	// a *ValidationError.
+	Warnings []error
 
 	base      *epochState
 	next      *epochState
@@ -90,6 +95,7 @@ type applied struct {
 	removedBy map[uint32]bool
 	needPath  bool
 	resyncOld *wire.LeafNode // the leaf an external resync commit removes
+	warnings  []error        // tolerated lifetimes of received Adds
 }
 
 // pathRequiredTypes lists the proposal types that force an UpdatePath
@@ -106,8 +112,11 @@ func pathRequired(t wire.ProposalType) bool {
 // applyProposals validates a commit's proposal list (RFC 9420, Section
 // 12.2) and applies it to a copy of the tree and GroupContext extensions in
 // the order of Section 12.3. committer is the commit's sender; for an
-// external commit it has no leaf yet.
-func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.Sender) (*applied, error) {
+// external commit it has no leaf yet. received is true for a commit this
+// client processes rather than creates: the lifetimes of its Adds are then
+// checked as Config.StrictLeafLifetimes says (Section 7.3), while a
+// committer always checks them (Section 10.1).
+func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.Sender, received bool) (*applied, error) {
 	external := committer.SenderType == wire.SenderTypeNewMemberCommit
 	a := &applied{tree: st.tree.Clone(), exts: st.ctx.Extensions, removedBy: map[uint32]bool{}}
 	a.needPath = len(props) == 0
@@ -135,7 +144,14 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 			}
 		}
 		if r.byValue {
-			if err := g.validateProposal(st, p, r.sender); err != nil {
+			if err := g.validateProposal(st, p, r.sender, received); err != nil {
+				return nil, err
+			}
+		}
+		if t := r.sender.SenderType; r.cached != nil && (t == wire.SenderTypeExternal || t == wire.SenderTypeNewMemberProposal) {
+			// RFC 9420, Sections 12.1.8 and 12.2: an unauthorized
+			// external proposal is invalid, and so is a list holding it.
+			if err := g.cfg.authorizeExternal(st.ctx.GroupID, g.proposalInfo(r.cached)); err != nil {
 				return nil, err
 			}
 		}
@@ -207,6 +223,10 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 	newCtx := *st.ctx
 	newCtx.Extensions = a.exts
 	pol := policyFor(g.cfg, &newCtx)
+	addPol := pol
+	if received {
+		addPol = g.cfg.receivedPolicy(pol)
+	}
 	for _, r := range updates {
 		l := treemath.LeafIndex(r.sender.LeafIndex)
 		leaf := &r.p.Update.LeafNode
@@ -246,7 +266,7 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 	}
 	for _, r := range adds {
 		kp := &r.p.Add.KeyPackage
-		if err := a.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, pol); err != nil {
+		if err := a.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addPol); err != nil {
 			return nil, invalidCause(ErrInvalidProposal, err, "12.2", "Add")
 		}
 		if kp.CipherSuite != st.ctx.CipherSuite || kp.Version != st.ctx.Version {
@@ -255,6 +275,11 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 		l, err := a.tree.AddLeaf(&kp.LeafNode)
 		if err != nil {
 			return nil, err
+		}
+		if received && !g.cfg.orDefault().StrictLeafLifetimes {
+			if msg := g.cfg.lifetimeProblem(&kp.LeafNode); msg != "" {
+				a.warnings = append(a.warnings, invalid(ErrInvalidKeyPackage, "10.1", "Add at leaf %d: %s (tolerated)", l, msg))
+			}
 		}
 		a.joiners = append(a.joiners, l)
 		a.joinerKPs = append(a.joinerKPs, kp)
@@ -386,6 +411,12 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	default:
 		return nil, invalid(ErrInvalidCommit, "12.4", "commit from a %v sender", committer.SenderType)
 	}
+	if st.reinit != nil {
+		// RFC 9420, Section 11.2: after the commit covering a ReInit the
+		// old group is done; only the new group may continue it. A later
+		// commit would reactivate it.
+		return nil, invalid(ErrGroupInactive, "11.2", "commit in a group reinitialised by its last commit")
+	}
 	if g.pending != nil {
 		// Another member's commit for this epoch wins over ours if the
 		// delivery service ordered it first; ours is discarded on merge.
@@ -394,7 +425,7 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	if err != nil {
 		return nil, err
 	}
-	a, err := g.applyProposals(st, props, committer)
+	a, err := g.applyProposals(st, props, committer, true)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +434,7 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	}
 	external := committer.SenderType == wire.SenderTypeNewMemberCommit
 	sc := &StagedCommit{Committer: senderFromWire(committer), Epoch: st.ctx.Epoch + 1, Removed: a.removed,
-		Updated: a.updated, External: external, PathUpdated: c.Path != nil, base: st}
+		Updated: a.updated, External: external, PathUpdated: c.Path != nil, Warnings: a.warnings, base: st}
 	for i, j := range a.joiners {
 		sc.Added = append(sc.Added, AddedMember{Leaf: LeafIndex(j), KeyPackage: keyPackageFromWire(a.joinerKPs[i])})
 	}
@@ -688,6 +719,9 @@ type CommitResult struct {
 	Welcome   []byte // MLSMessage, nil when nobody was added
 	GroupInfo []byte // MLSMessage for the new epoch, with the ratchet tree
 	Staged    *StagedCommit
+	// Dropped lists the cached proposals the commit left out, each with
+	// the reason (RFC 9420, Section 12.4).
+	Dropped []DroppedProposal
 }
 
 type pendingCommit struct {
@@ -702,12 +736,29 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	return res, classify(err)
 }
 
+// DroppedProposal is a cached proposal that Commit left out because the
+// commit could not validly include it (RFC 9420, Section 12.4: the
+// committer includes the valid proposals it has, as long as the list stays
+// valid), with the reason: a typed error (*ValidationError, errors.Is
+// against the sentinels).
+type DroppedProposal struct {
+	Proposal *ProposalInfo
+	Reason   error
+}
+
 // selectCached picks the cached proposals a commit should include by
-// reference: all of them, except own Updates, proposals that would make the
-// list invalid (a Remove wins over an Update of the same leaf, Section
-// 12.2), and a ReInit when other proposals exist.
-func (g *Group) selectCached(st *epochState) []resolved {
+// reference and reports the others with the reason: own Updates (the path
+// replaces them), proposals that would make the list invalid (a Remove wins
+// over an Update of the same leaf, Section 12.2; duplicates; a ReInit when
+// other proposals exist), unauthorized external proposals (Section
+// 12.1.8), and PSKs this client does not have (Section 8.4). What only the
+// whole list reveals is left to fitCached.
+func (g *Group) selectCached(st *epochState) ([]resolved, []DroppedProposal) {
 	var out []resolved
+	var dropped []DroppedProposal
+	drop := func(cp *cachedProposal, reason error) {
+		dropped = append(dropped, DroppedProposal{Proposal: g.proposalInfo(cp), Reason: classify(reason)})
+	}
 	removed := map[uint32]bool{}
 	for _, cp := range st.proposals {
 		if cp.proposal.ProposalType == wire.ProposalTypeRemove {
@@ -719,28 +770,50 @@ func (g *Group) selectCached(st *epochState) []resolved {
 	gce := false
 	for _, cp := range st.proposals {
 		p := cp.proposal
+		if t := cp.sender.SenderType; t == wire.SenderTypeExternal || t == wire.SenderTypeNewMemberProposal {
+			if err := g.cfg.authorizeExternal(st.ctx.GroupID, g.proposalInfo(cp)); err != nil {
+				drop(cp, err)
+				continue
+			}
+		}
 		switch p.ProposalType {
 		case wire.ProposalTypeUpdate:
 			l := cp.sender.LeafIndex
-			if cp.own || removed[l] || updated[l] {
+			switch {
+			case cp.own:
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "the committer's own Update (its UpdatePath replaces it)"))
+				continue
+			case removed[l]:
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "Update of leaf %d, which a Remove wins over", l))
+				continue
+			case updated[l]:
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "a second Update of leaf %d", l))
 				continue
 			}
 			updated[l] = true
 		case wire.ProposalTypeRemove:
 			if p.Remove.Removed == uint32(st.me) {
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "Remove of the committer"))
 				continue
 			}
 			if removed[p.Remove.Removed] && updatedOrSeen(out, p.Remove.Removed) {
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "a second Remove of leaf %d", p.Remove.Removed))
 				continue
 			}
 		case wire.ProposalTypePSK:
 			k := string(pskKey(&p.PreSharedKey.PSK))
 			if psks[k] {
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "duplicate PreSharedKeyID"))
+				continue
+			}
+			if _, err := g.resolvePSKs([]wire.PreSharedKeyID{p.PreSharedKey.PSK}, g.resuming); err != nil {
+				drop(cp, err)
 				continue
 			}
 			psks[k] = true
 		case wire.ProposalTypeGroupContextExtensions:
 			if gce {
+				drop(cp, invalid(ErrInvalidCommit, "12.2", "several GroupContextExtensions proposals"))
 				continue
 			}
 			gce = true
@@ -748,9 +821,39 @@ func (g *Group) selectCached(st *epochState) []resolved {
 		out = append(out, resolved{p: p, sender: cp.sender, ref: cp.ref, cached: cp})
 	}
 	if len(out) > 1 {
-		out = slices.DeleteFunc(out, func(r resolved) bool { return r.p.ProposalType == wire.ProposalTypeReInit })
+		out = slices.DeleteFunc(out, func(r resolved) bool {
+			if r.p.ProposalType != wire.ProposalTypeReInit {
+				return false
+			}
+			drop(r.cached, invalid(ErrInvalidCommit, "12.2", "ReInit together with other proposals"))
+			return true
+		})
 	}
-	return dropUnsupported(st, out, g.cfg)
+	return dropUnsupported(st, out, dropped, g)
+}
+
+// fitCached finds, when the list of cached plus inline proposals is
+// invalid, which cached proposals to leave out (RFC 9420, Section 12.4: a
+// committer never fails because of someone else's proposal): it adds the
+// cached ones in order, keeping each that leaves the list valid. The
+// inline proposals are the caller's own, so an invalid inline list fails.
+// It costs one list validation per cached proposal, and runs only when the
+// whole list did not validate.
+func (g *Group) fitCached(st *epochState, cached, inline []resolved, me wire.Sender) ([]resolved, []DroppedProposal, error) {
+	if _, err := g.applyProposals(st, inline, me, false); err != nil {
+		return nil, nil, err
+	}
+	var kept []resolved
+	var dropped []DroppedProposal
+	for _, r := range cached {
+		trial := append(append(slices.Clip(kept), r), inline...)
+		if _, err := g.applyProposals(st, trial, me, false); err != nil {
+			dropped = append(dropped, DroppedProposal{Proposal: g.proposalInfo(r.cached), Reason: classify(err)})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept, dropped, nil
 }
 
 // dropUnsupported leaves out cached GroupContextExtensions and custom
@@ -760,14 +863,15 @@ func (g *Group) selectCached(st *epochState) []resolved {
 // every Commit fail, and Encrypt with it, until one left the cache out.
 // Support is judged after the list's Updates and Removes; the full list is
 // still validated by applyProposals.
-func dropUnsupported(st *epochState, rs []resolved, cfg *Config) []resolved {
+func dropUnsupported(st *epochState, rs []resolved, dropped []DroppedProposal, g *Group) ([]resolved, []DroppedProposal) {
+	cfg := g.cfg
 	check := false
 	for _, r := range rs {
 		t := r.p.ProposalType
 		check = check || t == wire.ProposalTypeGroupContextExtensions || t < 1 || t > 7
 	}
 	if !check {
-		return rs
+		return rs, dropped
 	}
 	staying := st.tree.Clone()
 	for _, r := range rs {
@@ -778,25 +882,33 @@ func dropUnsupported(st *epochState, rs []resolved, cfg *Config) []resolved {
 			_ = staying.RemoveLeaf(treemath.LeafIndex(r.p.Remove.Removed))
 		}
 	}
-	return slices.DeleteFunc(rs, func(r resolved) bool {
+	rs = slices.DeleteFunc(rs, func(r resolved) bool {
 		t := r.p.ProposalType
+		var reason error
 		switch {
 		case t == wire.ProposalTypeGroupContextExtensions:
-			return checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg) != nil ||
-				checkOwnSupport(r.p.GroupContextExtensions.Extensions, staying.Leaf(st.me)) != nil
-		case t < 1 || t > 7:
-			if checkOwnProposals([]wire.ProposalType{t}, staying.Leaf(st.me)) != nil {
-				return true // Section 13.5: our GREASE entries do not count
+			reason = checkGroupExtensions(r.p.GroupContextExtensions.Extensions, staying, cfg)
+			if reason == nil {
+				reason = checkOwnSupport(r.p.GroupContextExtensions.Extensions, staying.Leaf(st.me))
 			}
-			unsupported := false
-			staying.Members(func(_ treemath.LeafIndex, n *wire.LeafNode) bool {
-				unsupported = !slices.Contains(n.Capabilities.Proposals, t)
-				return !unsupported
+		case t < 1 || t > 7:
+			// Section 13.5: our own GREASE entries do not count as support.
+			if reason = checkOwnProposals([]wire.ProposalType{t}, staying.Leaf(st.me)); reason != nil {
+				break
+			}
+			staying.Members(func(l treemath.LeafIndex, n *wire.LeafNode) bool {
+				if !slices.Contains(n.Capabilities.Proposals, t) {
+					reason = invalid(ErrInvalidCommit, "12.2", "member %d does not support proposal type %v", l, t)
+				}
+				return reason == nil
 			})
-			return unsupported
 		}
-		return false
+		if reason != nil {
+			dropped = append(dropped, DroppedProposal{Proposal: g.proposalInfo(r.cached), Reason: classify(reason)})
+		}
+		return reason != nil
 	})
+	return rs, dropped
 }
 
 func updatedOrSeen(rs []resolved, leaf uint32) bool {
@@ -820,9 +932,10 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	st := g.st
 	me := wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: uint32(st.me)}
-	var props []resolved
+	var cached, inline []resolved
+	var dropped []DroppedProposal
 	if !opts.OnlyInline {
-		props = g.selectCached(st)
+		cached, dropped = g.selectCached(st)
 	}
 	for _, p := range opts.Proposals {
 		wp := *p.p
@@ -837,9 +950,21 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			}
 			wp.PreSharedKey = &psk
 		}
-		props = append(props, resolved{p: &wp, sender: me, byValue: true})
+		inline = append(inline, resolved{p: &wp, sender: me, byValue: true})
 	}
-	a, err := g.applyProposals(st, props, me)
+	props := append(slices.Clip(cached), inline...)
+	a, err := g.applyProposals(st, props, me, false)
+	if err != nil && len(cached) > 0 {
+		// A cached proposal makes the list invalid: leave out what
+		// cannot be included, and report it (RFC 9420, Section 12.4).
+		var more []DroppedProposal
+		if cached, more, err = g.fitCached(st, cached, inline, me); err != nil {
+			return nil, err
+		}
+		dropped = append(dropped, more...)
+		props = append(slices.Clip(cached), inline...)
+		a, err = g.applyProposals(st, props, me, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -951,7 +1076,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 		return nil, err
 	}
 
-	res := &CommitResult{Commit: commitMsg}
+	res := &CommitResult{Commit: commitMsg, Dropped: dropped}
 	gi, err := g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,51 @@
 // Config.PublicHandshakes sends them as PublicMessage, which a PublicGroup
 // (the delivery service's secret-free view) can follow and validate.
 //
+// # Policies the application chooses
+//
+// RFC 9420 leaves some decisions to the application. Each is a Config
+// field whose zero value is the choice a careful messenger would make:
+//
+//   - Leaf lifetimes (Sections 7.2, 7.3, 10.1). MaxLeafLifetime bounds
+//     not_after - not_before (default DefaultMaxLeafLifetime, a year and a
+//     day); KeyPackageLifetime (default 90 days) sets the lifetime of the
+//     KeyPackages and the group creator's leaf this client makes, never
+//     more than the maximum. Lifetimes are enforced on everything this
+//     client creates and on every KeyPackage it adds. A leaf already in a
+//     tree it receives (a Welcome's or GroupInfo's tree) and an Add in a
+//     commit it processes are only checked if StrictLeafLifetimes is set:
+//     by default a problem there is tolerated and reported in
+//     Group.JoinWarnings, ExternalJoinResult.Warnings or
+//     StagedCommit.Warnings, because refusing would cut off a member that
+//     processes an Add after the KeyPackage expired, and make a group
+//     unjoinable once any member goes long without updating.
+//   - External proposals (Section 12.1.8). Proposals from an external
+//     sender listed in external_senders, and Adds a client sends to ask to
+//     join (NewMemberAddProposal), are refused unless ExternalProposals
+//     authorizes them: with no policy, whoever can post to the delivery
+//     service could otherwise be added by the next committer. A refused
+//     proposal fails Process with ErrNotAuthorized and is not cached; a
+//     commit that includes one is rejected. AllowExternalProposals admits
+//     all; ExternalProposalFunc decides per proposal. Members should share
+//     one policy.
+//   - Which proposals to commit (Section 12.4). Commit includes the cached
+//     proposals that keep the list valid and leaves out the rest (a PSK
+//     this client lacks, a KeyPackage added twice, an expired KeyPackage,
+//     an Update of a member another proposal removes, ...), reporting
+//     each in CommitResult.Dropped with its reason. Someone else's
+//     proposal never makes Commit fail, so Encrypt, which waits for
+//     received proposals to be committed, is never held up for good.
+//   - Group ids (Section 12.4.3.1). JoinFromStore, and JoinFromWelcome
+//     given JoinOptions.Store, refuse a Welcome for a group_id the client
+//     already has (ErrGroupExists) rather than replace that group; delete
+//     the old group first to rejoin.
+//   - Resumption (Section 11). A branch may only add members of the
+//     original group, and a ReInit must keep exactly the members; the
+//     application's SuccessorValidator says when two credentials name the
+//     same client (by default: the same Basic identity or X.509 subject).
+//     After the commit covering a ReInit, the old group neither sends nor
+//     processes commits (ErrGroupInactive).
+//
 // # Errors
 //
 // Malformed input fails with an error matching ErrMalformed (a *DecodeError
@@ -52,7 +97,8 @@
 // ErrDecrypt, ErrKeyUnavailable, ErrInvalidProposal, ErrInvalidCommit,
 // ErrInvalidTree, ErrInvalidKeyPackage, ErrInvalidWelcome,
 // ErrNoMatchingKeyPackage, ErrMissingPSK, ErrCredentialRejected,
-// ErrUnsupported. Branch with errors.Is. No error text contains secrets.
+// ErrUnsupported, ErrGroupInactive, ErrGroupExists, ErrNotAuthorized.
+// Branch with errors.Is. No error text contains secrets.
 //
 // # Randomness and time
 //

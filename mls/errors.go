@@ -67,8 +67,16 @@ var (
 	// ErrRemoved: this member was removed from the group; it can no longer
 	// send or process handshakes.
 	ErrRemoved = errors.New("mls: removed from the group")
-	// ErrGroupInactive: the group was reinitialised and may not be used to send.
+	// ErrGroupInactive: the group was reinitialised: it may not send, and
+	// accepts no more commits (Section 11.2).
 	ErrGroupInactive = errors.New("mls: group is inactive after ReInit")
+	// ErrGroupExists: a Welcome is for a group_id this client already has a
+	// group with; the stored group is kept (Section 12.4.3.1: group_id is
+	// unique among a client's groups).
+	ErrGroupExists = errors.New("mls: a group with this group_id already exists")
+	// ErrNotAuthorized: the application's Config.ExternalProposals policy
+	// did not authorize an external or new-member proposal (Section 12.1.8).
+	ErrNotAuthorized = errors.New("mls: external proposal not authorized")
 )
 
 // Errors for API misuse.
@@ -135,7 +143,8 @@ func classify(err error) error {
 	for _, s := range []error{ErrMalformed, ErrWrongGroup, ErrWrongEpoch, ErrInvalidSignature,
 		ErrInvalidMembershipTag, ErrInvalidConfirmationTag, ErrUnknownSender, ErrDecrypt, ErrKeyUnavailable,
 		ErrInvalidProposal, ErrInvalidCommit, ErrInvalidTree, ErrInvalidKeyPackage, ErrInvalidWelcome,
-		ErrNoMatchingKeyPackage, ErrMissingPSK, ErrCredentialRejected, ErrUnsupported, ErrRemoved} {
+		ErrNoMatchingKeyPackage, ErrMissingPSK, ErrCredentialRejected, ErrUnsupported, ErrRemoved,
+		ErrGroupInactive, ErrGroupExists, ErrNotAuthorized} {
 		if errors.Is(err, s) {
 			return err
 		}

@@ -14,9 +14,10 @@ import (
 
 // groupInfoView is a verified GroupInfo with its tree.
 type groupInfoView struct {
-	s    *suite.Suite
-	gi   *wire.GroupInfo
-	tree *ratchettree.Tree
+	s        *suite.Suite
+	gi       *wire.GroupInfo
+	tree     *ratchettree.Tree
+	warnings []error // tolerated lifetime problems (Config.StrictLeafLifetimes)
 }
 
 // verifyGroupInfo decodes a GroupInfo MLSMessage, finds its tree, verifies
@@ -38,40 +39,44 @@ func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView
 	if err != nil {
 		return nil, err
 	}
-	tree, err := verifiedTree(cfg, s, gi, ratchetTree)
+	tree, warnings, err := verifiedTree(cfg, s, gi, ratchetTree)
 	if err != nil {
 		return nil, err
 	}
-	return &groupInfoView{s: s, gi: gi, tree: tree}, nil
+	return &groupInfoView{s: s, gi: gi, tree: tree, warnings: warnings}, nil
 }
 
 // verifiedTree finds a GroupInfo's ratchet tree (extension or out of band),
 // verifies the GroupInfo's signature by its signer's leaf, and validates the
-// whole tree against the GroupContext (RFC 9420, Section 12.4.3.1).
-func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, error) {
+// whole tree against the GroupContext (RFC 9420, Section 12.4.3.1). The
+// leaves' lifetimes are enforced only with Config.StrictLeafLifetimes;
+// otherwise their problems are returned as warnings: a member that has not
+// updated since its KeyPackage expired must not make the group unjoinable
+// (Section 7.3 RECOMMENDS the check for received leaves).
+func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, []error, error) {
 	tree, err := treeFor(s, gi, outOfBand)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// RFC 9420, Section 12.4.3.1: the signer is a leaf of the tree.
 	if !treemath.LeafIndex(gi.Signer).InTree(tree.LeafCount()) {
-		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
+		return nil, nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
 	}
 	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
 	if signer == nil {
-		return nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
+		return nil, nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
 	}
 	if err := framing.VerifyGroupInfo(s, signer.SignatureKey, gi); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx := &gi.GroupContext
-	if err := tree.Validate(ctx.TreeHash, policyFor(cfg, ctx)); err != nil {
-		return nil, err
+	if err := tree.Validate(ctx.TreeHash, cfg.receivedPolicy(policyFor(cfg, ctx))); err != nil {
+		return nil, nil, err
 	}
 	if err := checkGroupExtensions(ctx.Extensions, tree, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return tree, nil
+	return tree, cfg.treeLifetimeWarnings(tree), nil
 }
 
 // ExternalJoinOptions tunes ExternalJoin.
@@ -99,6 +104,9 @@ type ExternalJoinResult struct {
 	Group     *Group
 	Commit    []byte // the external commit, a PublicMessage
 	GroupInfo []byte // GroupInfo of the new epoch, with the ratchet tree
+	// Warnings lists leaves of the group's tree whose lifetime was
+	// tolerated (see Config.StrictLeafLifetimes), each a *ValidationError.
+	Warnings []error
 }
 
 // ExternalJoin joins a group by external commit from a GroupInfo that
@@ -170,7 +178,7 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 		wp.PreSharedKey = &psk
 		props = append(props, resolved{p: &wp, sender: me, byValue: true})
 	}
-	a, err := g.applyProposals(st, props, me)
+	a, err := g.applyProposals(st, props, me, false)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +274,8 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	if err != nil {
 		return nil, err
 	}
-	return &ExternalJoinResult{Group: joined, Commit: commitMsg, GroupInfo: info}, nil
+	joined.warnings = v.warnings
+	return &ExternalJoinResult{Group: joined, Commit: commitMsg, GroupInfo: info, Warnings: v.warnings}, nil
 }
 
 // ExternalProposal makes a proposal from an external sender: a party

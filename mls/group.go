@@ -105,6 +105,7 @@ type Group struct {
 	resuming *Group
 
 	keyUpdates *keyUpdates   // leaf refreshes seen, for the key-update policy (policy.go)
+	warnings   []error       // tolerated problems of the tree joined (JoinWarnings, join.go)
 	saved      *savedRecords // what was last written to a store (persist.go)
 }
 
@@ -136,6 +137,12 @@ func NewGroup(cfg *Config, groupID []byte, cred Credential, sig *SignatureKeyPai
 	if len(groupID) == 0 {
 		return nil, errors.New("mls: empty group id")
 	}
+	// RFC 9420, Section 7.2: the creator's leaf is bounded like a
+	// KeyPackage of ours, never valid forever.
+	lifetime, err := cfg.ownLifetime()
+	if err != nil {
+		return nil, err
+	}
 	leafPriv, leafPub, err := s.GenerateKEMKey(cfg.rand())
 	if err != nil {
 		return nil, err
@@ -150,7 +157,7 @@ func NewGroup(cfg *Config, groupID []byte, cred Credential, sig *SignatureKeyPai
 		Credential:     cred.toWire(),
 		Capabilities:   caps,
 		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
-		Lifetime:       wire.Lifetime{NotBefore: 0, NotAfter: ^uint64(0)},
+		Lifetime:       lifetime,
 		Extensions:     extensionsToWire(opts.LeafExtensions),
 	}
 	if err := ensureCapabilities(leaf); err != nil {
@@ -356,7 +363,7 @@ func policyFor(cfg *Config, ctx *wire.GroupContext) *ratchettree.Policy {
 		GroupID:     ctx.GroupID,
 		Credentials: treeValidator{cfg.validator()},
 		Now:         cfg.now(),
-		MaxLifetime: cfg.orDefault().MaxLeafLifetime,
+		MaxLifetime: cfg.maxLeafLifetime(),
 	}
 	if rc, ok := requiredCapabilities(ctx.Extensions); ok {
 		p.Required = rc

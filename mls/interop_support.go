@@ -50,7 +50,10 @@ func (g *Group) BranchWith(groupID []byte, exts []Extension, keyPackages []*KeyP
 	if g.removed {
 		return nil, nil, ErrRemoved
 	}
-	return g.resume(groupID, g.CipherSuite(), exts, wire.ResumptionPSKUsageBranch, keyPackages, opts)
+	if err := g.checkResumedMembers(keyPackages, opts, false); err != nil {
+		return nil, nil, err
+	}
+	return g.resume(groupID, g.CipherSuite(), exts, wire.ResumptionPSKUsageBranch, g.st.ctx.Epoch, keyPackages, opts)
 }
 
 // CipherSuite returns the group's cipher suite, for example to make a

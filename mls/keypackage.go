@@ -406,18 +406,18 @@ func NewKeyPackage(cfg *Config, cred Credential, sig *SignatureKeyPair, opts *Ke
 	if !slices.Contains(caps.CipherSuites, wire.CipherSuite(cs)) {
 		caps.CipherSuites = append(caps.CipherSuites, wire.CipherSuite(cs))
 	}
-	now := cfg.now()
+	lifetime, err := cfg.ownLifetime()
+	if err != nil {
+		return nil, err
+	}
 	leaf := wire.LeafNode{
 		EncryptionKey:  leafPub,
 		SignatureKey:   sig.pub,
 		Credential:     cred.toWire(),
 		Capabilities:   caps,
 		LeafNodeSource: wire.LeafNodeSourceKeyPackage,
-		Lifetime: wire.Lifetime{
-			NotBefore: uint64(now.Add(-time.Hour).Unix()),
-			NotAfter:  uint64(now.Add(cfg.keyPackageLifetime()).Unix()),
-		},
-		Extensions: extensionsToWire(opts.LeafExtensions),
+		Lifetime:       lifetime,
+		Extensions:     extensionsToWire(opts.LeafExtensions),
 	}
 	for _, e := range append(slices.Clone(leaf.Extensions), extensionsToWire(opts.Extensions)...) {
 		if e.ExtensionType > 5 && !slices.Contains(caps.Extensions, e.ExtensionType) {

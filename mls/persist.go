@@ -416,7 +416,9 @@ func LoadKeyPackage(ctx context.Context, st storage.Store, ref []byte) (*KeyPack
 // (RFC 9420, Section 16.8: a KeyPackage's private keys are deleted once
 // used): after a crash either the client is in the group and the keys are
 // gone, or it is not and can process the Welcome again. A Welcome for none
-// of the stored KeyPackages fails with ErrNoMatchingKeyPackage.
+// of the stored KeyPackages fails with ErrNoMatchingKeyPackage, and one for
+// a group_id st already holds with ErrGroupExists, leaving the stored group
+// and the KeyPackage as they were.
 func JoinFromStore(ctx context.Context, cfg *Config, st storage.Store, welcome []byte, opts *JoinOptions) (*Group, error) {
 	refs, err := WelcomeKeyPackageRefs(welcome)
 	if err != nil {
@@ -441,7 +443,14 @@ func JoinFromStore(ctx context.Context, cfg *Config, st storage.Store, welcome [
 	// The init key is used up by the join; the leaf key becomes the
 	// group's own leaf key, so it is left alone.
 	defer clear(bundle.InitKey)
-	g, err := JoinFromWelcome(cfg, welcome, bundle, opts)
+	// RFC 9420, Section 12.4.3.1: a Welcome for a group_id st already
+	// holds is refused rather than replacing that group.
+	o := JoinOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Store = st
+	g, err := joinWelcome(ctx, cfg, welcome, bundle, &o)
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func (g *Group) receiveProposal(ac *wire.AuthenticatedContent) (*ProposalInfo, e
 	if err := checkProposalSender(p.ProposalType, sender.SenderType); err != nil {
 		return nil, err
 	}
-	if err := g.validateProposal(st, p, sender); err != nil {
+	if err := g.validateProposal(st, p, sender, true); err != nil {
 		return nil, err
 	}
 	ref, err := st.proposalRef(ac)
@@ -111,8 +111,15 @@ func (g *Group) receiveProposal(ac *wire.AuthenticatedContent) (*ProposalInfo, e
 		}
 	}
 	cp := &cachedProposal{ref: ref, proposal: p, sender: sender}
+	info := g.proposalInfo(cp)
+	// RFC 9420, Section 12.1.8: an external proposal that is not
+	// authorized is invalid. Refused here, it is never cached, so it
+	// neither holds up Encrypt nor reaches a commit.
+	if err := g.cfg.authorizeExternal(st.ctx.GroupID, info); err != nil {
+		return nil, err
+	}
 	st.proposals = append(st.proposals, cp)
-	return g.proposalInfo(cp), nil
+	return info, nil
 }
 
 // checkProposalSender enforces which senders may send which proposals
@@ -141,11 +148,14 @@ func checkProposalSender(pt wire.ProposalType, st wire.SenderType) error {
 }
 
 // validateProposal checks one proposal against the current epoch
-// (RFC 9420, Sections 12.1.1-12.1.7).
-func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.Sender) error {
+// (RFC 9420, Sections 12.1.1-12.1.7). received is false for proposals this
+// client sends or commits by value, whose KeyPackage lifetimes are always
+// enforced (Section 10.1), and true for those it receives (see
+// Config.StrictLeafLifetimes).
+func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.Sender, received bool) error {
 	switch p.ProposalType {
 	case wire.ProposalTypeAdd:
-		return g.validateKeyPackage(st, &p.Add.KeyPackage)
+		return g.validateKeyPackage(st, &p.Add.KeyPackage, received)
 	case wire.ProposalTypeUpdate:
 		if sender.SenderType != wire.SenderTypeMember {
 			return invalid(ErrInvalidProposal, "12.1.2", "Update from a non-member")
@@ -194,7 +204,7 @@ func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.S
 func isGREASE(v uint16) bool { return v&0x0F0F == 0x0A0A && v>>12 == (v>>4)&0xF && v != 0xFAFA }
 
 // validateKeyPackage runs RFC 9420, Section 10.1 against the group.
-func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage) error {
+func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage, received bool) error {
 	if kp.Version != st.ctx.Version || kp.CipherSuite != st.ctx.CipherSuite {
 		return invalid(ErrInvalidKeyPackage, "10.1", "KeyPackage version or cipher suite differs from the group's")
 	}
@@ -202,6 +212,9 @@ func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage) error {
 		return err
 	}
 	p := policyFor(g.cfg, st.ctx)
+	if received {
+		p = g.cfg.receivedPolicy(p)
+	}
 	if err := st.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, p); err != nil {
 		return invalidCause(ErrInvalidKeyPackage, err, "10.1", "leaf node")
 	}
@@ -293,7 +306,7 @@ func (g *Group) propose(p *wire.Proposal, leafPriv []byte) ([]byte, error) {
 	st := g.st
 	me := wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: uint32(st.me)}
 	if p.ProposalType != wire.ProposalTypeUpdate {
-		if err := g.validateProposal(st, p, me); err != nil {
+		if err := g.validateProposal(st, p, me, false); err != nil {
 			return nil, classify(err)
 		}
 	}

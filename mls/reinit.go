@@ -30,8 +30,32 @@ func (g *Group) ReInitGroup(keyPackages []*KeyPackage, opts *ResumeOptions) (*Gr
 	if ri == nil {
 		return nil, nil, errors.New("mls: the group's last commit was not a ReInit")
 	}
+	// Section 11.2: the new group has the same membership as the old.
+	if err := g.checkResumedMembers(keyPackages, opts, true); err != nil {
+		return nil, nil, err
+	}
+	// The PSK is that of the epoch after the commit covering the ReInit:
+	// the current one, since that commit was the group's last (Section 11.2).
 	return g.resume(ri.GroupID, CipherSuite(ri.CipherSuite), extensionsFromWire(ri.Extensions),
-		wire.ResumptionPSKUsageReInit, keyPackages, opts)
+		wire.ResumptionPSKUsageReInit, g.st.ctx.Epoch, keyPackages, opts)
+}
+
+// checkResumedMembers checks, before creating a ReInit or branch group, that
+// its members (this member and keyPackages' clients) are members of g, and
+// for a ReInit (all) all of them (RFC 9420, Sections 11.2 and 11.3).
+func (g *Group) checkResumedMembers(keyPackages []*KeyPackage, opts *ResumeOptions, all bool) error {
+	own := g.st.tree.Leaf(g.st.me)
+	if own == nil {
+		return ErrRemoved
+	}
+	next := []Credential{credentialFromWire(own.Credential)}
+	if opts != nil && opts.Credential != nil {
+		next[0] = *opts.Credential
+	}
+	for _, kp := range keyPackages {
+		next = append(next, kp.Credential())
+	}
+	return matchCredentials(g.cfg, next, treeCredentials(g.st.tree), all)
 }
 
 // Branch creates a subgroup of g with a new group id (RFC 9420, Section
@@ -42,10 +66,14 @@ func (g *Group) Branch(groupID []byte, keyPackages []*KeyPackage, opts *ResumeOp
 	if g.removed {
 		return nil, nil, ErrRemoved
 	}
-	return g.resume(groupID, g.CipherSuite(), g.Extensions(), wire.ResumptionPSKUsageBranch, keyPackages, opts)
+	// Section 11.3: every member of the subgroup is a member of g.
+	if err := g.checkResumedMembers(keyPackages, opts, false); err != nil {
+		return nil, nil, err
+	}
+	return g.resume(groupID, g.CipherSuite(), g.Extensions(), wire.ResumptionPSKUsageBranch, g.st.ctx.Epoch, keyPackages, opts)
 }
 
-func (g *Group) resume(groupID []byte, cs CipherSuite, exts []Extension, usage wire.ResumptionPSKUsage,
+func (g *Group) resume(groupID []byte, cs CipherSuite, exts []Extension, usage wire.ResumptionPSKUsage, pskEpoch uint64,
 	keyPackages []*KeyPackage, opts *ResumeOptions) (*Group, *CommitResult, error) {
 	if opts == nil {
 		opts = &ResumeOptions{}
@@ -79,7 +107,7 @@ func (g *Group) resume(groupID []byte, cs CipherSuite, exts []Extension, usage w
 	}
 	copts.Proposals = append(copts.Proposals, &Proposal{p: &wire.Proposal{ProposalType: wire.ProposalTypePSK,
 		PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{PSKType: wire.PSKTypeResumption, Usage: usage,
-			PSKGroupID: bytes.Clone(g.st.ctx.GroupID), PSKEpoch: g.st.ctx.Epoch}}}})
+			PSKGroupID: bytes.Clone(g.st.ctx.GroupID), PSKEpoch: pskEpoch}}}})
 	if opts.Commit != nil {
 		copts.Proposals = append(copts.Proposals, opts.Commit.Proposals...)
 	}

@@ -137,6 +137,7 @@ func TestScenarioExternalSenders(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			seeded(t, 3)
 			cfg := detConfig("extsender "+m.name, m.pub)
+			cfg.ExternalProposals = mls.AllowExternalProposals // RFC 9420, Section 12.1.8
 			ds, err := mls.GenerateSignatureKeyPair(fastSuite, cfg.Rand)
 			if err != nil {
 				t.Fatal(err)
@@ -234,6 +235,7 @@ func TestScenarioNewMemberProposal(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			seeded(t, 4)
 			cfg := detConfig("newmember "+m.name, m.pub)
+			cfg.ExternalProposals = mls.AllowExternalProposals // RFC 9420, Section 12.1.8
 			all := threeParty(t, fastSuite, cfg)
 			dave := newClient(t, "dave", fastSuite, cfg)
 			dave.keyPackage(t)
@@ -427,10 +429,16 @@ func TestScenarioExternalPSK(t *testing.T) {
 				t.Fatal(err)
 			}
 			deliver(t, alice, p, all...)
+			// A committer without the PSK leaves it out of its commit and
+			// says why (RFC 9420, Section 12.4).
 			before = fingerprint(t, bob.g)
-			_, err = bob.g.Commit(nil)
-			wantErr(t, "committing a PSK the committer lacks", err, mls.ErrMissingPSK)
-			unchanged(t, "failed commit", bob.g, before)
+			res, err = bob.g.Commit(nil)
+			if err != nil || len(res.Dropped) != 1 {
+				t.Fatalf("committing a PSK the committer lacks: %v, %d dropped", err, len(res.Dropped))
+			}
+			wantErr(t, "PSK the committer lacks", res.Dropped[0].Reason, mls.ErrMissingPSK)
+			bob.g.DiscardPendingCommit()
+			unchangedAfter(t, "discarded commit", bob.g, before, !m.pub) // a sent commit uses up its key
 			for _, st := range stores {
 				st.Put([]byte("psk-3"), psk)
 			}

@@ -1012,7 +1012,7 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		if err := checkProposalSender(cp.proposal.ProposalType, cp.sender.SenderType); err != nil {
 			return fail(corruptCause("cached proposal", err))
 		}
-		if err := g.validateProposal(st, cp.proposal, cp.sender); err != nil {
+		if err := g.validateProposal(st, cp.proposal, cp.sender, true); err != nil {
 			return fail(corruptCause("cached proposal", err))
 		}
 		st.proposals = append(st.proposals, cp)
