@@ -665,3 +665,14 @@ func PublicFingerprint(p *PublicGroup) string {
 	}
 	return b.String()
 }
+
+// ResetForged forgets the proposals ForgeMessage remembered (between fuzz
+// runs, so memory does not grow).
+func ResetForged() { clear(forgedProposals) }
+
+// ResumptionSecret returns g's resumption_psk of epoch (RFC 9420, Section
+// 8.6), for a forged Welcome that resumes g.
+func ResumptionSecret(g *Group, epoch uint64) []byte {
+	s, _ := g.resumptionPSK(epoch)
+	return bytes.Clone(s)
+}

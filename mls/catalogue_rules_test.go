@@ -57,6 +57,12 @@ var (
 // Section 6: framing, sender authentication.
 func framingRules() []rule {
 	return []rule{
+		{name: "6/protocol-version", section: "6", text: "an MLSMessage's version is mls10 (refused by the decoder)", want: mls.ErrMalformed,
+			make: func(t *testing.T, e *advEnv) []byte {
+				msg := e.forge(t, &mls.Forge{Proposal: pRemove(3)})
+				msg[0], msg[1] = 0, 2 // ProtocolVersion, outside what is signed
+				return msg
+			}},
 		{name: "6/wrong-group-id", section: "6", text: "group_id is the group's", want: mls.ErrWrongGroup,
 			make: func(t *testing.T, e *advEnv) []byte {
 				return e.forge(t, &mls.Forge{GroupID: []byte("another group"), Proposal: pRemove(3)})
@@ -381,6 +387,15 @@ func listRules() []rule {
 			want: mls.ErrInvalidCommit, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				return commitWith(&wire.Proposal{ProposalType: 0xf00d, Unknown: []byte("x")})
 			})},
+		{name: "11.1/gce-required-capabilities-supported", section: "11.1, 12.1.7", text: "a GroupContextExtensions' required_capabilities are supported by every member",
+			want: mls.ErrInvalidProposal, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				rc := requiredCapabilities([]uint16{0xff07}, nil, nil)
+				return commitWith(pGCE(append(append([]wire.Extension{}, mls.GroupState(e.bob.g).Extensions...), ext(rc.Type, rc.Data...))...))
+			})},
+		{name: "13.4/gce-extension-supported", section: "13.4, 12.1.7", text: "every GroupContext extension is supported by every member",
+			want: mls.ErrInvalidProposal, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				return commitWith(pGCE(append(append([]wire.Extension{}, mls.GroupState(e.bob.g).Extensions...), ext(0xff08, 1))...))
+			})},
 		{name: "12.3/gce-applies-before-adds", section: "12.3, 11.1", text: "a GroupContextExtensions' new required_capabilities apply to the Adds of the same commit",
 			want: mls.ErrInvalidProposal, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				rc := requiredCapabilities([]uint16{uint16(mls.ExtensionTypeAppDataDictionary)}, nil, nil)
@@ -462,6 +477,12 @@ func commitRules() []rule {
 				f.Commit.ConfirmationTag = make([]byte, hashLen)
 				return f
 			})},
+		{name: "12.4.2/removed-member-validates-path", section: "12.4.2, 7.9.2", text: "a member a commit removes still validates its UpdatePath (here: the parent hash)",
+			want: mls.ErrInvalidTree, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				f := commitWith(pRemove(0))
+				f.Commit.EditPath = func(p *wire.UpdatePath) { p.LeafNode.ParentHash[0] ^= 1 }
+				return f
+			})},
 		{name: "12.4.2/committer-credential-succession", section: "12.4.2, 5.3.1", text: "the committer's new credential is an acceptable successor",
 			want: mls.ErrCredentialRejected, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				f := commitWith()
@@ -529,6 +550,10 @@ func externalCommitRules() []rule {
 			public: notPublicKEM, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				return e.asDave(extCommit(&wire.Proposal{ProposalType: wire.ProposalTypeExternalInit,
 					ExternalInit: &wire.ExternalInit{KEMOutput: []byte("not a KEM output")}}))
+			})},
+		{name: "12.4.3.2/resync-credential-at-removed", section: "12.2, 12.4.3.2", text: "the member a resync removes checks the new credential is its acceptable successor",
+			want: mls.ErrCredentialRejected, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				return e.asDave(extCommit(e.extInit(t), pRemove(0)))
 			})},
 		{name: "12.4.3.2/resync-credential", section: "12.2, 12.4.3.2", text: "a resync's new credential is an acceptable successor of the removed member's",
 			want: mls.ErrCredentialRejected, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
@@ -662,6 +687,42 @@ func welcomeRules() []rule {
 			join: welcomeOf(func(t *testing.T, e *advEnv) *mls.WelcomeForge {
 				return &mls.WelcomeForge{GroupInfo: func(gi *wire.GroupInfo) { gi.Extensions = nil }}
 			})}),
+		w(rule{name: "12.4.3.1/path-secret-matches-tree", section: "12.4.3.1", text: "keys derived from the path_secret match the tree's public keys",
+			want: mls.ErrInvalidTree, join: welcomeOf(func(t *testing.T, e *advEnv) *mls.WelcomeForge {
+				return &mls.WelcomeForge{Secrets: func(gs *wire.GroupSecrets) { gs.PathSecret = &wire.PathSecret{PathSecret: nonce()} }}
+			})}),
+		w(rule{name: "12.4.3.1/parent-key-unique", section: "12.4.3.1, 7.3", text: "a parent node's encryption key appears in no other node",
+			want: mls.ErrInvalidTree, join: welcomeOf(func(t *testing.T, e *advEnv) *mls.WelcomeForge {
+				return &mls.WelcomeForge{Tree: func(n wire.RatchetTree) wire.RatchetTree {
+					p := *n[1].ParentNode
+					p.EncryptionKey = n[6].LeafNode.EncryptionKey
+					n[1] = &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &p}
+					return n
+				}}
+			})}),
+		w(rule{name: "11.2/resumed-epoch-one", section: "11.2, 11.3, 12.4.3.1", text: "a Welcome with a reinit or branch PSK starts the new group at epoch 1",
+			want: mls.ErrInvalidWelcome, join: func(t *testing.T, e *advEnv) ([]byte, *mls.JoinOptions) {
+				gc := mls.GroupState(e.alice.g)
+				id := wire.PreSharedKeyID{PSKType: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageBranch,
+					PSKGroupID: gc.GroupID, PSKEpoch: gc.Epoch, PSKNonce: nonce()}
+				return e.forgeWelcome(t, &mls.WelcomeForge{Epoch: u64(2), PSKs: [][]byte{mls.ResumptionSecret(e.alice.g, gc.Epoch)},
+					Secrets: func(gs *wire.GroupSecrets) { gs.PSKs = []wire.PreSharedKeyID{id} }}), &mls.JoinOptions{Previous: e.alice.g}
+			}}),
+		w(rule{name: "11.3/branch-members-subset", section: "11.3, 12.4.3.1", text: "every member of a branch is a member of the original group",
+			want: mls.ErrInvalidWelcome, join: func(t *testing.T, e *advEnv) ([]byte, *mls.JoinOptions) {
+				// alice branches with bob and erin, an outsider; bob
+				// joins with his old group as the one resumed.
+				bob2 := &client{name: "bob2", cfg: e.cfg, sig: e.bob.sig, cred: e.bob.cred}
+				bkp := bob2.keyPackage(t)
+				erin := newClient(t, "erin", fastSuite, e.cfg)
+				_, res, err := mls.ResumeForge(e.alice.g, []byte("branch"), fastSuite, e.alice.g.Extensions(), false,
+					[]*mls.KeyPackage{bkp, erin.keyPackage(t)}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.joinBundle = bob2.bundle
+				return res.Welcome, &mls.JoinOptions{Previous: e.bob.g}
+			}}),
 		w(rule{name: "11.2/reinit-previous-was-reinit", section: "11.2, 12.4.3.1", text: "a reinit Welcome resumes a group whose last commit was a ReInit",
 			want: mls.ErrInvalidWelcome, join: func(t *testing.T, e *advEnv) ([]byte, *mls.JoinOptions) {
 				_, res, err := mls.ResumeForge(e.alice.g, []byte("new"), fastSuite, nil, true, []*mls.KeyPackage{e.daveKP}, nil)
@@ -723,11 +784,11 @@ func groupInfoRules() []rule {
 // Section 13.4: extension lists.
 func extensionRules() []rule {
 	return []rule{
-		{name: "13.4/duplicate-gce-extension", section: "13.4", text: "a GroupContextExtensions list has no extension type twice", want: mls.ErrInvalidProposal,
-			make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
-				exts := mls.GroupState(e.bob.g).Extensions
-				return commitWith(pGCE(append(append([]wire.Extension{}, exts...), exts...)...))
-			})},
+		{name: "13.4/duplicate-gce-extension", section: "13.4", text: "a GroupContextExtensions list has no extension type twice", want: mls.ErrMalformed,
+			make: dupExt(commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				exts := append(append([]wire.Extension{}, mls.GroupState(e.bob.g).Extensions...), dupA, dupB)
+				return commitWith(pGCE(exts...))
+			}))},
 		{name: "13.4/duplicate-leaf-extension", section: "13.4", text: "a LeafNode's extension list has no extension type twice", want: mls.ErrMalformed,
 			make: dupExt(updateWith(func(l *wire.LeafNode) {
 				l.Extensions = append(l.Extensions, dupA, dupB)

@@ -21,6 +21,8 @@ var awaitingFix = map[string]string{
 	"12.1.3/remove-out-of-range":              "finding 1, branch i12core",
 	"12.2/remove-committer-aliased":           "finding 1, branch i12core",
 	"12.4.3.1/group-info-signer-out-of-range": "finding 1, branch i12core",
+	"11.3/branch-members-subset":              "finding 9, branch i12group",
+	"13.4/duplicate-gce-extension":            "finding 8, branch i12core (main refuses it later, as ErrInvalidProposal)",
 	"13.4/duplicate-leaf-extension":           "finding 8, branch i12core",
 	"13.4/duplicate-keypackage-extension":     "finding 8, branch i12core",
 	"13.4/duplicate-group-info-extension":     "finding 8, branch i12core",
