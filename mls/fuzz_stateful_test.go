@@ -29,6 +29,7 @@ type fuzzStart struct {
 	cfg     *mls.Config
 	members [3][]byte // alice, bob, carol: MarshalBinary
 	gi      []byte    // GroupInfo for the PublicGroup
+	fp      [3]string // the members' fingerprints at the start
 	env     *advEnv   // its signers, credentials and dave's KeyPackage
 }
 
@@ -47,6 +48,13 @@ func fuzzStartState(t testing.TB) *fuzzStart {
 				t.Fatal(err)
 			}
 			s.members[i] = b
+		}
+		for i := range s.members {
+			g, err := mls.UnmarshalGroup(s.cfg, s.members[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.fp[i] = fingerprint(t, g)
 		}
 		var err error
 		if s.gi, err = e.alice.g.GroupInfo(true, false); err != nil {
@@ -117,7 +125,10 @@ func newFuzzRun(t *testing.T, s *fuzzStart, in []byte) *fuzzRun {
 		t.Fatal(err)
 	}
 	e.pg = pg
-	return &fuzzRun{t: t, s: s, e: &e, pg: pg, in: in, fp: map[*client]string{}}
+	// Every run starts from the same states: their fingerprints are
+	// computed once.
+	fp := map[*client]string{e.alice: s.fp[0], e.bob: s.fp[1], e.carol: s.fp[2]}
+	return &fuzzRun{t: t, s: s, e: &e, pg: pg, in: in, fp: fp}
 }
 
 // leaf picks a leaf index: mostly small, sometimes aliased or huge.
