@@ -445,17 +445,13 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 		sc.ReInit = &ReInitInfo{GroupID: bytes.Clone(a.reinit.GroupID), CipherSuite: CipherSuite(a.reinit.CipherSuite),
 			Extensions: extensionsFromWire(a.reinit.Extensions)}
 	}
-	if a.selfGone {
-		// We cannot derive the new epoch; the commit is signed and
-		// authenticated by the old epoch's keys, which is all a removed
-		// member can check (RFC 9420, Section 12.4.2, last paragraph).
-		sc.SelfRemoved = true
-		return sc, nil
-	}
-
-	// Our private view of the tree after the proposals.
+	// Our private view of the tree after the proposals. A member the
+	// commit removes has none: it cannot derive the new epoch, but it
+	// still validates the path as a public view would (RFC 9420,
+	// Section 12.4.2), or anyone could make it leave with a commit the
+	// rest of the group refuses.
 	var priv *ratchettree.PrivateState
-	if st.priv != nil {
+	if st.priv != nil && !a.selfGone {
 		priv = st.priv.Clone()
 		if a.myUpdate != nil {
 			if priv, err = ratchettree.NewPrivateState(a.tree, st.me, a.myUpdate.leafPriv); err != nil {
@@ -506,6 +502,13 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 		if c.Path == nil || !bytes.Equal(c.Path.LeafNode.SignatureKey, a.tree.Leaf(sender).SignatureKey) {
 			return nil, invalid(ErrInvalidCommit, "12.4.3.2", "external commit signer")
 		}
+	}
+	if a.selfGone {
+		// The commit is signed and authenticated by the old epoch's keys
+		// and its proposals and path are valid: all a removed member can
+		// check (Section 12.4.2, last paragraph).
+		sc.SelfRemoved = true
+		return sc, nil
 	}
 	provisional.TreeHash = a.tree.TreeHash()
 

@@ -140,6 +140,12 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, framing.ErrBadPadding) {
+		// Malformed (RFC 9420, Section 6.3.1), but found after decryption,
+		// so framing reports it as its own check: give it the public type
+		// every malformed input has.
+		return invalidCause(ErrMalformed, err, "6.3.1", "PrivateMessageContent padding is all zero")
+	}
 	for _, s := range []error{ErrMalformed, ErrWrongGroup, ErrWrongEpoch, ErrInvalidSignature,
 		ErrInvalidMembershipTag, ErrInvalidConfirmationTag, ErrUnknownSender, ErrDecrypt, ErrKeyUnavailable,
 		ErrInvalidProposal, ErrInvalidCommit, ErrInvalidTree, ErrInvalidKeyPackage, ErrInvalidWelcome,
