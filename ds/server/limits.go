@@ -183,6 +183,18 @@ type body struct {
 	deadline  time.Time
 	stream    bool
 	done      bool
+	header    http.Header // of the response, for Connection: close
+	http1     bool
+	account   string // of a write, for the byte quota
+}
+
+// fail ends an HTTP/1.1 connection after the answer: the rest of a refused
+// or stalled body is not worth reading.
+func (b *body) fail(err error) error {
+	if b.http1 {
+		b.header.Set("Connection", "close")
+	}
+	return err
 }
 
 // budgetChunk bounds how much one Read reserves ahead of the bytes it gets.
@@ -198,8 +210,12 @@ func (b *body) Read(p []byte) (int, error) {
 		var one [1]byte
 		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
 			b.s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
-			return 0, &http.MaxBytesError{Limit: b.limit}
+			return 0, b.fail(&http.MaxBytesError{Limit: b.limit})
 		}
+	}
+	if b.account != "" && b.s.isOverQuota(b.account) {
+		// Another write of this account used up its quota meanwhile.
+		return 0, b.fail(b.s.overQuotaError())
 	}
 	want := min(int64(len(p)), b.remaining, budgetChunk)
 	if want <= 0 {
@@ -211,10 +227,11 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if !b.s.bodyBudget.acquire(want, wait) {
 		b.s.metrics.inc("mlsd_rate_limited_total", "limit", "memory")
-		return 0, connect.NewError(connect.CodeResourceExhausted, errors.New("server busy: too many request bytes in flight; retry"))
+		return 0, b.fail(connect.NewError(connect.CodeResourceExhausted, errors.New("server busy: too many request bytes in flight; retry")))
 	}
 	n, err := b.ReadCloser.Read(p[:want])
 	b.s.bodyBudget.release(want - int64(n))
+	b.s.metrics.add("mlsd_request_bytes_total", uint64(n))
 	b.held += int64(n)
 	b.remaining -= int64(n)
 	if err == io.EOF {
@@ -225,8 +242,8 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		b.s.metrics.inc("mlsd_rejected_total", "reason", "slow_request")
-		return n, connect.NewError(connect.CodeDeadlineExceeded,
-			fmt.Errorf("request body not received within %v", b.s.cfg.RequestReadTimeout))
+		return n, b.fail(connect.NewError(connect.CodeDeadlineExceeded,
+			fmt.Errorf("request body not received within %v", b.s.cfg.RequestReadTimeout)))
 	}
 	return n, err
 }
@@ -267,6 +284,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		defer sl.release(addr)
 
+		account, over := s.overQuotaAccount(r)
+		if over {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "account_bytes")
+			if r.ProtoMajor == 1 {
+				w.Header().Set("Connection", "close")
+			}
+			s.errWriter.Write(w, r, s.overQuotaError())
+			return
+		}
 		limit := int64(s.requestLimit(procedure))
 		if r.ContentLength > limit+64 {
 			s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
@@ -284,7 +310,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			rc.SetWriteDeadline(now.Add(s.cfg.RequestReadTimeout + s.cfg.ResponseTimeout))
 		}
 		// Envelope prefixes and framing fit in a small allowance.
-		b := &body{ReadCloser: r.Body, s: s, rc: rc, remaining: limit + 64, limit: limit, deadline: deadline, stream: stream}
+		b := &body{ReadCloser: r.Body, s: s, rc: rc, remaining: limit + 64, limit: limit, deadline: deadline, stream: stream,
+			header: w.Header(), http1: r.ProtoMajor == 1, account: account}
 		r.Body = b
 		defer func() { s.bodyBudget.release(b.held) }()
 		ctx := context.WithValue(r.Context(), rcKey{}, rc)
@@ -367,6 +394,8 @@ func retryIn(r *rate, n float64) string {
 func (s *Server) quota(ctx context.Context, account string, groupID []byte, size int) error {
 	n := float64(size)
 	if !s.take(ctx, s.accountBytes, account, n) {
+		// For a moment, refuse this account's writes before reading them.
+		s.overQuota.Store(account, time.Now().Add(overQuotaHold))
 		s.metrics.inc("mlsd_rate_limited_total", "limit", "account_bytes")
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: this account sent more than %s recently (refills at %s/s)%s",
 			sizeString(s.cfg.AccountByteBurst), sizeString(s.cfg.AccountByteRate), retryIn(s.accountBytes, n)))
@@ -402,6 +431,49 @@ func (s *Server) quota(ctx context.Context, account string, groupID []byte, size
 		}
 	}
 	return nil
+}
+
+// overQuotaHold is how long an account whose byte quota refused a write
+// has its next writes refused before their bodies are read: a flood then
+// costs the server one body per hold, not one per request.
+const overQuotaHold = time.Second
+
+// writeProcedures store what their request carries (the byte quotas).
+var writeProcedures = map[string]bool{
+	mlsdv1connect.DeliveryServiceSendMessageProcedure:       true,
+	mlsdv1connect.DeliveryServiceSendCommitProcedure:        true,
+	mlsdv1connect.DeliveryServiceCreateGroupProcedure:       true,
+	mlsdv1connect.DeliveryServiceUploadKeyPackagesProcedure: true,
+}
+
+// overQuotaAccount returns the account of a write request whose account was
+// refused by its byte quota within overQuotaHold.
+func (s *Server) overQuotaAccount(r *http.Request) (string, bool) {
+	if !writeProcedures[r.URL.Path] {
+		return "", false
+	}
+	sess, err := s.session(r.Context(), r.Header)
+	if err != nil {
+		return "", false
+	}
+	return sess.ClientID, s.isOverQuota(sess.ClientID)
+}
+
+func (s *Server) isOverQuota(account string) bool {
+	v, ok := s.overQuota.Load(account)
+	if !ok {
+		return false
+	}
+	if time.Now().Before(v.(time.Time)) {
+		return true
+	}
+	s.overQuota.Delete(account)
+	return false
+}
+
+func (s *Server) overQuotaError() error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: this account sent more than %s recently (refills at %s/s); retry in a second",
+		sizeString(s.cfg.AccountByteBurst), sizeString(s.cfg.AccountByteRate)))
 }
 
 // stored counts bytes a write added to the account's and the group's stored

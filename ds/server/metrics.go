@@ -116,6 +116,8 @@ var metricHelp = map[string]string{
 	"mlsd_commit_accept_seconds":      "Time to accept a winning commit bundle.",
 	"mlsd_store_reads_total":          "Log reads that missed the recent-records cache.",
 	"mlsd_append_seconds":             "Time the store takes to append a message.",
+	"mlsd_request_bytes_total":        "Request body bytes read from clients (refused bodies are not read whole).",
+	"mlsd_internal_errors_total":      "Unexpected failures answered with a generic internal error, by what failed.",
 }
 
 func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {

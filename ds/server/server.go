@@ -91,7 +91,7 @@ type Config struct {
 	MaxStreams         int           // concurrent Subscribe streams in total; default 20000
 	MaxInflightBytes   int64         // request bytes held in memory at once, all calls; default 32 MiB
 	BudgetWait         time.Duration // how long a read waits for MaxInflightBytes to free up; default 2s
-	CacheBytes         int64         // recent-records cache, bytes over all groups; default 64 MiB
+	CacheBytes         int64         // recent-records cache, bytes over all groups; default 32 MiB
 
 	QueueDepth  int           // records a subscriber may fall behind live traffic; default 10000
 	SendTimeout time.Duration // a stream write blocked longer ends the stream; default 10s
@@ -100,6 +100,15 @@ type Config struct {
 	// in a group, a member gets the next epoch to itself for PriorityHold.
 	StarvationThreshold int           // default 3
 	PriorityHold        time.Duration // default 2s
+}
+
+// DefaultConfig returns a Config with every limit at its default (and no
+// Store): what a zero field means.
+func DefaultConfig() Config {
+	var c Config
+	c.defaults()
+	c.Validator, c.Logger, c.Now = nil, nil, nil
+	return c
 }
 
 func (c *Config) defaults() {
@@ -170,7 +179,7 @@ func (c *Config) defaults() {
 	def(&c.MaxStreams, 20000)
 	def64(&c.MaxInflightBytes, 32<<20)
 	defd(&c.BudgetWait, 2*time.Second)
-	def64(&c.CacheBytes, 64<<20)
+	def64(&c.CacheBytes, 32<<20)
 	def(&c.QueueDepth, 10000)
 	defd(&c.SendTimeout, 10*time.Second)
 	def(&c.StarvationThreshold, 3)
@@ -200,6 +209,8 @@ type Server struct {
 	// storage health: the last time a store call failed unexpectedly
 	storeFailMu sync.Mutex
 	storeFail   time.Time
+
+	overQuota sync.Map // account -> time.Time: refuse its writes unread until then
 
 	stopping chan struct{} // closed by Drain: streams end
 	stopOnce sync.Once
@@ -345,8 +356,13 @@ func (s *Server) HTTPServer() *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 256,
-			SendPingTimeout:      30 * time.Second,
-			PingTimeout:          15 * time.Second,
+			// Flow-control windows bound what a connection can make the
+			// server buffer before a handler reads it (the defaults let
+			// each connection park 1 MiB, outside MaxInflightBytes).
+			MaxReceiveBufferPerConnection: 512 << 10,
+			MaxReceiveBufferPerStream:     256 << 10,
+			SendPingTimeout:               30 * time.Second,
+			PingTimeout:                   15 * time.Second,
 		},
 	}
 	hs.RegisterOnShutdown(s.Drain)

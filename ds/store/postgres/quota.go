@@ -12,14 +12,15 @@ import (
 )
 
 // Token buckets and usage totals shared by every node on the database.
+// Keys are bytes: they hold group ids, which text columns cannot.
 const quotaSQL = `
 CREATE TABLE IF NOT EXISTS rate_limits (
-	key text PRIMARY KEY,
+	key bytea PRIMARY KEY,
 	tokens double precision NOT NULL,
 	updated bigint NOT NULL
 );
 CREATE TABLE IF NOT EXISTS usage (
-	key text PRIMARY KEY,
+	key bytea PRIMARY KEY,
 	bytes bigint NOT NULL
 );
 `
@@ -40,7 +41,7 @@ func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float
 			SET tokens = least($2::float8, b.tokens + greatest(0, $4 - b.updated) / 1000.0 * $5::float8) - $3::float8,
 			    updated = greatest(b.updated, $4)
 			WHERE least($2::float8, b.tokens + greatest(0, $4 - b.updated) / 1000.0 * $5::float8) >= $3::float8
-		RETURNING tokens`, key, burst, n, ms(now), rate).Scan(&left)
+		RETURNING tokens`, []byte(key), burst, n, ms(now), rate).Scan(&left)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -56,7 +57,7 @@ func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float
 
 func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT bytes FROM usage WHERE key = $1`, key).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT bytes FROM usage WHERE key = $1`, []byte(key)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -65,7 +66,7 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 
 func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO usage (key, bytes) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, key, delta)
+		ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, []byte(key), delta)
 	return wrap(err)
 }
 

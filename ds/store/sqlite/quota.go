@@ -14,7 +14,7 @@ import (
 // process's memory; only usage totals (stored-bytes quotas) are kept here.
 const quotaSchema = `
 CREATE TABLE IF NOT EXISTS usage (
-	key TEXT PRIMARY KEY,
+	key BLOB PRIMARY KEY,
 	bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
@@ -26,7 +26,7 @@ var (
 
 func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE key = ?`, key).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE key = ?`, []byte(key)).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -39,7 +39,7 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO usage (key, bytes) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, key, delta)
+			ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, []byte(key), delta)
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
