@@ -58,15 +58,6 @@ func (m *metrics) inc(name string, labels ...string) {
 	c.Add(1)
 }
 
-func (m *metrics) counterValue(name string, labels ...string) uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c, ok := m.counters[series(name, labels...)]; ok {
-		return c.Load()
-	}
-	return 0
-}
-
 func (m *metrics) gauge(name, help string, f func() float64) {
 	m.mu.Lock()
 	m.gauges[name] = f
