@@ -338,3 +338,15 @@ func publicKeyEqual(a, b any) bool {
 	}
 	return false
 }
+
+// CAExists reports whether dir already holds a CA saved by Save, and names
+// the first of its files found: replacing it loses the CA key (every
+// certificate it issued stops verifying) and the revocation list.
+func CAExists(dir string) (string, bool) {
+	for _, name := range []string{"ca-key.pem", "ca.pem", "revoked.json"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return name, true
+		}
+	}
+	return "", false
+}

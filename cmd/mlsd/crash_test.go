@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +25,10 @@ import (
 // The test binary doubles as the mlsd process the crash test kills.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("MLSD_CHILD_ARGS"); args != "" {
-		if err := run(context.Background(), strings.Fields(args), os.Stdout, os.Stderr); err != nil {
+		// As main does: SIGTERM shuts down gracefully.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := run(ctx, strings.Fields(args), os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

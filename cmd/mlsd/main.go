@@ -2,7 +2,7 @@
 // administers its authentication service's CA.
 //
 //	mlsd [serve] [-listen 127.0.0.1:7420] [-data ./mlsd-data] [-postgres DSN] [-ca-cert ca.pem] [-crl crl.der]
-//	mlsd ca init   -dir DIR [-name NAME]
+//	mlsd ca init   -dir DIR [-name NAME] [-force]
 //	mlsd ca issue  -dir DIR -client ID -suite N -key HEX [-days N]   (PEM certificate on stdout)
 //	mlsd ca revoke -dir DIR -serial N
 //	mlsd ca crl    -dir DIR > crl.der
@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -74,6 +73,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	allowBasic := fs.Bool("allow-basic", false, "with -ca-cert, also accept basic credentials")
 	maxMsg := fs.Int("max-message-size", 1<<20, "largest MLS message accepted, bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "longest wait for calls in progress on SIGTERM")
+	cfg := server.Config{}
+	limitFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,7 +141,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	srv, err := server.New(server.Config{Store: st, Validator: validator, Logger: log, MaxMessageSize: *maxMsg})
+	cfg.Store, cfg.Validator, cfg.Logger, cfg.MaxMessageSize = st, validator, log, *maxMsg
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -148,10 +151,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	hs := &http.Server{Handler: srv.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+	// Header, idle and keep-alive limits; Shutdown drains streams.
+	hs := srv.HTTPServer()
 	fmt.Fprintf(stdout, "mlsd listening on http://%s (%s)\n", ln.Addr(), where)
 	log.Info("mlsd started", "addr", ln.Addr().String(), "store", where)
 	errc := make(chan error, 1)
@@ -162,12 +163,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("mlsd shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	// Shutdown closes the listener, ends streams (Drain, registered by
+	// HTTPServer), and returns once the calls in progress are answered.
+	err = hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("calls still in progress at the shutdown timeout; closing them")
+		hs.Close()
+		err = nil
 	}
-	return nil
+	log.Info("mlsd stopped", "after", time.Since(start).Round(time.Millisecond))
+	return err
 }
 
 func caCmd(args []string, stdout io.Writer) error {
@@ -182,11 +190,17 @@ func caCmd(args []string, stdout io.Writer) error {
 	keyHex := fs.String("key", "", "MLS signature public key, hex (issue)")
 	days := fs.Int("days", 365, "validity in days")
 	serial := fs.String("serial", "", "certificate serial number, decimal (revoke)")
+	force := fs.Bool("force", false, "init: replace an existing CA (its key and revocation list are lost)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	switch args[0] {
 	case "init":
+		if !*force {
+			if f, ok := as.CAExists(*dir); ok {
+				return fmt.Errorf("ca init: %s already holds a CA (%s); refusing to replace its key and revocation list (use -force to replace it)", *dir, f)
+			}
+		}
 		ca, err := as.NewCA(*name, time.Duration(*days)*24*time.Hour*10)
 		if err != nil {
 			return err

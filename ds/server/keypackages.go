@@ -47,6 +47,20 @@ func (s *Server) UploadKeyPackages(ctx context.Context, req *connect.Request[v1.
 	if m.LastResort != nil {
 		items = append(items, item{data: m.LastResort, lastResort: true})
 	}
+	if max := s.cfg.MaxKeyPackagesPerClient; max > 0 {
+		stock, err := s.st.KeyPackageStock(ctx, sess.ClientID, s.cfg.Now())
+		if err != nil {
+			return nil, s.storeError(err, false)
+		}
+		have := 0
+		for _, x := range stock {
+			have += x.Count
+		}
+		if have+len(m.KeyPackages) > max {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "keypackages_stored")
+			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: %d KeyPackages stored, at most %d per client", have, max))
+		}
+	}
 	var refs [][]byte
 	now := s.cfg.Now()
 	for i, it := range items {
@@ -87,7 +101,7 @@ func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data [
 			errors.Is(err, as.ErrKeyMismatch) || errors.Is(err, as.ErrRevoked) {
 			return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("credential: %w", err)))
 		}
-		return store.KeyPackage{}, connect.NewError(connect.CodeInternal, fmt.Errorf("credential validator: %w", err))
+		return store.KeyPackage{}, s.internal("validator", err)
 	}
 	if id.ClientID != sess.ClientID {
 		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("credential names another client")))
@@ -106,19 +120,24 @@ func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data [
 
 // ClaimKeyPackages hands out exactly one KeyPackage per named client for the
 // suite, atomically in the store, so two mlsd nodes never hand out the same
-// one. Claims are rate-limited per claimer and per target (RFC 9420,
-// Section 16.8), so one client cannot drain another's stock.
+// one. Claims are rate-limited (RFC 9420, Section 16.8) per claimer, per
+// pair of claimer and target, and per target over all claimers, checked in
+// that order and each only if the ones before allow: one claimer can take
+// only its pair allowance of a target's KeyPackages, and its refused claims
+// take nothing from the target's allowance, which other inviters share.
 func (s *Server) ClaimKeyPackages(ctx context.Context, req *connect.Request[v1.ClaimKeyPackagesRequest]) (*connect.Response[v1.ClaimKeyPackagesResponse], error) {
 	sess, err := s.auth(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
 	m := req.Msg
-	if len(m.ClientIds) == 0 || len(m.ClientIds) > 100 || m.CipherSuite > 0xffff {
-		return nil, s.reject("malformed", invalid("claim: between 1 and 100 clients"))
+	if m.CipherSuite > 0xffff || !s.suiteAllowed(uint16(m.CipherSuite)) {
+		return nil, s.reject("malformed", invalid("claim: cipher suite %d not allowed (allowed: %v)", m.CipherSuite, s.cfg.AllowedSuites))
+	}
+	if len(m.ClientIds) == 0 || len(m.ClientIds) > 100 {
+		return nil, s.reject("malformed", invalid("claim: between 1 and 100 clients, not %d", len(m.ClientIds)))
 	}
 	suiteID := uint16(m.CipherSuite)
-	now := s.cfg.Now()
 	seen := map[string]bool{}
 	for _, c := range m.ClientIds {
 		if seen[c] || len(c) == 0 || len(c) > store.MaxClientIDLen {
@@ -126,19 +145,45 @@ func (s *Server) ClaimKeyPackages(ctx context.Context, req *connect.Request[v1.C
 		}
 		seen[c] = true
 	}
-	if !s.claimLim.allow(sess.ClientID, float64(len(m.ClientIds)), now) {
+	now := s.cfg.Now()
+	if !s.take(ctx, s.claimLim, sess.ClientID, float64(len(m.ClientIds))) {
 		s.metrics.inc("mlsd_rate_limited_total", "limit", "claimer")
-		return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: KeyPackage claims by this client"))
+		return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: KeyPackage claims by this client"+retryIn(s.claimLim, float64(len(m.ClientIds)))))
 	}
 	resp := &v1.ClaimKeyPackagesResponse{}
+	// Decide every target before claiming any, so a refused request claims
+	// nothing.
+	lastResortOnly := map[string]bool{}
 	for _, c := range m.ClientIds {
-		if !s.targetLim.allow(c, 1, now) {
+		if c == sess.ClientID {
+			continue // one's own KeyPackages are one's own business
+		}
+		if !s.take(ctx, s.pairLim, sess.ClientID+"\x00"+c, 1) {
+			// This claimer had its share of c's KeyPackages: it gets the
+			// last resort, which is never used up (RFC 9420, Section
+			// 16.8), and takes nothing from c's allowance for others.
+			if _, ok := s.st.(store.LastResortClaimer); !ok {
+				s.metrics.inc("mlsd_rate_limited_total", "limit", "pair")
+				return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limited: this client claimed %q's KeyPackages %v times recently%s",
+					c, s.cfg.PairBurst, retryIn(s.pairLim, 1)))
+			}
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "pair")
+			lastResortOnly[c] = true
+			continue
+		}
+		if !s.take(ctx, s.targetLim, c, 1) {
 			s.metrics.inc("mlsd_rate_limited_total", "limit", "target")
-			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limited: KeyPackage claims for %q", c))
+			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limited: KeyPackage claims for %q by all clients%s", c, retryIn(s.targetLim, 1)))
 		}
 	}
 	for _, c := range m.ClientIds {
-		kp, err := s.st.ClaimKeyPackage(ctx, c, suiteID, now)
+		var kp store.KeyPackage
+		var err error
+		if lastResortOnly[c] {
+			kp, err = s.st.(store.LastResortClaimer).ClaimLastResort(ctx, c, suiteID, now)
+		} else {
+			kp, err = s.st.ClaimKeyPackage(ctx, c, suiteID, now)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			s.metrics.inc("mlsd_keypackages_claimed_total", "result", "missing")

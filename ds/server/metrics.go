@@ -58,15 +58,6 @@ func (m *metrics) inc(name string, labels ...string) {
 	c.Add(1)
 }
 
-func (m *metrics) counterValue(name string, labels ...string) uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c, ok := m.counters[series(name, labels...)]; ok {
-		return c.Load()
-	}
-	return 0
-}
-
 func (m *metrics) gauge(name, help string, f func() float64) {
 	m.mu.Lock()
 	m.gauges[name] = f
@@ -116,6 +107,8 @@ var metricHelp = map[string]string{
 	"mlsd_commit_accept_seconds":      "Time to accept a winning commit bundle.",
 	"mlsd_store_reads_total":          "Log reads that missed the recent-records cache.",
 	"mlsd_append_seconds":             "Time the store takes to append a message.",
+	"mlsd_request_bytes_total":        "Request body bytes read from clients (refused bodies are not read whole).",
+	"mlsd_internal_errors_total":      "Unexpected failures answered with a generic internal error, by what failed.",
 }
 
 func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {

@@ -23,7 +23,8 @@ func twoNodes(t *testing.T, cfg server.Config) (*env, *env) {
 }
 
 var unlimited = server.Config{ClientRate: 1e9, ClientBurst: 1e9, GroupRate: 1e9, GroupBurst: 1e9,
-	ClaimRate: 1e9, ClaimBurst: 1e9, TargetRate: 1e9, TargetBurst: 1e9}
+	ClaimRate: 1e9, ClaimBurst: 1e9, TargetRate: 1e9, TargetBurst: 1e9, PairRate: 1e9, PairBurst: 1e9,
+	AccountByteRate: 1e12, AccountByteBurst: 1e12, GroupByteRate: 1e12, GroupByteBurst: 1e12}
 
 // TestTwoNodesClaim: a KeyPackage claimed through two nodes at once is
 // handed out once.

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -59,13 +60,38 @@ type Config struct {
 	ChallengeTTL          time.Duration // default 2m
 	AllowedSuites         []uint16      // default 1, 2, 3, 5, 7
 
-	// Abuse limits: token buckets (rate per second, burst). A zero rate
-	// disables the limit.
+	// Abuse limits: token buckets (rate per second, burst). A negative rate
+	// disables the limit. See docs/mlsd.md, "Limits", for the flags.
 	ClientRate, ClientBurst float64 // every authenticated request per client; default 200/s, 400
 	GroupRate, GroupBurst   float64 // messages per group; default 2000/s, 4000
 	ClaimRate, ClaimBurst   float64 // KeyPackages claimed per claimer; default 10/s, 50
-	TargetRate, TargetBurst float64 // KeyPackages claimed per target client; default 2/s, 20
-	LoginRate, LoginBurst   float64 // challenges per remote address; default 20/s, 50
+	TargetRate, TargetBurst float64 // KeyPackages claimed per target client, all claimers; default 2/s, 20
+	// PairRate, PairBurst: KeyPackages one claimer may take of one target
+	// (RFC 9420, Section 16.8: no one claimer drains a target, nor uses up
+	// the target's allowance for other inviters); default 1 per 10 minutes, 3.
+	PairRate, PairBurst   float64
+	LoginRate, LoginBurst float64 // challenges per client address (not address:port); default 20/s, 50
+
+	// Quotas. Bytes of MLS messages (and GroupInfo, KeyPackages) an
+	// account may send and a group may receive, per window (token buckets
+	// in bytes), and bytes each may keep stored (records are not pruned).
+	AccountByteRate, AccountByteBurst float64 // default 256 KiB/s, 32 MiB
+	GroupByteRate, GroupByteBurst     float64 // default 1 MiB/s, 64 MiB
+	MaxAccountStoredBytes             int64   // default 1 GiB
+	MaxGroupStoredBytes               int64   // default 4 GiB
+	MaxKeyPackagesPerClient           int     // stored KeyPackages per client; default 1000
+
+	// Request limits, enforced before and while a request is read.
+	MaxSmallRequest    int           // request bytes for calls without MLS messages (Login, Fetch, ...); default 64 KiB
+	RequestReadTimeout time.Duration // a request body must arrive within this; default 10s
+	ResponseTimeout    time.Duration // a unary answer must be taken within this after the body; default 30s
+	MaxCallsPerAddr    int           // concurrent unary calls per client address; default 64
+	MaxCalls           int           // concurrent unary calls in total; default 2048
+	MaxStreamsPerAddr  int           // concurrent Subscribe streams per client address; default 1024
+	MaxStreams         int           // concurrent Subscribe streams in total; default 20000
+	MaxInflightBytes   int64         // request bytes held in memory at once, all calls; default 32 MiB
+	BudgetWait         time.Duration // how long a read waits for MaxInflightBytes to free up; default 2s
+	CacheBytes         int64         // recent-records cache, bytes over all groups; default 32 MiB
 
 	QueueDepth  int           // records a subscriber may fall behind live traffic; default 10000
 	SendTimeout time.Duration // a stream write blocked longer ends the stream; default 10s
@@ -74,6 +100,15 @@ type Config struct {
 	// in a group, a member gets the next epoch to itself for PriorityHold.
 	StarvationThreshold int           // default 3
 	PriorityHold        time.Duration // default 2s
+}
+
+// DefaultConfig returns a Config with every limit at its default (and no
+// Store): what a zero field means.
+func DefaultConfig() Config {
+	var c Config
+	c.defaults()
+	c.Validator, c.Logger, c.Now = nil, nil, nil
+	return c
 }
 
 func (c *Config) defaults() {
@@ -121,6 +156,30 @@ func (c *Config) defaults() {
 	deff(&c.TargetBurst, 20)
 	deff(&c.LoginRate, 20)
 	deff(&c.LoginBurst, 50)
+	deff(&c.PairRate, 1.0/600)
+	deff(&c.PairBurst, 3)
+	deff(&c.AccountByteRate, 256<<10)
+	deff(&c.AccountByteBurst, 32<<20)
+	deff(&c.GroupByteRate, 1<<20)
+	deff(&c.GroupByteBurst, 64<<20)
+	def64 := func(p *int64, v int64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def64(&c.MaxAccountStoredBytes, 1<<30)
+	def64(&c.MaxGroupStoredBytes, 4<<30)
+	def(&c.MaxKeyPackagesPerClient, 1000)
+	def(&c.MaxSmallRequest, 64<<10)
+	defd(&c.RequestReadTimeout, 10*time.Second)
+	defd(&c.ResponseTimeout, 30*time.Second)
+	def(&c.MaxCallsPerAddr, 64)
+	def(&c.MaxCalls, 2048)
+	def(&c.MaxStreamsPerAddr, 1024)
+	def(&c.MaxStreams, 20000)
+	def64(&c.MaxInflightBytes, 32<<20)
+	defd(&c.BudgetWait, 2*time.Second)
+	def64(&c.CacheBytes, 32<<20)
 	def(&c.QueueDepth, 10000)
 	defd(&c.SendTimeout, 10*time.Second)
 	def(&c.StarvationThreshold, 3)
@@ -137,9 +196,27 @@ type Server struct {
 	cache   *recordCache
 	epochs  *epochCache
 
-	clientLim, groupLim, claimLim, targetLim, loginLim *limiter
+	clientLim, groupLim *limiter // hot path: per node
+	// Shared through the store when it can (PostgreSQL).
+	claimLim, targetLim, pairLim, loginLim, accountBytes, groupBytes *rate
+	shared                                                           store.SharedLimiter
+	usage                                                            store.UsageCounter
 
-	sessions sync.Map // string(token hash) -> store.Session
+	unary, streams *slots
+	bodyBudget     *budget
+	errWriter      *connect.ErrorWriter
+
+	// storage health: the last time a store call failed unexpectedly
+	storeFailMu sync.Mutex
+	storeFail   time.Time
+
+	overQuota sync.Map // account -> time.Time: refuse its writes unread until then
+
+	stopping chan struct{} // closed by Drain: streams end
+	stopOnce sync.Once
+
+	sessions  sync.Map // string(token hash) -> store.Session
+	nsessions atomic.Int64
 
 	flightMu sync.Mutex
 	flights  map[string]*flight
@@ -162,17 +239,30 @@ func New(cfg Config) (*Server, error) {
 	cfg.defaults()
 	s := &Server{
 		cfg: cfg, st: cfg.Store, log: cfg.Logger, metrics: newMetrics(),
-		hub: newHub(), cache: newRecordCache(512), epochs: newEpochCache(),
-		clientLim: newLimiter(cfg.ClientRate, cfg.ClientBurst),
-		groupLim:  newLimiter(cfg.GroupRate, cfg.GroupBurst),
-		claimLim:  newLimiter(cfg.ClaimRate, cfg.ClaimBurst),
-		targetLim: newLimiter(cfg.TargetRate, cfg.TargetBurst),
-		loginLim:  newLimiter(cfg.LoginRate, cfg.LoginBurst),
-		losses:    map[string]int{},
-		flights:   map[string]*flight{},
-		done:      make(chan struct{}),
+		hub: newHub(), cache: newRecordCache(512, cfg.CacheBytes), epochs: newEpochCache(),
+		clientLim:    newLimiter(cfg.ClientRate, cfg.ClientBurst),
+		groupLim:     newLimiter(cfg.GroupRate, cfg.GroupBurst),
+		claimLim:     newRate("claimer", cfg.ClaimRate, cfg.ClaimBurst),
+		targetLim:    newRate("target", cfg.TargetRate, cfg.TargetBurst),
+		pairLim:      newRate("pair", cfg.PairRate, cfg.PairBurst),
+		loginLim:     newRate("login", cfg.LoginRate, cfg.LoginBurst),
+		accountBytes: newRate("account_bytes", cfg.AccountByteRate, cfg.AccountByteBurst),
+		groupBytes:   newRate("group_bytes", cfg.GroupByteRate, cfg.GroupByteBurst),
+		unary:        newSlots(cfg.MaxCallsPerAddr, cfg.MaxCalls),
+		streams:      newSlots(cfg.MaxStreamsPerAddr, cfg.MaxStreams),
+		bodyBudget:   newBudget(cfg.MaxInflightBytes),
+		errWriter:    connect.NewErrorWriter(),
+		losses:       map[string]int{},
+		flights:      map[string]*flight{},
+		done:         make(chan struct{}),
+		stopping:     make(chan struct{}),
 	}
+	s.shared, _ = cfg.Store.(store.SharedLimiter)
+	s.usage, _ = cfg.Store.(store.UsageCounter)
 	s.metrics.gauge("mlsd_subscribers", "Open subscription streams.", func() float64 { return float64(s.hub.count()) })
+	s.metrics.gauge("mlsd_calls_in_flight", "Unary calls being served.", func() float64 { return float64(s.unary.count()) })
+	s.metrics.gauge("mlsd_request_bytes_in_flight", "Request bytes held in memory.", func() float64 { return float64(s.bodyBudget.inUse()) })
+	s.metrics.gauge("mlsd_cache_bytes", "Bytes in the recent-records cache.", func() float64 { return float64(s.cache.bytes()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
@@ -184,38 +274,122 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server's background work. Open streams end when their
-// HTTP server shuts down.
+// Drain ends every open stream (Unavailable: the client reconnects,
+// elsewhere or later) and makes new ones end at once, so that an HTTP
+// server's Shutdown returns as soon as the calls in progress are done.
+// Register it with http.Server.RegisterOnShutdown.
+func (s *Server) Drain() {
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// Close stops the server's background work and ends open streams.
 func (s *Server) Close() error {
+	s.Drain()
 	s.cancel()
 	<-s.done
 	return nil
 }
 
+// Stopping is closed once Drain was called.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
+
 type rcKey struct{}
 
 // Handler returns the HTTP handler: the connect service (gRPC, gRPC-Web and
-// Connect protocols), /metrics and /healthz.
+// Connect protocols) behind the resource limits, /metrics and /healthz.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	path, h := mlsdv1connect.NewDeliveryServiceHandler(s,
-		connect.WithInterceptors(&observer{s: s}),
-		// MLS ciphertexts do not compress, and compressing attacker-
-		// influenced data beside secrets is a known side channel.
-		connect.WithCompression("gzip", nil, nil),
-		// The size cap: the largest request is a commit bundle; allow
-		// several maximal messages and framing.
-		connect.WithReadMaxBytes(8*s.cfg.MaxMessageSize+64<<10),
-		connect.WithSendMaxBytes(8*s.cfg.MaxMessageSize+64<<10),
-	)
-	mux.Handle(path, h)
+	// One connect handler per size class: connect enforces its read limit
+	// per message as it reads (an oversized gRPC message is refused from
+	// its length prefix), and the guard enforces the same limit on bytes.
+	for _, limit := range []int{s.requestLimit(""), s.requestLimit(mlsdv1connect.DeliveryServiceSendMessageProcedure),
+		s.requestLimit(mlsdv1connect.DeliveryServiceSendCommitProcedure)} {
+		_, h := mlsdv1connect.NewDeliveryServiceHandler(s,
+			connect.WithInterceptors(&observer{s: s}, &quotaInterceptor{s: s}),
+			// MLS ciphertexts do not compress, and compressing attacker-
+			// influenced data beside secrets is a known side channel.
+			connect.WithCompression("gzip", nil, nil),
+			connect.WithReadMaxBytes(limit),
+			connect.WithSendMaxBytes(8*s.cfg.MaxMessageSize+64<<10),
+		)
+		for _, p := range procedures {
+			if s.requestLimit(p) == limit {
+				mux.Handle(p, h)
+			}
+		}
+	}
 	mux.Handle("/metrics", s.metrics)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/healthz", s.healthz)
+	api := s.guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Streams need write deadlines to shed slow consumers.
-		ctx := context.WithValue(r.Context(), rcKey{}, http.NewResponseController(w))
-		mux.ServeHTTP(w, r.WithContext(ctx))
+		if strings.HasPrefix(r.URL.Path, "/"+mlsdv1connect.DeliveryServiceName+"/") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
 	})
+}
+
+var procedures = []string{
+	mlsdv1connect.DeliveryServiceGetChallengeProcedure, mlsdv1connect.DeliveryServiceLoginProcedure,
+	mlsdv1connect.DeliveryServiceUploadKeyPackagesProcedure, mlsdv1connect.DeliveryServiceClaimKeyPackagesProcedure,
+	mlsdv1connect.DeliveryServiceGetKeyPackageStockProcedure, mlsdv1connect.DeliveryServiceCreateGroupProcedure,
+	mlsdv1connect.DeliveryServiceSendMessageProcedure, mlsdv1connect.DeliveryServiceSendCommitProcedure,
+	mlsdv1connect.DeliveryServiceGetGroupInfoProcedure, mlsdv1connect.DeliveryServiceListGroupsProcedure,
+	mlsdv1connect.DeliveryServiceFetchProcedure, mlsdv1connect.DeliveryServiceAckProcedure,
+	mlsdv1connect.DeliveryServiceSubscribeProcedure,
+}
+
+// HTTPServer returns an http.Server for Handler with the connection-level
+// limits: header and idle timeouts, header size, and for HTTP/2 (h2c) the
+// streams per connection and keep-alive pings that find dead peers of
+// long-lived streams.
+func (s *Server) HTTPServer() *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		Protocols:         &protos,
+		ReadHeaderTimeout: s.cfg.RequestReadTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 256,
+			// Flow-control windows bound what a connection can make the
+			// server buffer before a handler reads it (the defaults let
+			// each connection park 1 MiB, outside MaxInflightBytes).
+			MaxReceiveBufferPerConnection: 512 << 10,
+			MaxReceiveBufferPerStream:     256 << 10,
+			SendPingTimeout:               30 * time.Second,
+			PingTimeout:                   15 * time.Second,
+		},
+	}
+	hs.RegisterOnShutdown(s.Drain)
+	return hs
+}
+
+// healthz answers 200 "ok" when the store answers and reads its tables, and
+// no store call failed unexpectedly in the last 30 seconds; 503 otherwise.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var err error
+	if hc, ok := s.st.(store.HealthChecker); ok {
+		err = hc.Check(ctx)
+	}
+	s.storeFailMu.Lock()
+	recent := !s.storeFail.IsZero() && time.Since(s.storeFail) < 30*time.Second
+	s.storeFailMu.Unlock()
+	if err != nil || recent {
+		if err != nil {
+			s.log.Error("health check failed", "err", err)
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("storage failing\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
 }
 
 // Metrics writes the Prometheus text exposition (also served at /metrics).
@@ -287,11 +461,18 @@ func (s *Server) storeError(err error, commit bool) error {
 	switch {
 	case errors.As(err, &se):
 		code := connect.CodeFailedPrecondition
-		if commit && se.Epoch < se.CurrentEpoch {
+		var msg error
+		switch {
+		case se.Epoch > se.CurrentEpoch:
+			msg = fmt.Errorf("future epoch: epoch %d not reached, group is at epoch %d", se.Epoch, se.CurrentEpoch)
+		case commit:
 			code = connect.CodeAborted
+			msg = fmt.Errorf("stale: epoch %d was won by record %d, group is at epoch %d", se.Epoch, se.WinningSeq, se.CurrentEpoch)
+		default:
+			msg = fmt.Errorf("too old: epoch %d is outside the window of %d epochs before the group's epoch %d",
+				se.Epoch, s.cfg.EpochWindow, se.CurrentEpoch)
 		}
-		return withDetail(connect.NewError(code, fmt.Errorf("stale: epoch %d not accepted, group is at epoch %d, epoch %d was won by record %d",
-			se.Epoch, se.CurrentEpoch, se.Epoch, se.WinningSeq)),
+		return withDetail(connect.NewError(code, msg),
 			&v1.StaleEpoch{CurrentEpoch: se.CurrentEpoch, WinningSeq: se.WinningSeq, WinningChainHash: se.WinningHash})
 	case errors.As(err, &de):
 		s.metrics.inc("mlsd_rejected_total", "reason", "replay")
@@ -309,19 +490,40 @@ func (s *Server) storeError(err error, commit bool) error {
 		return connect.NewError(connect.CodePermissionDenied, errors.New("not a member of the group"))
 	case errors.Is(err, store.ErrExists):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("group already exists"))
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	}
-	return connect.NewError(connect.CodeInternal, fmt.Errorf("storage: %w", err))
+	return s.internal("storage", err)
+}
+
+// internal logs an unexpected failure with a reference and answers the
+// client with only that reference: driver errors name tables, queries and
+// files, which are the operator's business, not the client's.
+func (s *Server) internal(what string, err error) error {
+	ref := make([]byte, 6)
+	rand.Read(ref)
+	id := base64.RawURLEncoding.EncodeToString(ref)
+	if what == "storage" {
+		s.storeFailMu.Lock()
+		s.storeFail = time.Now()
+		s.storeFailMu.Unlock()
+	}
+	s.metrics.inc("mlsd_internal_errors_total", "what", what)
+	s.log.Error("internal error", "what", what, "ref", id, "err", err)
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (ref %s)", id))
 }
 
 // Authentication: GetChallenge, Login, and the bearer token on every other
 // call.
 
 func (s *Server) GetChallenge(ctx context.Context, req *connect.Request[v1.GetChallengeRequest]) (*connect.Response[v1.GetChallengeResponse], error) {
-	if !s.loginLim.allow(req.Peer().Addr, 1, s.cfg.Now()) {
+	// Keyed on the address without its port: each new connection must not
+	// get a fresh bucket.
+	if !s.take(ctx, s.loginLim, clientAddr(ctx, req.Peer().Addr), 1) {
 		s.metrics.inc("mlsd_rate_limited_total", "limit", "login")
-		return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: too many challenges"))
+		return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: too many challenges from your address"+retryIn(s.loginLim, 1)))
 	}
 	c := make([]byte, 32)
 	rand.Read(c)
@@ -334,13 +536,17 @@ func (s *Server) GetChallenge(ctx context.Context, req *connect.Request[v1.GetCh
 
 func (s *Server) Login(ctx context.Context, req *connect.Request[v1.LoginRequest]) (*connect.Response[v1.LoginResponse], error) {
 	m := req.Msg
-	if len(m.Credential) > 64<<10 || len(m.SignatureKey) > 1024 || len(m.Signature) > 1024 || m.CipherSuite > 0xffff {
-		return nil, s.reject("malformed", invalid("login: field too large"))
+	switch {
+	case m.CipherSuite > 0xffff || !s.suiteAllowed(uint16(m.CipherSuite)):
+		return nil, s.reject("malformed", invalid("login: cipher suite %d not allowed (allowed: %v)", m.CipherSuite, s.cfg.AllowedSuites))
+	case len(m.Credential) > 64<<10:
+		return nil, s.reject("malformed", invalid("login: credential of %d bytes, at most %d", len(m.Credential), 64<<10))
+	case len(m.SignatureKey) > 1024:
+		return nil, s.reject("malformed", invalid("login: signature key of %d bytes, at most 1024", len(m.SignatureKey)))
+	case len(m.Signature) > 1024:
+		return nil, s.reject("malformed", invalid("login: signature of %d bytes, at most 1024", len(m.Signature)))
 	}
 	suiteID := uint16(m.CipherSuite)
-	if !s.suiteAllowed(suiteID) {
-		return nil, s.reject("malformed", invalid("login: cipher suite %d not allowed", suiteID))
-	}
 	// Single use: a replayed login finds its challenge gone.
 	if err := s.st.ConsumeChallenge(ctx, m.Challenge, s.cfg.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -375,6 +581,8 @@ func (s *Server) Login(ctx context.Context, req *connect.Request[v1.LoginRequest
 	return connect.NewResponse(&v1.LoginResponse{ClientId: id.ClientID, Token: token, ExpiresUnix: sess.Expires.Unix()}), nil
 }
 
+const maxCachedSessions = 100000
+
 func tokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
@@ -382,6 +590,19 @@ func tokenHash(token string) []byte {
 
 // auth resolves the bearer token and applies the per-client rate limit.
 func (s *Server) auth(ctx context.Context, h http.Header) (store.Session, error) {
+	sess, err := s.session(ctx, h)
+	if err != nil {
+		return sess, err
+	}
+	if !s.clientLim.allow(sess.ClientID, 1, s.cfg.Now()) {
+		s.metrics.inc("mlsd_rate_limited_total", "limit", "client")
+		return sess, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: too many requests from this client"))
+	}
+	return sess, nil
+}
+
+// session resolves the bearer token.
+func (s *Server) session(ctx context.Context, h http.Header) (store.Session, error) {
 	v := h.Get("Authorization")
 	token, ok := strings.CutPrefix(v, "Bearer ")
 	if !ok || token == "" {
@@ -401,11 +622,12 @@ func (s *Server) auth(ctx context.Context, h http.Header) (store.Session, error)
 		if err != nil {
 			return sess, s.storeError(err, false)
 		}
+		if s.nsessions.Add(1) > maxCachedSessions {
+			// Bounded: forget them all, they reload from the store.
+			s.sessions.Clear()
+			s.nsessions.Store(0)
+		}
 		s.sessions.Store(string(th), sess)
-	}
-	if !s.clientLim.allow(sess.ClientID, 1, now) {
-		s.metrics.inc("mlsd_rate_limited_total", "limit", "client")
-		return sess, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limited: client"))
 	}
 	return sess, nil
 }

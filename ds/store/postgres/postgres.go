@@ -156,7 +156,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+s.schema); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, schemaSQL)
+		if _, err := tx.Exec(ctx, schemaSQL); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, quotaSQL)
 		return err
 	})
 }
@@ -589,6 +592,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 }
 
 func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {
+	if after >= store.MaxSeq {
+		return nil, nil // int64(after) would wrap around to the whole log
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+recordCols+` FROM records WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, groupID, int64(after), limit)
 	if err != nil {
 		return nil, wrap(err)

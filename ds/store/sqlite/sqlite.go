@@ -123,7 +123,7 @@ func Open(dir string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec(schema); err != nil {
+	if _, err := w.Exec(schema + quotaSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
 	}
@@ -529,6 +529,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 }
 
 func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {
+	if after >= store.MaxSeq {
+		return nil, nil // the driver cannot bind it, and no record is past it
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?`, groupID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -592,6 +595,7 @@ func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
 }
 
 func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error {
+	seq = min(seq, store.MaxSeq) // the driver cannot bind more; the head caps it anyway
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = max(acked_seq, min(?, (SELECT head_seq FROM groups WHERE group_id = ?)))
 			WHERE group_id = ? AND client_id = ?`, seq, groupID, groupID, clientID)

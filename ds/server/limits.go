@@ -1,0 +1,586 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
+	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/ds/store"
+)
+
+// Resource limits in front of the handlers (RFC 9750, Section 8: a delivery
+// service must hold in the face of malicious clients). Everything here runs
+// before a request body is read, so a refused request costs no more memory
+// than its headers, and what is admitted is bounded while it is read:
+//   - per method, the largest request body (enforced while reading, and
+//     from Content-Length before reading);
+//   - the time a request body may take to arrive (slowloris), and the time a
+//     unary answer may take to be written;
+//   - concurrent calls per client address and in total, streams apart;
+//   - request bytes buffered at once, over all calls.
+
+// requestLimit is the largest request body for a procedure. Only calls that
+// carry MLS messages get more than MaxSmallRequest.
+func (s *Server) requestLimit(procedure string) int {
+	small := s.cfg.MaxSmallRequest
+	switch procedure {
+	case mlsdv1connect.DeliveryServiceSendCommitProcedure:
+		// A commit bundle: the commit, its Welcomes and a GroupInfo.
+		return 8*s.cfg.MaxMessageSize + small
+	case mlsdv1connect.DeliveryServiceSendMessageProcedure,
+		mlsdv1connect.DeliveryServiceCreateGroupProcedure,
+		mlsdv1connect.DeliveryServiceUploadKeyPackagesProcedure:
+		return s.cfg.MaxMessageSize + small
+	}
+	return small
+}
+
+// addrKey is the client's address without its port: every connection from
+// one host shares one bucket. IPv6 clients are grouped by their /64, which
+// one subscriber usually holds whole.
+func addrKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// slots counts concurrent calls per address and in total.
+type slots struct {
+	perAddr, total int
+	mu             sync.Mutex
+	n              int
+	byAddr         map[string]int
+}
+
+func newSlots(perAddr, total int) *slots {
+	return &slots{perAddr: perAddr, total: total, byAddr: map[string]int{}}
+}
+
+// take reserves a slot for addr; the reason names the cap that refused it.
+func (s *slots) take(addr string) (ok bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total > 0 && s.n >= s.total {
+		return false, "total"
+	}
+	if s.perAddr > 0 && s.byAddr[addr] >= s.perAddr {
+		return false, "address"
+	}
+	s.n++
+	s.byAddr[addr]++
+	return true, ""
+}
+
+func (s *slots) release(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n--
+	if s.byAddr[addr]--; s.byAddr[addr] <= 0 {
+		delete(s.byAddr, addr)
+	}
+}
+
+func (s *slots) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// budget is a byte semaphore: request bytes held in memory at once.
+type budget struct {
+	mu   sync.Mutex
+	max  int64
+	used int64
+	wake chan struct{} // closed and replaced on every release
+}
+
+func newBudget(max int64) *budget {
+	return &budget{max: max, wake: make(chan struct{})}
+}
+
+// acquire takes n bytes, waiting until deadline for them.
+func (b *budget) acquire(n int64, deadline time.Time) bool {
+	if b == nil || b.max <= 0 {
+		return true
+	}
+	n = min(n, b.max) // one read never needs more than the whole budget
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return true
+		}
+		wake := b.wake
+		b.mu.Unlock()
+		d := time.Until(deadline)
+		if d <= 0 {
+			return false
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	if b == nil || b.max <= 0 || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *budget) inUse() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// body wraps a request body: it enforces the method's size limit while
+// reading, takes the bytes it lets through from the shared budget, turns a
+// missed read deadline into a clear error, and lifts the deadline once the
+// body is complete (a stream's request is read before it starts).
+type body struct {
+	io.ReadCloser
+	s         *Server
+	rc        *http.ResponseController
+	remaining int64 // bytes still allowed
+	limit     int64
+	held      int64 // budget bytes held until the call ends
+	deadline  time.Time
+	stream    bool
+	done      bool
+	header    http.Header // of the response, for Connection: close
+	http1     bool
+	account   string // of a write, for the byte quota
+}
+
+// fail ends an HTTP/1.1 connection after the answer: the rest of a refused
+// or stalled body is not worth reading.
+func (b *body) fail(err error) error {
+	if b.http1 {
+		b.header.Set("Connection", "close")
+	}
+	return err
+}
+
+// budgetChunk bounds how much one Read reserves ahead of the bytes it gets.
+const budgetChunk = 32 << 10
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.remaining <= 0 {
+		// One byte more than the limit tells an oversized body from one
+		// of exactly the limit.
+		var one [1]byte
+		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
+			b.s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
+			return 0, b.fail(&http.MaxBytesError{Limit: b.limit})
+		}
+	}
+	if b.account != "" && b.s.isOverQuota(b.account) {
+		// Another write of this account used up its quota meanwhile.
+		return 0, b.fail(b.s.overQuotaError())
+	}
+	want := min(int64(len(p)), b.remaining, budgetChunk)
+	if want <= 0 {
+		want = min(int64(len(p)), 1)
+	}
+	wait := time.Now().Add(b.s.cfg.BudgetWait)
+	if b.deadline.Before(wait) {
+		wait = b.deadline
+	}
+	if !b.s.bodyBudget.acquire(want, wait) {
+		b.s.metrics.inc("mlsd_rate_limited_total", "limit", "memory")
+		return 0, b.fail(connect.NewError(connect.CodeResourceExhausted, errors.New("server busy: too many request bytes in flight; retry")))
+	}
+	n, err := b.ReadCloser.Read(p[:want])
+	b.s.bodyBudget.release(want - int64(n))
+	b.s.metrics.add("mlsd_request_bytes_total", uint64(n))
+	b.held += int64(n)
+	b.remaining -= int64(n)
+	if err == io.EOF {
+		b.done = true
+		if b.stream && b.rc != nil {
+			b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.s.metrics.inc("mlsd_rejected_total", "reason", "slow_request")
+		return n, b.fail(connect.NewError(connect.CodeDeadlineExceeded,
+			fmt.Errorf("request body not received within %v", b.s.cfg.RequestReadTimeout)))
+	}
+	return n, err
+}
+
+// guard applies the resource limits to every API call before its handler.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		procedure := r.URL.Path
+		stream := procedure == mlsdv1connect.DeliveryServiceSubscribeProcedure
+		addr := addrKey(r.RemoteAddr)
+		refuse := func(code connect.Code, limit string, err error) {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", limit)
+			if r.ProtoMajor == 1 {
+				// Do not read the refused body to reuse the connection.
+				w.Header().Set("Connection", "close")
+			}
+			if s.errWriter.IsSupported(r) {
+				s.errWriter.Write(w, r, connect.NewError(code, err))
+				return
+			}
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+		}
+		sl := s.unary
+		if stream {
+			sl = s.streams
+		}
+		if ok, which := sl.take(addr); !ok {
+			kind := "calls"
+			if stream {
+				kind = "streams"
+			}
+			if which == "total" {
+				refuse(connect.CodeResourceExhausted, "concurrency", fmt.Errorf("server busy: too many concurrent %s; retry", kind))
+			} else {
+				refuse(connect.CodeResourceExhausted, "concurrency", fmt.Errorf("too many concurrent %s from your address", kind))
+			}
+			return
+		}
+		defer sl.release(addr)
+
+		account, over := s.overQuotaAccount(r)
+		if over {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "account_bytes")
+			if r.ProtoMajor == 1 {
+				w.Header().Set("Connection", "close")
+			}
+			s.errWriter.Write(w, r, s.overQuotaError())
+			return
+		}
+		limit := int64(s.requestLimit(procedure))
+		if r.ContentLength > limit+64 {
+			s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
+			refuse(connect.CodeResourceExhausted, "size", fmt.Errorf("request of %d bytes is larger than the %d allowed for %s",
+				r.ContentLength, limit, procedure[strings.LastIndexByte(procedure, '/')+1:]))
+			return
+		}
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		deadline := now.Add(s.cfg.RequestReadTimeout)
+		rc.SetReadDeadline(deadline)
+		if !stream {
+			// A unary answer that the client does not take within the
+			// timeout frees its slot.
+			rc.SetWriteDeadline(now.Add(s.cfg.RequestReadTimeout + s.cfg.ResponseTimeout))
+		}
+		// Envelope prefixes and framing fit in a small allowance.
+		b := &body{ReadCloser: r.Body, s: s, rc: rc, remaining: limit + 64, limit: limit, deadline: deadline, stream: stream,
+			header: w.Header(), http1: r.ProtoMajor == 1, account: account}
+		r.Body = b
+		defer func() { s.bodyBudget.release(b.held) }()
+		ctx := context.WithValue(r.Context(), rcKey{}, rc)
+		ctx = context.WithValue(ctx, addrCtxKey{}, addr)
+		if stream {
+			// Drain ends streams: their handlers return when ctx ends.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-s.stopping:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+type addrCtxKey struct{}
+
+// clientAddr is the caller's address key (see addrKey).
+func clientAddr(ctx context.Context, peer string) string {
+	if a, ok := ctx.Value(addrCtxKey{}).(string); ok {
+		return a
+	}
+	return addrKey(peer)
+}
+
+// A rate is a token bucket, kept in this node's memory or, when the store
+// can share it (PostgreSQL), in the store, so that every node draws on one
+// bucket.
+type rate struct {
+	name          string
+	perSec, burst float64
+	local         *limiter
+}
+
+func newRate(name string, perSec, burst float64) *rate {
+	return &rate{name: name, perSec: perSec, burst: burst, local: newLimiter(perSec, burst)}
+}
+
+// take takes n tokens from key's bucket of r.
+func (s *Server) take(ctx context.Context, r *rate, key string, n float64) bool {
+	if r.perSec <= 0 {
+		return true
+	}
+	if n > r.burst {
+		return false
+	}
+	if s.shared != nil {
+		ok, err := s.shared.TakeTokens(ctx, r.name+"\x00"+key, r.perSec, r.burst, n, s.cfg.Now())
+		if err == nil {
+			return ok
+		}
+		// The database is the shared arbiter; without it this node still
+		// limits on its own.
+		s.log.Warn("shared rate limit unavailable, limiting locally", "limit", r.name, "err", err)
+	}
+	return r.local.allow(key, n, s.cfg.Now())
+}
+
+// retryIn says how long until key's local view of r has n tokens, for error
+// messages.
+func retryIn(r *rate, n float64) string {
+	if r.perSec <= 0 {
+		return ""
+	}
+	secs := n / r.perSec
+	if secs < 1 {
+		return "; retry in a second"
+	}
+	return "; retry in " + strconv.Itoa(int(secs+0.5)) + "s"
+}
+
+// quota checks the byte quotas of an account and a group before a write of
+// size bytes: the rate quotas (bytes per window) and the stored bytes.
+func (s *Server) quota(ctx context.Context, account string, groupID []byte, size int) error {
+	n := float64(size)
+	if !s.take(ctx, s.accountBytes, account, n) {
+		// For a moment, refuse this account's writes before reading them.
+		s.overQuota.Store(account, time.Now().Add(overQuotaHold))
+		s.metrics.inc("mlsd_rate_limited_total", "limit", "account_bytes")
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: this account sent more than %s recently (refills at %s/s)%s",
+			sizeString(s.cfg.AccountByteBurst), sizeString(s.cfg.AccountByteRate), retryIn(s.accountBytes, n)))
+	}
+	if groupID != nil && !s.take(ctx, s.groupBytes, string(groupID), n) {
+		s.metrics.inc("mlsd_rate_limited_total", "limit", "group_bytes")
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: the group received more than %s recently (refills at %s/s)%s",
+			sizeString(s.cfg.GroupByteBurst), sizeString(s.cfg.GroupByteRate), retryIn(s.groupBytes, n)))
+	}
+	if s.usage == nil {
+		return nil
+	}
+	if s.cfg.MaxAccountStoredBytes > 0 {
+		used, err := s.usage.Usage(ctx, usageAccount(account))
+		if err != nil {
+			return s.storeError(err, false)
+		}
+		if used+int64(size) > s.cfg.MaxAccountStoredBytes {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "account_stored")
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: this account stores %s, the most allowed is %s",
+				sizeString(float64(used)), sizeString(float64(s.cfg.MaxAccountStoredBytes))))
+		}
+	}
+	if groupID != nil && s.cfg.MaxGroupStoredBytes > 0 {
+		used, err := s.usage.Usage(ctx, usageGroup(groupID))
+		if err != nil {
+			return s.storeError(err, false)
+		}
+		if used+int64(size) > s.cfg.MaxGroupStoredBytes {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "group_stored")
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: the group stores %s, the most allowed is %s",
+				sizeString(float64(used)), sizeString(float64(s.cfg.MaxGroupStoredBytes))))
+		}
+	}
+	return nil
+}
+
+// overQuotaHold is how long an account whose byte quota refused a write
+// has its next writes refused before their bodies are read: a flood then
+// costs the server one body per hold, not one per request.
+const overQuotaHold = time.Second
+
+// writeProcedures store what their request carries (the byte quotas).
+var writeProcedures = map[string]bool{
+	mlsdv1connect.DeliveryServiceSendMessageProcedure:       true,
+	mlsdv1connect.DeliveryServiceSendCommitProcedure:        true,
+	mlsdv1connect.DeliveryServiceCreateGroupProcedure:       true,
+	mlsdv1connect.DeliveryServiceUploadKeyPackagesProcedure: true,
+}
+
+// overQuotaAccount returns the account of a write request whose account was
+// refused by its byte quota within overQuotaHold.
+func (s *Server) overQuotaAccount(r *http.Request) (string, bool) {
+	if !writeProcedures[r.URL.Path] {
+		return "", false
+	}
+	sess, err := s.session(r.Context(), r.Header)
+	if err != nil {
+		return "", false
+	}
+	return sess.ClientID, s.isOverQuota(sess.ClientID)
+}
+
+func (s *Server) isOverQuota(account string) bool {
+	v, ok := s.overQuota.Load(account)
+	if !ok {
+		return false
+	}
+	if time.Now().Before(v.(time.Time)) {
+		return true
+	}
+	s.overQuota.Delete(account)
+	return false
+}
+
+func (s *Server) overQuotaError() error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("quota: this account sent more than %s recently (refills at %s/s); retry in a second",
+		sizeString(s.cfg.AccountByteBurst), sizeString(s.cfg.AccountByteRate)))
+}
+
+// stored counts bytes a write added to the account's and the group's stored
+// total. The check before the write and this count are not one transaction:
+// concurrent writes can overshoot a stored-bytes quota by what they carry.
+func (s *Server) stored(ctx context.Context, account string, groupID []byte, n int64) {
+	if s.usage == nil || n == 0 {
+		return
+	}
+	if err := s.usage.AddUsage(ctx, usageAccount(account), n); err != nil {
+		s.log.Warn("counting stored bytes", "err", err)
+	}
+	if groupID == nil {
+		return
+	}
+	if err := s.usage.AddUsage(ctx, usageGroup(groupID), n); err != nil {
+		s.log.Warn("counting stored bytes", "err", err)
+	}
+}
+
+func usageAccount(c string) string { return "a:" + c }
+func usageGroup(g []byte) string   { return "g:" + string(g) }
+func sizeString(n float64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(n/(1<<30), 'f', -1, 64) + " GiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(n/(1<<20), 'f', -1, 64) + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(n/(1<<10), 'f', -1, 64) + " KiB"
+	}
+	return strconv.FormatFloat(n, 'f', -1, 64) + " B"
+}
+
+// quotaInterceptor applies the byte quotas to the calls that store data,
+// before their handler, and counts what they stored after it.
+type quotaInterceptor struct{ s *Server }
+
+// writeSize is what a request would store, and the group it is for.
+func writeSize(msg any) (size int, groupID []byte, ok bool) {
+	switch m := msg.(type) {
+	case *v1.SendMessageRequest:
+		if h, err := mlsmsg.ParseHeader(m.Message); err == nil {
+			groupID = h.GroupID
+		}
+		return len(m.Message), groupID, true
+	case *v1.SendCommitRequest:
+		if h, err := mlsmsg.ParseHeader(m.Commit); err == nil {
+			groupID = h.GroupID
+		}
+		size = len(m.Commit) + len(m.GroupInfo)
+		for _, w := range m.Welcomes {
+			size += len(w.GetWelcome())
+		}
+		return size, groupID, true
+	case *v1.CreateGroupRequest:
+		return len(m.GroupInfo), m.GroupId, true
+	case *v1.UploadKeyPackagesRequest:
+		size = len(m.LastResort)
+		for _, kp := range m.KeyPackages {
+			size += len(kp)
+		}
+		return size, nil, true
+	}
+	return 0, nil, false
+}
+
+func (q *quotaInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		// Sequence numbers are below 2^63 in every engine (store.MaxSeq):
+		// a cursor beyond is refused the same way on all of them.
+		switch m := req.Any().(type) {
+		case *v1.FetchRequest:
+			if m.AfterSeq != nil && *m.AfterSeq > store.MaxSeq {
+				return nil, q.s.reject("malformed", invalid("fetch: after_seq %d is beyond any sequence number (at most 2^63-1)", *m.AfterSeq))
+			}
+		case *v1.AckRequest:
+			if m.Seq > store.MaxSeq {
+				return nil, q.s.reject("malformed", invalid("ack: seq %d is beyond any sequence number (at most 2^63-1)", m.Seq))
+			}
+		}
+		size, groupID, ok := writeSize(req.Any())
+		if !ok {
+			return next(ctx, req)
+		}
+		sess, err := q.s.session(ctx, req.Header())
+		if err != nil {
+			return next(ctx, req) // the handler refuses it
+		}
+		if len(groupID) > store.MaxGroupIDLen {
+			groupID = nil // the handler refuses it
+		}
+		if err := q.s.quota(ctx, sess.ClientID, groupID, size); err != nil {
+			return nil, err
+		}
+		resp, err := next(ctx, req)
+		if err == nil {
+			q.s.stored(ctx, sess.ClientID, groupID, int64(size))
+		}
+		return resp, err
+	}
+}
+
+func (q *quotaInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (q *quotaInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}

@@ -1,0 +1,101 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mlskit/mlskit/ds/store"
+)
+
+// SQLite serves one mlsd process, so its token buckets stay in that
+// process's memory; only usage totals (stored-bytes quotas) are kept here.
+const quotaSchema = `
+CREATE TABLE IF NOT EXISTS usage (
+	key BLOB PRIMARY KEY,
+	bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+var (
+	_ store.UsageCounter  = (*Store)(nil)
+	_ store.HealthChecker = (*Store)(nil)
+)
+
+func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE key = ?`, []byte(key)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO usage (key, bytes) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, []byte(key), delta)
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+}
+
+// Check reads the first row of every table, on both connections, so a
+// damaged page at the root of any table or index shows, and runs the
+// bounded quick_check on the first pages.
+func (s *Store) Check(ctx context.Context) error {
+	for _, db := range []*sql.DB{s.r, s.w} {
+		for _, q := range []string{
+			`SELECT count(*) FROM (SELECT 1 FROM groups LIMIT 1)`,
+			`SELECT count(*) FROM (SELECT 1 FROM records ORDER BY group_id DESC, seq DESC LIMIT 1)`,
+			`SELECT count(*) FROM (SELECT 1 FROM records LIMIT 1)`,
+			`SELECT count(*) FROM (SELECT 1 FROM members LIMIT 1)`,
+			`SELECT count(*) FROM (SELECT 1 FROM key_packages LIMIT 1)`,
+			`SELECT count(*) FROM (SELECT 1 FROM sessions LIMIT 1)`,
+		} {
+			var n int
+			if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+		}
+	}
+	var res string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA quick_check(1)`).Scan(&res); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if res != "ok" {
+		return fmt.Errorf("sqlite: integrity: %s", res)
+	}
+	return nil
+}
+
+var _ store.LastResortClaimer = (*Store)(nil)
+
+func (s *Store) ClaimLastResort(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+	kp := store.KeyPackage{Owner: owner, Suite: suite, LastResort: true}
+	var notAfter int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE key_packages SET used = 1 WHERE owner = ? AND suite = ? AND last_resort = 1 AND not_after >= ?
+			RETURNING ref, data, not_after`, owner, suite, ms(now)).Scan(&kp.Ref, &kp.Data, &notAfter)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.KeyPackage{}, err
+	}
+	kp.NotAfter = time.UnixMilli(notAfter)
+	s.notify(store.Notification{ClientID: owner})
+	return kp, nil
+}
