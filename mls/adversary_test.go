@@ -649,7 +649,7 @@ func ResumeForge(g *Group, groupID []byte, cs CipherSuite, exts []Extension, rei
 	if reinit {
 		usage = wire.ResumptionPSKUsageReInit
 	}
-	return g.resume(groupID, cs, exts, usage, keyPackages, &ResumeOptions{Signer: signer})
+	return g.resume(groupID, cs, exts, usage, g.st.ctx.Epoch, keyPackages, &ResumeOptions{Signer: signer})
 }
 
 // PublicFingerprint summarises what a failed Process must leave unchanged

@@ -299,6 +299,14 @@ func proposalRules() []rule {
 				return e.forge(t, &mls.Forge{Sender: external0, Signer: e.ext,
 					Proposal: &wire.Proposal{ProposalType: wire.ProposalTypeExternalInit, ExternalInit: &wire.ExternalInit{KEMOutput: []byte("k")}}})
 			}},
+		{name: "12.1.8/external-proposal-authorization", section: "12.1.8", text: "external and new-member proposals the application does not authorize are invalid",
+			want: mls.ErrNotAuthorized, env: func(t testing.TB) *advEnv {
+				e := newAdvEnv(t, "no authorization")
+				e.cfg.ExternalProposals = nil // the default: nobody authorized
+				return e
+			}, make: func(t *testing.T, e *advEnv) []byte {
+				return e.forge(t, &mls.Forge{Sender: newMemberP, Signer: e.dave.sig, Proposal: pAdd(mls.WireKeyPackage(e.daveKP))})
+			}},
 		{name: "12.1.8/external-sender-without-extension", section: "12.1.8", text: "external proposals need the external_senders extension",
 			want: mls.ErrUnknownSender, env: func(t testing.TB) *advEnv { return newAdvEnvWithout(t) },
 			make: func(t *testing.T, e *advEnv) []byte {

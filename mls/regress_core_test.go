@@ -559,6 +559,7 @@ func TestRegressEncryptionSecretNotSaved(t *testing.T) {
 func TestRegressExternalSenderIndex(t *testing.T) {
 	seeded(t, 1216)
 	cfg := detConfig("external sender index", true)
+	cfg.ExternalProposals = mls.AllowExternalProposals // Section 12.1.8: this sender is authorized
 	ds := newClient(t, "ds", fastSuite, cfg)
 	es, err := mls.ExternalSenderExtension(mls.ExternalSenderInfo{SignatureKey: ds.sig.PublicKey(), Credential: ds.cred})
 	if err != nil {
