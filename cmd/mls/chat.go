@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mlskit/mlskit/internal/chat"
+	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -124,7 +124,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	case "init":
 		name = fs.String("name", "", "your name (the identity in your credential; your client id on the server)")
 		server = fs.String("server", os.Getenv("MLS_SERVER"), "mlsd URL, e.g. http://127.0.0.1:7420 (default $MLS_SERVER)")
-		suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
+		suiteID = fs.Uint("suite", uint(client.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
 		caCert = fs.String("ca-cert", "", "CA certificate (PEM): use an X.509 credential from this CA and check every member's against it")
 		allowBasic = fs.Bool("allow-basic", false, "with --ca-cert, also accept members with Basic credentials")
 	case "offline":
@@ -143,7 +143,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		switch sub {
 		case "init":
 			name = fs.String("name", "", "your name")
-			suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite")
+			suiteID = fs.Uint("suite", uint(client.DefaultSuite), "cipher suite")
 		case "keypackage", "encrypt":
 			out = fs.String("o", "", "output file (- for stdout)")
 		case "commit":
@@ -178,7 +178,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "%s: %v\n", label, err)
-		if errors.Is(err, chat.ErrUsage) {
+		if errors.Is(err, client.ErrUsage) {
 			return 2
 		}
 		return 1
@@ -204,12 +204,12 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			}
 		}
 		if caCert != nil && *caCert != "" {
-			return initX509(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
+			return initX509(*dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
 		}
 		if allowBasic != nil && *allowBasic {
 			return usageErr("--allow-basic needs --ca-cert")
 		}
-		c, err := chat.Init(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
+		c, err := client.Init(*dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
 		if err != nil {
 			return fail(err)
 		}
@@ -228,7 +228,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return 0
 	}
 
-	c, err := chat.Open(*dir)
+	c, err := client.Open(*dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -266,7 +266,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	if len(pos) > 0 {
 		group = pos[0]
 	}
-	printEvents := func(evs []chat.Event) {
+	printEvents := func(evs []client.Event) {
 		for _, e := range evs {
 			fmt.Fprintln(stdout, e)
 		}
@@ -318,7 +318,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 				}
 			}()
 		}
-		err := c.Follow(ctx, group, input, func(e chat.Event) {
+		err := c.Follow(ctx, group, input, func(e client.Event) {
 			fmt.Fprintln(stdout, e)
 			if f, ok := stdout.(interface{ Sync() error }); ok {
 				f.Sync()
@@ -397,7 +397,7 @@ func groupHex(b []byte) string {
 	return strings.Join(parts, " ")
 }
 
-func runOffline(ctx context.Context, c *chat.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
+func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
 	adds, removes multi, stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
 	read := func(path string) ([]byte, error) {
 		var data []byte
@@ -502,7 +502,7 @@ func runOffline(ctx context.Context, c *chat.Client, sub string, pos []string, h
 			return fail(err)
 		}
 		for _, e := range evs {
-			if sub == "decrypt" && e.Kind == chat.EventMessage {
+			if sub == "decrypt" && e.Kind == client.EventMessage {
 				fmt.Fprintln(stdout, e.Text)
 			} else {
 				fmt.Fprintln(stdout, e)

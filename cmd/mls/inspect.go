@@ -213,7 +213,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // stateFile is the SQLite store in a client's state directory (the layout
-// of internal/chat: DIR/state.db, written through mls.Group.Save).
+// of package client: DIR/state.db, written through mls.Group.Save).
 const stateFile = "state.db"
 
 // stateMember reads a client's groups and KeyPackages for inspect. It never

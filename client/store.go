@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -35,8 +35,8 @@ type Store interface {
 }
 
 var (
-	errNoGroup      = errors.New("chat: group not in the store")
-	errNoKeyPackage = errors.New("chat: no stored KeyPackage matches the Welcome")
+	errNoGroup      = errors.New("client: group not in the store")
+	errNoKeyPackage = errors.New("client: no stored KeyPackage matches the Welcome")
 )
 
 // stateDB is the SQLite store's file in the state directory.

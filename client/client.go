@@ -22,7 +22,7 @@
 // request to leave (a Remove proposal for itself, RFC 9420, Section 12.1.3:
 // a member cannot commit its own removal) is committed by the next member
 // that reads the group.
-package chat
+package client
 
 import (
 	"context"
@@ -33,8 +33,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
+	dsclient "github.com/mlskit/mlskit/ds/client"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/mls"
 )
@@ -64,7 +63,7 @@ type Client struct {
 	store Store
 	meta  *meta
 	lock  *os.File
-	ds    *client.Client
+	ds    *dsclient.Client
 	// groups holds each group loaded in this process: one Group object
 	// per group, as mls.Group.Save requires.
 	groups map[string]*mls.Group
@@ -159,12 +158,6 @@ func (c *Client) now() time.Time {
 	return time.Now()
 }
 
-func (c *Client) credentialBytes() []byte {
-	if len(c.id.X509Chain) > 0 {
-		return mlsmsg.X509Credential(c.id.X509Chain)
-	}
-	return mlsmsg.BasicCredential([]byte(c.id.Name))
-}
 
 // connect logs in to the delivery service once per Client.
 func (c *Client) connect(ctx context.Context) error {
@@ -185,10 +178,14 @@ func (c *Client) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ds := client.New(c.id.Server, nil)
+	cred, err := c.id.Credential().Marshal()
+	if err != nil {
+		return err
+	}
+	ds := dsclient.New(c.id.Server, nil)
 	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := ds.Login(lctx, uint16(c.id.Suite), signer, c.credentialBytes()); err != nil {
+	if err := ds.Login(lctx, uint16(c.id.Suite), signer, cred); err != nil {
 		return c.serverError("logging in as "+c.id.Name, err)
 	}
 	// Continue checking each group's hash chain where the last run left it.

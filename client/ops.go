@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/client"
+	dsclient "github.com/mlskit/mlskit/ds/client"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -315,8 +315,8 @@ func (c *Client) commitRetry(ctx context.Context, group string, build func(*mls.
 		if err == nil {
 			return nil
 		}
-		stale, isStale := client.StaleEpoch(err)
-		deferred, isDeferred := client.Deferred(err)
+		stale, isStale := dsclient.StaleEpoch(err)
+		deferred, isDeferred := dsclient.Deferred(err)
 		if !isStale && !isDeferred || attempt+1 >= maxCommitAttempts {
 			if isStale || isDeferred {
 				return fmt.Errorf("group %q: gave up after %d commits lost to other members' commits", group, attempt+1)
