@@ -29,6 +29,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -81,32 +82,67 @@ type InitOptions struct {
 
 // Init creates a state directory with a fresh signature key and a Basic
 // credential for o.Name (RFC 9420, Section 5.3). It refuses a directory that
-// already holds an identity.
-func Init(dir string, o InitOptions) (*Client, error) {
+// already holds an identity, and a name CheckName refuses. Everything is
+// checked before anything is written: the name, the cipher suite, the
+// server URL and, when o.Server is set, a login to that server (which binds
+// the new key to the name there). A failed Init leaves no identity behind.
+func Init(ctx context.Context, dir string, o InitOptions) (*Client, error) {
+	return initDir(ctx, dir, o, nil)
+}
+
+func initDir(ctx context.Context, dir string, o InitOptions, tr *trust) (*Client, error) {
 	if o.Name == "" {
 		return nil, userErr(ErrUsage, "a name is required (--name)")
 	}
-	if len(o.Name) > 255 {
-		return nil, userErr(ErrUsage, "the name is longer than 255 bytes")
+	if err := CheckName(o.Name); err != nil {
+		return nil, err
 	}
 	if o.Suite == 0 {
 		o.Suite = DefaultSuite
 	}
+	if err := checkServerURL(o.Server); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, identityFile)); err == nil {
 		return nil, userErr(ErrUsage, "%s already holds an identity; use another --dir", dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}
 	sig, err := mls.GenerateSignatureKeyPair(o.Suite, rand.Reader)
 	if err != nil {
 		return nil, userErr(ErrUsage, "cipher suite %d: %v", o.Suite, err)
 	}
 	id := &Identity{Name: o.Name, Server: o.Server, Suite: o.Suite, SignatureKey: sig.PrivateKey()}
+	if o.Server != "" && tr == nil {
+		// An X.509 identity cannot log in before its certificate exists.
+		probe := &Client{dir: dir, id: id, cfg: &mls.Config{}, meta: &meta{Groups: map[string]*groupMeta{}}}
+		if err := probe.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := makePrivateDir(dir); err != nil {
+		return nil, err
+	}
+	if tr != nil {
+		if err := saveTrust(dir, tr); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", trustFile, err)
+		}
+	}
 	if err := saveIdentity(dir, id); err != nil {
 		return nil, fmt.Errorf("writing the identity: %w", err)
 	}
 	return Open(dir)
+}
+
+// checkServerURL accepts an empty URL (offline use) or an absolute http or
+// https URL with a host and nothing after the path.
+func checkServerURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return userErr(ErrUsage, "the server URL %q is not of the form http://HOST:PORT or https://HOST", s)
+	}
+	return nil
 }
 
 // Open opens an existing state directory.
@@ -119,19 +155,33 @@ func Open(dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := tightenDir(dir); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	if err := removeTemp(dir); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
 	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}}
 	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
 	// An X.509 identity checks every credential against its CA (x509.go).
-	if c.cfg.CredentialValidator, err = validatorFor(dir, id.Suite); err != nil {
+	v, err := validatorFor(dir, id.Suite)
+	if err != nil {
 		return fail(err)
 	}
+	// Every credential's name must also be safe to show (name.go).
+	c.cfg.CredentialValidator = nameChecker{v}
 	if c.sig, err = mls.NewSignatureKeyPair(id.Suite, id.SignatureKey); err != nil {
 		return fail(fmt.Errorf("%s: bad signature key: %w", identityFile, err))
 	}
 	if c.store, err = openStore(dir, c.cfg); err != nil {
-		return fail(fmt.Errorf("opening the state store: %w", err))
+		return fail(&UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", filepath.Join(dir, stateDB), err), Err: ErrDamaged})
 	}
-	if c.meta, err = loadMeta(dir); err != nil {
+	if c.meta, err = loadMeta(dir); err == nil {
+		err = c.checkConsistent(context.Background())
+	}
+	if err != nil {
 		c.store.Close()
 		return fail(err)
 	}
@@ -157,7 +207,6 @@ func (c *Client) now() time.Time {
 	}
 	return time.Now()
 }
-
 
 // connect logs in to the delivery service once per Client.
 func (c *Client) connect(ctx context.Context) error {
@@ -223,7 +272,7 @@ func (c *Client) group(ctx context.Context, name string) (*mls.Group, *groupMeta
 		return nil, nil, userErr(ErrNotMember, "group %q has no saved state in %s", name, c.dir)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading group %q: %w", name, err)
+		return nil, nil, &UserError{Msg: fmt.Sprintf("the state of group %q in %s cannot be loaded (damaged?): %v", name, filepath.Join(c.dir, stateDB), err), Err: ErrDamaged}
 	}
 	c.groups[name] = g
 	return g, gm, nil
@@ -255,9 +304,13 @@ func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
 	var out []GroupInfo
 	for _, gm := range c.meta.sorted() {
 		gi := GroupInfo{Name: string(gm.ID), Removed: gm.Removed, Offline: gm.Offline, Unread: len(gm.Inbox) - gm.Shown}
-		if g, _, err := c.group(ctx, string(gm.ID)); err == nil {
+		g, _, err := c.group(ctx, string(gm.ID))
+		switch {
+		case err == nil:
 			gi.Epoch = g.Epoch()
 			gi.Members = memberNames(g)
+		case !errors.Is(err, ErrRemoved):
+			return nil, err
 		}
 		out = append(out, gi)
 	}

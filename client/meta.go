@@ -45,7 +45,7 @@ func loadMeta(dir string) (*meta, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, m); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", filepath.Join(dir, metaFile), err)
+		return nil, &UserError{Msg: fmt.Sprintf("%s is damaged: %v", filepath.Join(dir, metaFile), err), Err: ErrDamaged}
 	}
 	if m.Groups == nil {
 		m.Groups = map[string]*groupMeta{}
@@ -106,13 +106,4 @@ type Event struct {
 	Text  string    `json:"text"`
 	// Own marks what this client did itself; Read does not repeat it.
 	Own bool `json:"own,omitempty"`
-}
-
-// String formats the event as one terminal line.
-func (e Event) String() string {
-	ts := e.Time.Local().Format("15:04:05")
-	if e.Kind == EventMessage {
-		return fmt.Sprintf("%s [%s] %s: %s", ts, e.Group, e.From, e.Text)
-	}
-	return fmt.Sprintf("%s [%s] * %s", ts, e.Group, e.Text)
 }

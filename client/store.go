@@ -29,6 +29,8 @@ type Store interface {
 	// and deleting the KeyPackage's private keys (unless last-resort) in
 	// one step. A Welcome for none of them fails with errNoKeyPackage.
 	Join(ctx context.Context, welcome []byte) (*mls.Group, error)
+	// ListGroups lists the groups whose state is stored.
+	ListGroups(ctx context.Context) ([][]byte, error)
 	// Durable reports whether the state survives the process.
 	Durable() bool
 	Close() error
@@ -45,7 +47,11 @@ const stateDB = "state.db"
 // openStore opens the SQLite store of a state directory (package mls's
 // Save/LoadGroup over storage/sqlite).
 func openStore(dir string, cfg *mls.Config) (Store, error) {
-	st, err := sqlite.Open(filepath.Join(dir, stateDB), nil)
+	path := filepath.Join(dir, stateDB)
+	if err := precreate(path); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +103,8 @@ func (s *sqliteStore) Join(ctx context.Context, welcome []byte) (*mls.Group, err
 	id := g.GroupID()
 	return s.LoadGroup(ctx, id)
 }
+
+func (s *sqliteStore) ListGroups(ctx context.Context) ([][]byte, error) { return s.st.ListGroups(ctx) }
 
 func (s *sqliteStore) Durable() bool { return true }
 func (s *sqliteStore) Close() error  { return s.st.Close() }

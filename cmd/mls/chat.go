@@ -177,14 +177,14 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		label += " " + sub
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "%s: %v\n", label, err)
+		fmt.Fprintf(stderr, "%s: %s\n", label, clean(err.Error()))
 		if errors.Is(err, client.ErrUsage) {
 			return 2
 		}
 		return 1
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "%s: %s\nusage: %s %s\n", label, fmt.Sprintf(format, a...), label, chatCommands[cmd])
+		fmt.Fprintf(stderr, "%s: %s\nusage: %s %s\n", label, clean(fmt.Sprintf(format, a...)), label, chatCommands[cmd])
 		return 2
 	}
 	npos := func(min, max int) bool { return len(pos) >= min && (max < 0 || len(pos) <= max) }
@@ -204,12 +204,12 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			}
 		}
 		if caCert != nil && *caCert != "" {
-			return initX509(*dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
+			return initX509(ctx, *dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
 		}
 		if allowBasic != nil && *allowBasic {
 			return usageErr("--allow-basic needs --ca-cert")
 		}
-		c, err := client.Init(*dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
+		c, err := client.Init(ctx, *dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
 		if err != nil {
 			return fail(err)
 		}
@@ -268,7 +268,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	printEvents := func(evs []client.Event) {
 		for _, e := range evs {
-			fmt.Fprintln(stdout, e)
+			fmt.Fprintln(stdout, eventLine(e))
 		}
 	}
 	switch cmd {
@@ -291,7 +291,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "invited %s to %q (epoch %d)\n", strings.Join(pos[1:], ", "), group, st.Epoch)
+		fmt.Fprintf(stdout, "invited %s to %q (epoch %d)\n", clean(strings.Join(pos[1:], ", ")), group, st.Epoch)
 	case "join", "read":
 		evs, err := c.Read(ctx, group)
 		if err != nil {
@@ -319,7 +319,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			}()
 		}
 		err := c.Follow(ctx, group, input, func(e client.Event) {
-			fmt.Fprintln(stdout, e)
+			fmt.Fprintln(stdout, eventLine(e))
 			if f, ok := stdout.(interface{ Sync() error }); ok {
 				f.Sync()
 			}
@@ -331,7 +331,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if err := c.Remove(ctx, group, pos[1]); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "removed %s from %q\n", pos[1], group)
+		fmt.Fprintf(stdout, "removed %s from %q\n", clean(pos[1]), group)
 	case "leave":
 		if err := c.Leave(ctx, group); err != nil {
 			return fail(err)
@@ -357,7 +357,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			if m.Me {
 				me = " (you)"
 			}
-			fmt.Fprintf(stdout, "  leaf %-4d %s%s\n", m.Leaf, m.Name, me)
+			fmt.Fprintf(stdout, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
 		}
 	case "authenticator":
 		st, err := c.Status(ctx, group)
@@ -381,7 +381,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			case g.Offline:
 				state = " (offline)"
 			}
-			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", g.Name, g.Epoch, g.Unread, strings.Join(g.Members, ", "), state)
+			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
 		}
 	}
 	return 0
@@ -503,9 +503,9 @@ func runOffline(ctx context.Context, c *client.Client, sub string, pos []string,
 		}
 		for _, e := range evs {
 			if sub == "decrypt" && e.Kind == client.EventMessage {
-				fmt.Fprintln(stdout, e.Text)
+				fmt.Fprintln(stdout, clean(e.Text))
 			} else {
-				fmt.Fprintln(stdout, e)
+				fmt.Fprintln(stdout, eventLine(e))
 			}
 		}
 	case "encrypt":

@@ -29,12 +29,12 @@ X.509 identities (made with "mls init --ca-cert CA.pem"):
 // initX509 runs "mls init --ca-cert": it creates the identity and tells the
 // user what the CA operator has to run. Nothing is published: the server
 // accepts this client only once it has its certificate.
-func initX509(dir string, o client.InitOptions, caPath string, allowBasic bool, stdout io.Writer, fail func(error) int) int {
+func initX509(ctx context.Context, dir string, o client.InitOptions, caPath string, allowBasic bool, stdout io.Writer, fail func(error) int) int {
 	ca, err := os.ReadFile(caPath)
 	if err != nil {
 		return fail(fmt.Errorf("--ca-cert: %w", err))
 	}
-	c, err := client.InitX509(dir, o, client.X509Options{CACert: ca, AllowBasic: allowBasic})
+	c, err := client.InitX509(ctx, dir, o, client.X509Options{CACert: ca, AllowBasic: allowBasic})
 	if err != nil {
 		return fail(err)
 	}
@@ -85,7 +85,7 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "%s: %v\n", label, err)
+		fmt.Fprintf(stderr, "%s: %s\n", label, clean(err.Error()))
 		if errors.Is(err, client.ErrUsage) {
 			return 2
 		}
