@@ -32,6 +32,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	dsclient "github.com/mlskit/mlskit/ds/client"
@@ -297,6 +299,10 @@ type GroupInfo struct {
 	Unread  int
 	Removed bool
 	Offline bool
+	// Skipped: an invitation that could not be used (Reason says why);
+	// Ignored: one the user chose to ignore. Neither is joined.
+	Skipped, Ignored bool
+	Reason           string
 }
 
 // Groups lists the groups in this state directory.
@@ -314,6 +320,13 @@ func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
 		}
 		out = append(out, gi)
 	}
+	for _, d := range c.meta.Declined {
+		if d.Reason == "left" {
+			continue
+		}
+		out = append(out, GroupInfo{Name: string(d.ID), Skipped: !d.Ignored, Ignored: d.Ignored, Reason: d.Reason})
+	}
+	slices.SortStableFunc(out, func(a, b GroupInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

@@ -91,13 +91,17 @@ func precreate(path string) error {
 // with the others. The message names the file.
 var ErrDamaged = errors.New("state directory damaged")
 
-// checkConsistent notices a chat.json that is missing (or lost groups)
-// while state.db still holds them: the groups would otherwise be forgotten
-// without a word.
+// checkConsistent notices a chat.json that is missing while state.db still
+// holds groups: they would otherwise be forgotten without a word. (A
+// chat.json that lacks one group is what a crash in the middle of a join
+// leaves; joinFromLog adopts that group.)
 func (c *Client) checkConsistent(ctx context.Context) error {
 	ids, err := c.store.ListGroups(ctx)
 	if err != nil {
 		return &UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", filepath.Join(c.dir, stateDB), err), Err: ErrDamaged}
+	}
+	if c.meta.existed {
+		return nil
 	}
 	var lost []string
 	for _, id := range ids {

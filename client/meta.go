@@ -19,7 +19,41 @@ const metaFile = "chat.json"
 
 type meta struct {
 	Groups map[string]*groupMeta `json:"groups"` // by hex group id
+	// Declined holds invitations that were skipped (unusable Welcome) or
+	// ignored, by hex group id.
+	Declined map[string]*declined `json:"declined,omitempty"`
+	// Notices are events outside any group this client is in (a skipped
+	// invitation), shown once like the inbox.
+	Notices []Event `json:"notices,omitempty"`
+
+	existed bool // the file was there when loaded
 }
+
+// declined is an invitation this client did not take: only records after
+// Seq are looked at again, and none when Ignored.
+type declined struct {
+	ID      []byte `json:"id"`
+	Seq     uint64 `json:"seq"`
+	Reason  string `json:"reason,omitempty"`
+	Ignored bool   `json:"ignored,omitempty"`
+}
+
+func (m *meta) declinedGroup(id []byte) *declined { return m.Declined[hex.EncodeToString(id)] }
+
+func (m *meta) decline(id []byte, seq uint64, reason string) *declined {
+	if m.Declined == nil {
+		m.Declined = map[string]*declined{}
+	}
+	d := m.Declined[hex.EncodeToString(id)]
+	if d == nil {
+		d = &declined{ID: id}
+		m.Declined[hex.EncodeToString(id)] = d
+	}
+	d.Seq, d.Reason = max(d.Seq, seq), reason
+	return d
+}
+
+func (m *meta) undecline(id []byte) { delete(m.Declined, hex.EncodeToString(id)) }
 
 type groupMeta struct {
 	ID []byte `json:"id"`
@@ -30,6 +64,8 @@ type groupMeta struct {
 	Offline bool `json:"offline,omitempty"`
 	// Removed: a commit removed this client; the group is kept read-only.
 	Removed bool `json:"removed,omitempty"`
+	// Undelivered: the server refused to deliver the log (noticed once).
+	Undelivered bool `json:"undelivered,omitempty"`
 	// Inbox holds events; Shown counts those already printed.
 	Inbox []Event `json:"inbox,omitempty"`
 	Shown int     `json:"shown"`
@@ -50,6 +86,7 @@ func loadMeta(dir string) (*meta, error) {
 	if m.Groups == nil {
 		m.Groups = map[string]*groupMeta{}
 	}
+	m.existed = true
 	return m, nil
 }
 
@@ -93,6 +130,7 @@ const (
 	EventUpdated EventKind = "updated" // a commit refreshed keys (new epoch)
 	EventLeave   EventKind = "leave"   // a member asked to leave (Remove proposal)
 	EventError   EventKind = "error"   // a record that could not be processed
+	EventSkipped EventKind = "skipped" // an invitation that could not be used
 )
 
 // Event is one thing that happened in a group, as this client saw it.

@@ -262,9 +262,15 @@ func (c *Client) SelfUpdate(ctx context.Context, group string) error {
 // leaf, which the next member to read the group commits (RFC 9420, Section
 // 12.1.3; a member cannot commit its own removal). The group is then
 // forgotten here.
+//
+// For a group this client was invited to but did not join (the invitation
+// could not be used), Leave is Ignore.
 func (c *Client) Leave(ctx context.Context, group string) error {
+	if c.meta.group([]byte(group)) == nil && c.meta.declinedGroup([]byte(group)) != nil {
+		return c.Ignore(group)
+	}
 	g, _, err := c.group(ctx, group)
-	if err != nil && !errors.Is(err, ErrRemoved) {
+	if err != nil && !errors.Is(err, ErrRemoved) && !errors.Is(err, ErrNotDelivered) {
 		return err
 	}
 	if err == nil {
@@ -293,7 +299,24 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 	if err := c.store.DeleteGroup(ctx, []byte(group)); err != nil {
 		return err
 	}
+	// Only a later Welcome (a new invitation) brings the group back.
+	if gm := c.meta.group([]byte(group)); gm != nil {
+		c.meta.decline([]byte(group), gm.Cursor, "left")
+	}
 	c.meta.remove([]byte(group))
+	return c.saveMeta()
+}
+
+// Ignore stops looking at invitations to a group this client has not
+// joined: a group it was added to with a Welcome it could not use, or one
+// it does not want. The server may keep listing the group; this client no
+// longer reads its log.
+func (c *Client) Ignore(group string) error {
+	if gm := c.meta.group([]byte(group)); gm != nil && !gm.Removed {
+		return userErr(ErrUsage, "you are a member of group %q: use Leave", group)
+	}
+	d := c.meta.decline([]byte(group), 0, "ignored")
+	d.Ignored = true
 	return c.saveMeta()
 }
 

@@ -27,8 +27,10 @@ type Store interface {
 	PutKeyPackages(ctx context.Context, bundles []*mls.KeyPackageBundle) error
 	// Join joins from a Welcome with a stored KeyPackage, storing the group
 	// and deleting the KeyPackage's private keys (unless last-resort) in
-	// one step. A Welcome for none of them fails with errNoKeyPackage.
-	Join(ctx context.Context, welcome []byte) (*mls.Group, error)
+	// one step. check sees the group id before anything is stored; its
+	// error stops the join. A Welcome for none of them fails with
+	// errNoKeyPackage.
+	Join(ctx context.Context, welcome []byte, check func(groupID []byte) error) (*mls.Group, error)
 	// ListGroups lists the groups whose state is stored.
 	ListGroups(ctx context.Context) ([][]byte, error)
 	// Durable reports whether the state survives the process.
@@ -90,7 +92,38 @@ func (s *sqliteStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBu
 	return nil
 }
 
-func (s *sqliteStore) Join(ctx context.Context, welcome []byte) (*mls.Group, error) {
+func (s *sqliteStore) Join(ctx context.Context, welcome []byte, check func([]byte) error) (*mls.Group, error) {
+	// Open the Welcome in memory first: JoinFromStore saves the group under
+	// whatever group id the Welcome carries, before the caller could object.
+	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, err
+	}
+	var bundle *mls.KeyPackageBundle
+	for _, r := range refs {
+		b, err := mls.LoadKeyPackage(ctx, s.st, r)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		bundle = b
+		break
+	}
+	if bundle == nil {
+		return nil, errNoKeyPackage
+	}
+	trial, err := mls.JoinFromWelcome(s.cfg, welcome, bundle, nil)
+	bundle.Erase()
+	if err != nil {
+		return nil, err
+	}
+	if err := check(trial.GroupID()); err != nil {
+		return nil, err
+	}
+	// The same Welcome again, now stored with the KeyPackage's deletion in
+	// one write (mls.JoinFromStore).
 	g, err := mls.JoinFromStore(ctx, s.cfg, s.st, welcome, nil)
 	if errors.Is(err, mls.ErrNoMatchingKeyPackage) {
 		return nil, errNoKeyPackage

@@ -333,8 +333,18 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 		fmt.Fprintf(stdout, "removed %s from %q\n", clean(pos[1]), group)
 	case "leave":
+		skipped := false
+		if gs, err := c.Groups(ctx); err == nil {
+			for _, g := range gs {
+				skipped = skipped || g.Name == group && (g.Skipped || g.Ignored)
+			}
+		}
 		if err := c.Leave(ctx, group); err != nil {
 			return fail(err)
+		}
+		if skipped {
+			fmt.Fprintf(stdout, "ignoring group %q: its invitations are no longer looked at\n", group)
+			return 0
 		}
 		fmt.Fprintf(stdout, "left %q: the other members commit your removal when they next read\n", group)
 	case "update":
@@ -380,6 +390,10 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 				state = " (removed)"
 			case g.Offline:
 				state = " (offline)"
+			case g.Ignored:
+				state = " (invitation ignored)"
+			case g.Skipped:
+				state = " (invitation skipped: " + clean(g.Reason) + "; \"mls leave\" ignores it)"
 			}
 			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
 		}
