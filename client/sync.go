@@ -279,6 +279,9 @@ func (c *Client) sync(ctx context.Context, group string) error {
 	if gm.Removed {
 		return userErr(ErrRemoved, "you were removed from group %q", group)
 	}
+	if err := c.resolvePending(ctx, group); err != nil {
+		return err
+	}
 	return c.commitLeaveRequests(ctx, group)
 }
 
@@ -414,6 +417,29 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		return evs, false
 	}
 	return nil, false
+}
+
+// resolvePending settles a commit an earlier run saved but did not see
+// through (it died before sending, while the server held the request, or
+// before it merged the server's acceptance). By now the log has been read
+// to its head: had the server accepted the commit, it would have been found
+// there and merged (handle); had another member's commit won the epoch,
+// the pending one would have been discarded for it. A commit still pending
+// was not accepted, so it is discarded and the epoch stays as it is
+// (RFC 9420, Section 14: a commit takes effect only once the delivery
+// service has sequenced it; RFC 9750, Section 5.2.1).
+func (c *Client) resolvePending(ctx context.Context, group string) error {
+	g, _, err := c.group(ctx, group)
+	if err != nil || !g.HasPendingCommit() {
+		return err
+	}
+	g.DiscardPendingCommit()
+	if err := c.saveGroup(ctx, g); err != nil {
+		return err
+	}
+	c.appendEvents(group, Event{Group: group, Epoch: g.Epoch(), Time: c.now(), Kind: EventUpdated,
+		Text: fmt.Sprintf("a commit of yours from an earlier run never reached the group and was dropped (epoch %d)", g.Epoch())})
+	return c.saveMeta()
 }
 
 // commitLeaveRequests commits pending Remove proposals members made for
