@@ -70,6 +70,8 @@ type Client struct {
 	// groups holds each group loaded in this process: one Group object
 	// per group, as mls.Group.Save requires.
 	groups map[string]*mls.Group
+	// readOnly: opened by OpenReadOnly, without the lock.
+	readOnly bool
 
 	// Now stamps events; nil means time.Now.
 	Now func() time.Time
@@ -148,24 +150,38 @@ func checkServerURL(s string) error {
 }
 
 // Open opens an existing state directory.
-func Open(dir string) (*Client, error) {
+func Open(dir string) (*Client, error) { return open(dir, false) }
+
+// OpenReadOnly opens a state directory to look at it (Status, Groups)
+// without taking its lock, so it works while another process, such as a
+// running Follow, uses the directory. It reads what that process last
+// saved. Everything that would change the state or talk to the server
+// fails with ErrReadOnly.
+func OpenReadOnly(dir string) (*Client, error) { return open(dir, true) }
+
+// ErrReadOnly: the Client was opened with OpenReadOnly.
+var ErrReadOnly = errors.New("client: opened read-only")
+
+func open(dir string, readOnly bool) (*Client, error) {
 	id, err := loadIdentity(dir)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	var lock *os.File
+	if !readOnly {
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+		if err := tightenDir(dir); err != nil {
+			unlockDir(lock)
+			return nil, err
+		}
+		if err := removeTemp(dir); err != nil {
+			unlockDir(lock)
+			return nil, err
+		}
 	}
-	if err := tightenDir(dir); err != nil {
-		unlockDir(lock)
-		return nil, err
-	}
-	if err := removeTemp(dir); err != nil {
-		unlockDir(lock)
-		return nil, err
-	}
-	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}}
+	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}, readOnly: readOnly}
 	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
 	// An X.509 identity checks every credential against its CA (x509.go).
 	v, err := validatorFor(dir, id.Suite)
@@ -179,6 +195,9 @@ func Open(dir string) (*Client, error) {
 	}
 	if c.store, err = openStore(dir, c.cfg); err != nil {
 		return fail(&UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", filepath.Join(dir, stateDB), err), Err: ErrDamaged})
+	}
+	if readOnly {
+		c.store = readOnlyStore{c.store}
 	}
 	if c.meta, err = loadMeta(dir); err == nil {
 		err = c.checkConsistent(context.Background())
@@ -215,6 +234,9 @@ func (c *Client) connect(ctx context.Context) error {
 	if c.ds != nil {
 		return nil
 	}
+	if c.readOnly {
+		return ErrReadOnly
+	}
 	if c.id.Server == "" {
 		return userErr(ErrUsage, "no server configured for %s: run \"mls init\" with --server URL", c.dir)
 	}
@@ -250,6 +272,9 @@ func (c *Client) connect(ctx context.Context) error {
 }
 
 func (c *Client) saveMeta() error {
+	if c.readOnly {
+		return ErrReadOnly
+	}
 	if err := c.meta.save(c.dir); err != nil {
 		return fmt.Errorf("saving %s: %w", metaFile, err)
 	}

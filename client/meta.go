@@ -131,6 +131,7 @@ const (
 	EventLeave   EventKind = "leave"   // a member asked to leave (Remove proposal)
 	EventError   EventKind = "error"   // a record that could not be processed
 	EventSkipped EventKind = "skipped" // an invitation that could not be used
+	EventStatus  EventKind = "status"  // Follow's connection: StatusReady, StatusLost..., StatusReconnected
 )
 
 // Event is one thing that happened in a group, as this client saw it.

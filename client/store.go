@@ -43,6 +43,18 @@ var (
 	errNoKeyPackage = errors.New("client: no stored KeyPackage matches the Welcome")
 )
 
+// readOnlyStore refuses every change, for OpenReadOnly.
+type readOnlyStore struct{ Store }
+
+func (readOnlyStore) SaveGroup(context.Context, *mls.Group) error { return ErrReadOnly }
+func (readOnlyStore) DeleteGroup(context.Context, []byte) error   { return ErrReadOnly }
+func (readOnlyStore) PutKeyPackages(context.Context, []*mls.KeyPackageBundle) error {
+	return ErrReadOnly
+}
+func (readOnlyStore) Join(context.Context, []byte, func([]byte) error) (*mls.Group, error) {
+	return nil, ErrReadOnly
+}
+
 // stateDB is the SQLite store's file in the state directory.
 const stateDB = "state.db"
 

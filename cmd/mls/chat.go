@@ -228,7 +228,13 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return 0
 	}
 
-	c, err := client.Open(*dir)
+	open := client.Open
+	switch cmd {
+	case "members", "authenticator", "groups":
+		// Looking needs no lock: these work while "mls follow" runs.
+		open = client.OpenReadOnly
+	}
+	c, err := open(*dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -303,30 +309,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			return fail(err)
 		}
 	case "follow":
-		var input chan string
-		if group != "" {
-			input = make(chan string)
-			go func() {
-				defer close(input)
-				sc := bufio.NewScanner(stdin)
-				for sc.Scan() {
-					select {
-					case input <- sc.Text():
-					case <-ctx.Done():
-						return
-					}
-				}
-			}()
-		}
-		err := c.Follow(ctx, group, input, func(e client.Event) {
-			fmt.Fprintln(stdout, eventLine(e))
-			if f, ok := stdout.(interface{ Sync() error }); ok {
-				f.Sync()
-			}
-		})
-		if err != nil {
-			return fail(err)
-		}
+		return runFollow(ctx, c, group, stdin, stdout, fail)
 	case "remove":
 		if err := c.Remove(ctx, group, pos[1]); err != nil {
 			return fail(err)
@@ -361,20 +344,13 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "group %q, epoch %d, %d members:\n", group, st.Epoch, len(st.Members))
-		for _, m := range st.Members {
-			me := ""
-			if m.Me {
-				me = " (you)"
-			}
-			fmt.Fprintf(stdout, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
-		}
+		printMembers(stdout, st)
 	case "authenticator":
 		st, err := c.Status(ctx, group)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "group %q epoch %d authenticator:\n%s\n", group, st.Epoch, groupHex(st.Authenticator))
+		printAuthenticator(stdout, st)
 	case "groups":
 		gs, err := c.Groups(ctx)
 		if err != nil {
@@ -397,6 +373,98 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			}
 			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
 		}
+	}
+	return 0
+}
+
+func printMembers(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "group %q, epoch %d, %d members:\n", st.Group, st.Epoch, len(st.Members))
+	for _, m := range st.Members {
+		me := ""
+		if m.Me {
+			me = " (you)"
+		}
+		fmt.Fprintf(w, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
+	}
+}
+
+func printAuthenticator(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "group %q epoch %d authenticator:\n%s\n", st.Group, st.Epoch, groupHex(st.Authenticator))
+}
+
+// followHelp is printed by "/help" in follow.
+const followHelp = `  type a line and Enter to send it
+  /members   the group's epoch and members
+  /auth      the epoch authenticator, to compare out of band
+  /quit      stop following (or Ctrl-D, Ctrl-C)
+  //text     send a line that starts with "/"`
+
+// runFollow runs "mls follow": events as they happen, typed lines sent to
+// group, and the in-band commands above.
+func runFollow(ctx context.Context, c *client.Client, group string, stdin io.Reader, stdout io.Writer, fail func(error) int) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	say := func(s string) {
+		fmt.Fprintln(stdout, s)
+		if f, ok := stdout.(interface{ Sync() error }); ok {
+			f.Sync()
+		}
+	}
+	var input chan string
+	if group != "" {
+		input = make(chan string)
+		go func() {
+			defer close(input)
+			sc := bufio.NewScanner(stdin)
+			for sc.Scan() {
+				select {
+				case input <- sc.Text():
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	command := func(line string) (string, bool) {
+		if !strings.HasPrefix(line, "/") {
+			return line, true
+		}
+		if strings.HasPrefix(line, "//") {
+			return line[1:], true
+		}
+		var b strings.Builder
+		switch strings.TrimSpace(line) {
+		case "/members":
+			st, err := c.Status(ctx, group)
+			if err != nil {
+				say("* " + clean(err.Error()))
+				return "", false
+			}
+			printMembers(&b, st)
+		case "/auth", "/authenticator":
+			st, err := c.Status(ctx, group)
+			if err != nil {
+				say("* " + clean(err.Error()))
+				return "", false
+			}
+			printAuthenticator(&b, st)
+		case "/quit", "/exit":
+			cancel()
+			return "", false
+		case "/help":
+			b.WriteString(followHelp + "\n")
+		default:
+			say(fmt.Sprintf("* unknown command %s (/help lists them; //text sends a line starting with /)", clean(strings.Fields(line)[0])))
+			return "", false
+		}
+		fmt.Fprint(stdout, b.String())
+		return "", false
+	}
+	err := c.Follow(ctx, client.FollowOptions{Group: group, Input: input, Command: command}, func(e client.Event) {
+		say(followLine(e, c.Identity().Name, group))
+	})
+	if err != nil {
+		return fail(err)
 	}
 	return 0
 }

@@ -16,6 +16,18 @@ import (
 // fresh data directory, as a separate process.
 func startMLSD(t *testing.T) string {
 	t.Helper()
+	return newMLSD(t).start(t, "127.0.0.1:0")
+}
+
+// mlsdProcess is a built mlsd with its data directory, which a test can
+// stop and start again on the same address.
+type mlsdProcess struct {
+	bin, data string
+	cmd       *exec.Cmd
+}
+
+func newMLSD(t *testing.T) *mlsdProcess {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs mlsd")
 	}
@@ -25,7 +37,15 @@ func startMLSD(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building mlsd: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "-listen", "127.0.0.1:0", "-log-level", "error", "-data", t.TempDir())
+	m := &mlsdProcess{bin: bin, data: t.TempDir()}
+	t.Cleanup(m.kill)
+	return m
+}
+
+// start runs mlsd listening on addr and returns its URL.
+func (m *mlsdProcess) start(t *testing.T, addr string) string {
+	t.Helper()
+	cmd := exec.Command(m.bin, "serve", "-listen", addr, "-log-level", "error", "-data", m.data)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +54,7 @@ func startMLSD(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	m.cmd = cmd
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("mlsd did not start: %v", err)
@@ -44,6 +64,15 @@ func startMLSD(t *testing.T) string {
 		t.Fatalf("mlsd said %q", line)
 	}
 	return f[3]
+}
+
+// kill stops mlsd with SIGKILL.
+func (m *mlsdProcess) kill() {
+	if m.cmd != nil {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+		m.cmd = nil
+	}
 }
 
 // The test binary doubles as the mls command run as a separate process

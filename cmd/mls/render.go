@@ -78,3 +78,19 @@ func eventLine(e client.Event) string {
 	}
 	return fmt.Sprintf("%s [%s] * %s", ts, clean(e.Group), clean(e.Text))
 }
+
+// followLine formats an event of "mls follow"; its own status lines say
+// what the person can do.
+func followLine(e client.Event, me, group string) string {
+	if e.Kind != client.EventStatus {
+		return eventLine(e)
+	}
+	ts := e.Time.In(time.Local).Format("15:04:05")
+	if e.Text == client.StatusReady {
+		if group == "" {
+			return fmt.Sprintf("%s * ready: following all groups of %s (Ctrl-C stops)", ts, clean(me))
+		}
+		return fmt.Sprintf("%s * ready: following %q as %s; type a line and Enter to send, /help for commands", ts, group, clean(me))
+	}
+	return fmt.Sprintf("%s * %s", ts, clean(e.Text))
+}
