@@ -1,27 +1,69 @@
-// Package chat is the client logic behind the mls command's chat
-// subcommands: a person's identity and state directory, KeyPackages
-// published to mlsd, and groups driven through the delivery service (invite,
-// join, send, read, follow, remove, leave, self-update), plus offline
-// operations that exchange MLS objects as files.
+// Package client is an end-to-end encrypted group messenger client built
+// on package mls (RFC 9420) and mlsd, the mlskit delivery service
+// (ds/client). It holds what turns the protocol library into a working
+// messenger: a person's identity and state directory, KeyPackages kept in
+// stock on the server, groups kept in step with the server's log, lost
+// commit races retried, crashes recovered, and every credential checked.
+// The mls command (cmd/mls) is a thin shell over it.
+//
+// # Getting started
+//
+// Init creates a state directory with a new signature key and a Basic
+// credential (InitX509 for an X.509 one from an operator's CA); Open opens
+// it again later. Publish uploads KeyPackages so that others can add you.
+// CreateGroup, Invite, Send, Remove, SelfUpdate and Leave change groups;
+// Read brings every group up to date (joining the groups you were invited
+// to) and returns what happened as Events; Follow does the same live from
+// the server's stream and sends the lines you give it. Status returns a
+// group's members and its epoch authenticator, which members compare out
+// of band (RFC 9420, Section 8.7). See Example.
+//
+// # Events are data
+//
+// An Event carries the sender's identity (authenticated by MLS) and the
+// text as data; the package never prints. Everything in an event, and
+// every member name, was chosen by another person: render it safely (the
+// mls command escapes control characters, ANSI/OSC sequences and bidi
+// overrides). Names themselves are checked by CheckName when an identity
+// is created and on every credential a group brings in, so a name made to
+// look like another's (a Cyrillic "а" for a Latin "a", an invisible or
+// direction-changing character) is refused.
 //
 // # State directory
 //
-// A Client owns one directory: identity.json (name, server, cipher suite,
-// signature private key; mode 0600), chat.json (per group: the log cursor,
-// its chain value, the inbox) and the MLS state (groups and KeyPackage
-// private keys) behind the Store interface. One process at a time uses a
-// directory; Open takes a lock.
+// A Client owns one directory, 0700 with its files 0600: identity.json
+// (name, server, cipher suite, signature private key), state.db (groups
+// and KeyPackage private keys, through mls.Group.Save and storage/sqlite),
+// chat.json (per group: the log cursor, its chain value, the inbox) and,
+// for X.509 identities, trust.json. One process at a time changes a
+// directory (Open takes a lock); OpenReadOnly looks at it beside that
+// process. Open removes temporary files a crash left, makes loose
+// permissions private again, and reports a damaged state.db or a missing
+// chat.json (ErrDamaged) instead of showing no groups.
 //
 // # What users should not have to think about
 //
 // A commit that loses its epoch to another member's (the server answers
 // StaleEpoch) is discarded, the winner is fetched and processed, and the
 // operation is tried again on the new epoch (RFC 9420, Section 14;
-// RFC 9750, Section 5.2). KeyPackages are replenished when the stock runs
-// low or the last-resort one was used (RFC 9420, Section 16.8). A member's
-// request to leave (a Remove proposal for itself, RFC 9420, Section 12.1.3:
-// a member cannot commit its own removal) is committed by the next member
-// that reads the group.
+// RFC 9750, Section 5.2). A commit is saved before it is sent; if the
+// process dies at any step, the next run reads the log and merges it if
+// the server accepted it, or drops it if not. KeyPackages are replenished
+// when the stock runs low or the last-resort one was used (RFC 9420,
+// Section 16.8). A member's request to leave (a Remove proposal for
+// itself; a member cannot commit its own removal) is committed by the next
+// member that reads the group. An invitation whose Welcome cannot be used
+// is skipped and reported once (EventSkipped); it never blocks the other
+// groups, and Ignore (or Leave) stops looking at it. A server that refuses
+// to deliver a group is reported (ErrNotDelivered), never taken for an MLS
+// removal.
+//
+// # Errors
+//
+// Errors a person can cause are *UserError values whose message says what
+// to do, wrapping a sentinel to branch on with errors.Is: ErrUsage,
+// ErrUnknownUser, ErrNoKeyPackages, ErrNotMember, ErrRemoved,
+// ErrNotDelivered, ErrUnreachable, ErrUntrusted, ErrBadName, ErrDamaged.
 package client
 
 import (
