@@ -269,7 +269,7 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 	if c.meta.group([]byte(group)) == nil && c.meta.declinedGroup([]byte(group)) != nil {
 		return c.Ignore(group)
 	}
-	g, _, err := c.group(ctx, group)
+	_, _, err := c.group(ctx, group)
 	if err != nil && !errors.Is(err, ErrRemoved) && !errors.Is(err, ErrNotDelivered) {
 		return err
 	}
@@ -281,7 +281,8 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 			return err
 		}
 		if gm := c.meta.group([]byte(group)); gm != nil && !gm.Removed {
-			if g, _, err = c.group(ctx, group); err != nil {
+			g, _, err := c.group(ctx, group)
+			if err != nil {
 				return err
 			}
 			if len(g.Members()) > 1 {

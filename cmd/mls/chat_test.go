@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -17,6 +16,16 @@ import (
 func startMLSD(t *testing.T) string {
 	t.Helper()
 	return newMLSD(t).start(t, "127.0.0.1:0")
+}
+
+// goBinary finds the go command that builds mlsd for the tests.
+func goBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH to build mlsd")
+	}
+	return p
 }
 
 // mlsdProcess is a built mlsd with its data directory, which a test can
@@ -32,7 +41,7 @@ func newMLSD(t *testing.T) *mlsdProcess {
 		t.Skip("builds and runs mlsd")
 	}
 	bin := filepath.Join(t.TempDir(), "mlsd")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goBinary(t)
 	build := exec.Command(gobin, "build", "-o", bin, "github.com/mlskit/mlskit/cmd/mlsd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building mlsd: %v\n%s", err, out)

@@ -144,11 +144,6 @@ func enumText(n *Node) string {
 	return fmt.Sprintf("%s (%d)", n.Enum, n.Uint)
 }
 
-// scalar reports whether n prints on one line.
-func scalar(n *Node) bool {
-	return n.Kind == KindUint || n.Kind == KindEnum || (n.Kind == KindBytes && n.Decoded == nil)
-}
-
 func bytesText(n *Node, full bool) string {
 	s := fmt.Sprintf("%d bytes", len(n.Bytes))
 	if len(n.Bytes) > 0 {
