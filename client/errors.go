@@ -29,6 +29,8 @@ var (
 	// ErrNotDelivered: the server refuses to deliver the group's log to this
 	// client. That is not proof of removal; the group is kept as it was.
 	ErrNotDelivered = errors.New("group not delivered")
+	// ErrBusy: another process is using the state directory.
+	ErrBusy = errors.New("state directory in use")
 	// ErrUsage: a bad argument or a missing setting.
 	ErrUsage = errors.New("usage")
 )
