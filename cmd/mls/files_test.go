@@ -55,7 +55,7 @@ func TestStateFiles(t *testing.T) {
 	if err := os.WriteFile(tmp, []byte("plaintext inbox"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ok(t, alice, "groups")
+	ok(t, alice, "read") // a command that takes the lock ("groups" only looks)
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatalf("leftover temporary file still there: %v", err)
 	}
