@@ -437,3 +437,32 @@ func (c *Client) Status(ctx context.Context, group string) (*Status, error) {
 	}
 	return st, nil
 }
+
+// SetServer points this identity at another delivery service URL (the
+// server moved, or was given a new name). The URL is checked and a login
+// tried before it is saved. Group logs are per server: groups made on the
+// old server are not found on a new one.
+func (c *Client) SetServer(ctx context.Context, server string) error {
+	if server == "" {
+		return userErr(ErrUsage, "name the server URL")
+	}
+	if err := checkServerURL(server); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return ErrReadOnly
+	}
+	id := *c.id
+	id.Server = server
+	if err := c.needCertificate(); err == nil {
+		probe := &Client{dir: c.dir, id: &id, cfg: c.cfg, meta: c.meta}
+		if err := probe.connect(ctx); err != nil {
+			return err
+		}
+	}
+	if err := saveIdentity(c.dir, &id); err != nil {
+		return fmt.Errorf("writing the identity: %w", err)
+	}
+	c.id, c.ds = &id, nil
+	return nil
+}

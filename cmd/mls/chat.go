@@ -36,6 +36,7 @@ const chatUsage = `chat over an mlsd delivery service (state in --dir, default $
   members GROUP                   the epoch and the members
   authenticator GROUP             the epoch authenticator, to compare out of band
   groups                          your groups
+  set-server URL                  use another mlsd URL (checked by logging in)
   offline ...                     file-based operations (mls offline -h)
 `
 
@@ -58,7 +59,7 @@ var chatCommands = map[string]string{
 	"init": "--name NAME --server URL [--suite N] [--ca-cert CA.pem [--allow-basic]]", "cert": "import --cert FILE | crl --crl FILE | request", "publish": "", "create": "GROUP",
 	"invite": "GROUP USER...", "join": "", "send": "GROUP TEXT...", "read": "[GROUP]",
 	"follow": "[GROUP]", "remove": "GROUP USER", "leave": "GROUP", "update": "GROUP",
-	"members": "GROUP", "authenticator": "GROUP", "groups": "", "offline": "COMMAND ...",
+	"members": "GROUP", "authenticator": "GROUP", "groups": "", "set-server": "URL", "offline": "COMMAND ...",
 }
 
 func isChatCommand(name string) bool { _, ok := chatCommands[name]; return ok }
@@ -251,6 +252,10 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if !npos(1, 1) {
 			return usageErr("name one group")
 		}
+	case "set-server":
+		if !npos(1, 1) {
+			return usageErr("name the server URL")
+		}
 	case "invite":
 		if !npos(2, -1) {
 			return usageErr("name the group and at least one user")
@@ -278,6 +283,11 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 	}
 	switch cmd {
+	case "set-server":
+		if err := c.SetServer(ctx, group); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "this identity now uses the server at %s\n", clean(group))
 	case "publish":
 		n, err := c.Publish(ctx)
 		if err != nil {

@@ -48,6 +48,18 @@ func TestStateFiles(t *testing.T) {
 	}
 	checkModes()
 
+	// The server URL is checked before anything is saved, at init and later.
+	dead := filepath.Join(root, "dead")
+	fails(t, dead, "cannot reach the server at http://127.0.0.1:1", "init", "--name", "dan", "--server", "http://127.0.0.1:1")
+	if _, err := os.Stat(filepath.Join(dead, "identity.json")); !os.IsNotExist(err) {
+		t.Fatalf("a failed init left an identity: %v", err)
+	}
+	fails(t, dead, "is not of the form", "init", "--name", "dan", "--server", "127.0.0.1:7420")
+	fails(t, alice, "is not of the form", "set-server", "ftp://example.com")
+	fails(t, alice, "cannot reach the server at http://127.0.0.1:1", "set-server", "http://127.0.0.1:1")
+	contains(t, ok(t, alice, "set-server", url), "now uses the server at "+url)
+	ok(t, alice, "send", "team", "still here")
+
 	// An older build's loose modes and a crash's leftovers are fixed on start.
 	os.Chmod(filepath.Join(alice, "state.db"), 0o644)
 	os.Chmod(alice, 0o755)
