@@ -26,7 +26,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // Errors a Validator returns; callers branch on them with errors.Is.
@@ -76,11 +76,11 @@ type BasicValidator struct{}
 
 // Validate implements Validator.
 func (BasicValidator) Validate(_ context.Context, credential []byte, _ uint16, _ []byte) (Identity, error) {
-	c, err := mlsmsg.ParseCredential(credential)
+	c, err := mls.ParseCredential(credential)
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidCredential, err)
 	}
-	if c.Type != mlsmsg.CredentialBasic {
+	if c.Type != mls.CredentialTypeBasic {
 		return Identity{}, ErrUnsupportedCredential
 	}
 	if err := CheckClientID(string(c.Identity)); err != nil {

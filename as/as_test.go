@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/mls"
 )
 
 func key(t *testing.T, id uint16) []byte {
@@ -33,7 +33,7 @@ func TestCAIssueValidateRevoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cred := mlsmsg.X509Credential([][]byte{der})
+		cred := x509Cred(t, [][]byte{der})
 		v := ca.Validator()
 		id, err := v.Validate(ctx, cred, sid, pub)
 		if err != nil || id.ClientID != "alice@phone" || !id.Vouched {
@@ -101,7 +101,7 @@ func TestSaveLoad(t *testing.T) {
 	if !again.IsRevoked(cert.SerialNumber) {
 		t.Fatal("revocation not persisted")
 	}
-	if _, err := again.Validator().Validate(context.Background(), mlsmsg.X509Credential([][]byte{der}), 1, pub); !errors.Is(err, ErrRevoked) {
+	if _, err := again.Validator().Validate(context.Background(), x509Cred(t, [][]byte{der}), 1, pub); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("%v", err)
 	}
 }
@@ -110,16 +110,34 @@ func TestBasicAndChain(t *testing.T) {
 	ctx := context.Background()
 	ca, _ := NewCA("ca", time.Hour)
 	v := Chain{ca.Validator(), BasicValidator{}}
-	id, err := v.Validate(ctx, mlsmsg.BasicCredential([]byte("carol")), 1, key(t, 1))
+	id, err := v.Validate(ctx, basicCred(t, []byte("carol")), 1, key(t, 1))
 	if err != nil || id.ClientID != "carol" || id.Vouched {
 		t.Fatalf("%+v %v", id, err)
 	}
-	for _, bad := range [][]byte{nil, {0, 1}, mlsmsg.BasicCredential(nil), mlsmsg.BasicCredential([]byte("a\nb")), {0, 9, 0}} {
+	for _, bad := range [][]byte{nil, {0, 1}, basicCred(t, nil), basicCred(t, []byte("a\nb")), {0, 9, 0}} {
 		if _, err := v.Validate(ctx, bad, 1, key(t, 1)); err == nil {
 			t.Fatalf("%x accepted", bad)
 		}
 	}
-	if _, err := (Chain{ca.Validator()}).Validate(ctx, mlsmsg.BasicCredential([]byte("carol")), 1, nil); !errors.Is(err, ErrUnsupportedCredential) {
+	if _, err := (Chain{ca.Validator()}).Validate(ctx, basicCred(t, []byte("carol")), 1, nil); !errors.Is(err, ErrUnsupportedCredential) {
 		t.Fatalf("basic with x509-only: %v", err)
 	}
+}
+
+func basicCred(t *testing.T, id []byte) []byte {
+	t.Helper()
+	b, err := mls.BasicCredential(id).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func x509Cred(t *testing.T, chain [][]byte) []byte {
+	t.Helper()
+	b, err := mls.X509Credential(chain).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

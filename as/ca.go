@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // CA is an operator-run certificate authority for device credentials. It is
@@ -281,11 +281,11 @@ func (v *X509Validator) isRevoked(c *x509.Certificate) bool {
 
 // Validate implements Validator.
 func (v *X509Validator) Validate(_ context.Context, credential []byte, suite uint16, signatureKey []byte) (Identity, error) {
-	c, err := mlsmsg.ParseCredential(credential)
+	c, err := mls.ParseCredential(credential)
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidCredential, err)
 	}
-	if c.Type != mlsmsg.CredentialX509 {
+	if c.Type != mls.CredentialTypeX509 {
 		return Identity{}, ErrUnsupportedCredential
 	}
 	leaf, err := x509.ParseCertificate(c.Certificates[0])

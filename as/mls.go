@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -41,17 +40,18 @@ func (g GroupValidator) ValidateCredential(c mls.Credential, signatureKey []byte
 // Identify validates c for signatureKey and returns the identity it
 // establishes.
 func (g GroupValidator) Identify(c mls.Credential, signatureKey []byte) (Identity, error) {
-	var enc []byte
 	switch c.Type {
 	case mls.CredentialTypeBasic:
-		enc = mlsmsg.BasicCredential(c.Identity)
 	case mls.CredentialTypeX509:
 		if len(c.Certificates) == 0 {
 			return Identity{}, fmt.Errorf("%w: empty certificate chain", ErrInvalidCredential)
 		}
-		enc = mlsmsg.X509Credential(c.Certificates)
 	default:
 		return Identity{}, fmt.Errorf("%w: type %d", ErrUnsupportedCredential, c.Type)
+	}
+	enc, err := c.Marshal()
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidCredential, err)
 	}
 	if g.Validator == nil {
 		return Identity{}, errOtherCredential

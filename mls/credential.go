@@ -39,6 +39,29 @@ func X509Credential(chain [][]byte) Credential {
 	return c
 }
 
+// Marshal encodes the credential as the Credential struct of RFC 9420,
+// Section 5.3, as it appears inside a LeafNode. Delivery and authentication
+// services exchange credentials in this form.
+func (c Credential) Marshal() ([]byte, error) {
+	w := c.toWire()
+	return wire.Encode(&w)
+}
+
+// ParseCredential decodes one Credential (RFC 9420, Section 5.3); trailing
+// bytes are rejected. A credential type other than basic and x509 is kept
+// opaquely in Data. An x509 credential with no certificate is refused: the
+// leaf certificate is what binds the identity (Section 5.3.3).
+func ParseCredential(data []byte) (Credential, error) {
+	w, err := wire.Decode[wire.Credential](data)
+	if err != nil {
+		return Credential{}, err
+	}
+	if w.CredentialType == wire.CredentialTypeX509 && len(w.Certificates) == 0 {
+		return Credential{}, invalid(ErrMalformed, "5.3.3", "x509 credential without certificates")
+	}
+	return credentialFromWire(*w), nil
+}
+
 func (c Credential) toWire() wire.Credential {
 	return wire.Credential{CredentialType: wire.CredentialType(c.Type), Identity: c.Identity,
 		Certificates: c.Certificates, Unknown: c.Data}

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mlskit/mlskit/internal/chat"
+	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -36,6 +36,7 @@ const chatUsage = `chat over an mlsd delivery service (state in --dir, default $
   members GROUP                   the epoch and the members
   authenticator GROUP             the epoch authenticator, to compare out of band
   groups                          your groups
+  set-server URL                  use another mlsd URL (checked by logging in)
   offline ...                     file-based operations (mls offline -h)
 `
 
@@ -58,7 +59,7 @@ var chatCommands = map[string]string{
 	"init": "--name NAME --server URL [--suite N] [--ca-cert CA.pem [--allow-basic]]", "cert": "import --cert FILE | crl --crl FILE | request", "publish": "", "create": "GROUP",
 	"invite": "GROUP USER...", "join": "", "send": "GROUP TEXT...", "read": "[GROUP]",
 	"follow": "[GROUP]", "remove": "GROUP USER", "leave": "GROUP", "update": "GROUP",
-	"members": "GROUP", "authenticator": "GROUP", "groups": "", "offline": "COMMAND ...",
+	"members": "GROUP", "authenticator": "GROUP", "groups": "", "set-server": "URL", "offline": "COMMAND ...",
 }
 
 func isChatCommand(name string) bool { _, ok := chatCommands[name]; return ok }
@@ -124,7 +125,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	case "init":
 		name = fs.String("name", "", "your name (the identity in your credential; your client id on the server)")
 		server = fs.String("server", os.Getenv("MLS_SERVER"), "mlsd URL, e.g. http://127.0.0.1:7420 (default $MLS_SERVER)")
-		suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
+		suiteID = fs.Uint("suite", uint(client.DefaultSuite), "cipher suite (RFC 9420, Section 17.1)")
 		caCert = fs.String("ca-cert", "", "CA certificate (PEM): use an X.509 credential from this CA and check every member's against it")
 		allowBasic = fs.Bool("allow-basic", false, "with --ca-cert, also accept members with Basic credentials")
 	case "offline":
@@ -143,7 +144,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		switch sub {
 		case "init":
 			name = fs.String("name", "", "your name")
-			suiteID = fs.Uint("suite", uint(chat.DefaultSuite), "cipher suite")
+			suiteID = fs.Uint("suite", uint(client.DefaultSuite), "cipher suite")
 		case "keypackage", "encrypt":
 			out = fs.String("o", "", "output file (- for stdout)")
 		case "commit":
@@ -177,14 +178,14 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		label += " " + sub
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "%s: %v\n", label, err)
-		if errors.Is(err, chat.ErrUsage) {
+		fmt.Fprintf(stderr, "%s: %s\n", label, clean(err.Error()))
+		if errors.Is(err, client.ErrUsage) {
 			return 2
 		}
 		return 1
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "%s: %s\nusage: %s %s\n", label, fmt.Sprintf(format, a...), label, chatCommands[cmd])
+		fmt.Fprintf(stderr, "%s: %s\nusage: %s %s\n", label, clean(fmt.Sprintf(format, a...)), label, chatCommands[cmd])
 		return 2
 	}
 	npos := func(min, max int) bool { return len(pos) >= min && (max < 0 || len(pos) <= max) }
@@ -204,12 +205,12 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			}
 		}
 		if caCert != nil && *caCert != "" {
-			return initX509(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
+			return initX509(ctx, *dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)}, *caCert, *allowBasic, stdout, fail)
 		}
 		if allowBasic != nil && *allowBasic {
 			return usageErr("--allow-basic needs --ca-cert")
 		}
-		c, err := chat.Init(*dir, chat.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
+		c, err := client.Init(ctx, *dir, client.InitOptions{Name: *name, Server: srv, Suite: mls.CipherSuite(*suiteID)})
 		if err != nil {
 			return fail(err)
 		}
@@ -228,7 +229,13 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return 0
 	}
 
-	c, err := chat.Open(*dir)
+	open := client.Open
+	switch cmd {
+	case "members", "authenticator", "groups":
+		// Looking needs no lock: these work while "mls follow" runs.
+		open = client.OpenReadOnly
+	}
+	c, err := open(*dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -244,6 +251,10 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	case "create", "leave", "update", "members", "authenticator":
 		if !npos(1, 1) {
 			return usageErr("name one group")
+		}
+	case "set-server":
+		if !npos(1, 1) {
+			return usageErr("name the server URL")
 		}
 	case "invite":
 		if !npos(2, -1) {
@@ -266,12 +277,17 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	if len(pos) > 0 {
 		group = pos[0]
 	}
-	printEvents := func(evs []chat.Event) {
+	printEvents := func(evs []client.Event) {
 		for _, e := range evs {
-			fmt.Fprintln(stdout, e)
+			fmt.Fprintln(stdout, eventLine(e))
 		}
 	}
 	switch cmd {
+	case "set-server":
+		if err := c.SetServer(ctx, group); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "this identity now uses the server at %s\n", clean(group))
 	case "publish":
 		n, err := c.Publish(ctx)
 		if err != nil {
@@ -291,7 +307,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "invited %s to %q (epoch %d)\n", strings.Join(pos[1:], ", "), group, st.Epoch)
+		fmt.Fprintf(stdout, "invited %s to %q (epoch %d)\n", clean(strings.Join(pos[1:], ", ")), group, st.Epoch)
 	case "join", "read":
 		evs, err := c.Read(ctx, group)
 		if err != nil {
@@ -303,38 +319,25 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			return fail(err)
 		}
 	case "follow":
-		var input chan string
-		if group != "" {
-			input = make(chan string)
-			go func() {
-				defer close(input)
-				sc := bufio.NewScanner(stdin)
-				for sc.Scan() {
-					select {
-					case input <- sc.Text():
-					case <-ctx.Done():
-						return
-					}
-				}
-			}()
-		}
-		err := c.Follow(ctx, group, input, func(e chat.Event) {
-			fmt.Fprintln(stdout, e)
-			if f, ok := stdout.(interface{ Sync() error }); ok {
-				f.Sync()
-			}
-		})
-		if err != nil {
-			return fail(err)
-		}
+		return runFollow(ctx, c, group, stdin, stdout, fail)
 	case "remove":
 		if err := c.Remove(ctx, group, pos[1]); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "removed %s from %q\n", pos[1], group)
+		fmt.Fprintf(stdout, "removed %s from %q\n", clean(pos[1]), group)
 	case "leave":
+		skipped := false
+		if gs, err := c.Groups(ctx); err == nil {
+			for _, g := range gs {
+				skipped = skipped || g.Name == group && (g.Skipped || g.Ignored)
+			}
+		}
 		if err := c.Leave(ctx, group); err != nil {
 			return fail(err)
+		}
+		if skipped {
+			fmt.Fprintf(stdout, "ignoring group %q: its invitations are no longer looked at\n", group)
+			return 0
 		}
 		fmt.Fprintf(stdout, "left %q: the other members commit your removal when they next read\n", group)
 	case "update":
@@ -351,20 +354,13 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "group %q, epoch %d, %d members:\n", group, st.Epoch, len(st.Members))
-		for _, m := range st.Members {
-			me := ""
-			if m.Me {
-				me = " (you)"
-			}
-			fmt.Fprintf(stdout, "  leaf %-4d %s%s\n", m.Leaf, m.Name, me)
-		}
+		printMembers(stdout, st)
 	case "authenticator":
 		st, err := c.Status(ctx, group)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "group %q epoch %d authenticator:\n%s\n", group, st.Epoch, groupHex(st.Authenticator))
+		printAuthenticator(stdout, st)
 	case "groups":
 		gs, err := c.Groups(ctx)
 		if err != nil {
@@ -380,9 +376,105 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 				state = " (removed)"
 			case g.Offline:
 				state = " (offline)"
+			case g.Ignored:
+				state = " (invitation ignored)"
+			case g.Skipped:
+				state = " (invitation skipped: " + clean(g.Reason) + "; \"mls leave\" ignores it)"
 			}
-			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", g.Name, g.Epoch, g.Unread, strings.Join(g.Members, ", "), state)
+			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
 		}
+	}
+	return 0
+}
+
+func printMembers(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "group %q, epoch %d, %d members:\n", st.Group, st.Epoch, len(st.Members))
+	for _, m := range st.Members {
+		me := ""
+		if m.Me {
+			me = " (you)"
+		}
+		fmt.Fprintf(w, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
+	}
+}
+
+func printAuthenticator(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "group %q epoch %d authenticator:\n%s\n", st.Group, st.Epoch, groupHex(st.Authenticator))
+}
+
+// followHelp is printed by "/help" in follow.
+const followHelp = `  type a line and Enter to send it
+  /members   the group's epoch and members
+  /auth      the epoch authenticator, to compare out of band
+  /quit      stop following (or Ctrl-D, Ctrl-C)
+  //text     send a line that starts with "/"`
+
+// runFollow runs "mls follow": events as they happen, typed lines sent to
+// group, and the in-band commands above.
+func runFollow(ctx context.Context, c *client.Client, group string, stdin io.Reader, stdout io.Writer, fail func(error) int) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	say := func(s string) {
+		fmt.Fprintln(stdout, s)
+		if f, ok := stdout.(interface{ Sync() error }); ok {
+			f.Sync()
+		}
+	}
+	var input chan string
+	if group != "" {
+		input = make(chan string)
+		go func() {
+			defer close(input)
+			sc := bufio.NewScanner(stdin)
+			for sc.Scan() {
+				select {
+				case input <- sc.Text():
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	command := func(line string) (string, bool) {
+		if !strings.HasPrefix(line, "/") {
+			return line, true
+		}
+		if strings.HasPrefix(line, "//") {
+			return line[1:], true
+		}
+		var b strings.Builder
+		switch strings.TrimSpace(line) {
+		case "/members":
+			st, err := c.Status(ctx, group)
+			if err != nil {
+				say("* " + clean(err.Error()))
+				return "", false
+			}
+			printMembers(&b, st)
+		case "/auth", "/authenticator":
+			st, err := c.Status(ctx, group)
+			if err != nil {
+				say("* " + clean(err.Error()))
+				return "", false
+			}
+			printAuthenticator(&b, st)
+		case "/quit", "/exit":
+			cancel()
+			return "", false
+		case "/help":
+			b.WriteString(followHelp + "\n")
+		default:
+			say(fmt.Sprintf("* unknown command %s (/help lists them; //text sends a line starting with /)", clean(strings.Fields(line)[0])))
+			return "", false
+		}
+		fmt.Fprint(stdout, b.String())
+		return "", false
+	}
+	err := c.Follow(ctx, client.FollowOptions{Group: group, Input: input, Command: command}, func(e client.Event) {
+		say(followLine(e, c.Identity().Name, group))
+	})
+	if err != nil {
+		return fail(err)
 	}
 	return 0
 }
@@ -397,7 +489,7 @@ func groupHex(b []byte) string {
 	return strings.Join(parts, " ")
 }
 
-func runOffline(ctx context.Context, c *chat.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
+func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
 	adds, removes multi, stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
 	read := func(path string) ([]byte, error) {
 		var data []byte
@@ -502,10 +594,10 @@ func runOffline(ctx context.Context, c *chat.Client, sub string, pos []string, h
 			return fail(err)
 		}
 		for _, e := range evs {
-			if sub == "decrypt" && e.Kind == chat.EventMessage {
-				fmt.Fprintln(stdout, e.Text)
+			if sub == "decrypt" && e.Kind == client.EventMessage {
+				fmt.Fprintln(stdout, clean(e.Text))
 			} else {
-				fmt.Fprintln(stdout, e)
+				fmt.Fprintln(stdout, eventLine(e))
 			}
 		}
 	case "encrypt":

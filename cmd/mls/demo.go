@@ -139,7 +139,13 @@ func demo(w io.Writer, n int, cs mls.CipherSuite, public bool) error {
 		return err
 	}
 	last := members[n-1]
-	if err := commitBy(second, fmt.Sprintf("member-1 removes %s", last.name),
+	// A member cannot commit its own removal (RFC 9420, Section 12.2): with
+	// two members, member-0 removes member-1.
+	remover := second
+	if last == second {
+		remover = members[0]
+	}
+	if err := commitBy(remover, fmt.Sprintf("%s removes %s", remover.name, last.name),
 		&mls.CommitOptions{Proposals: []*mls.Proposal{mls.RemoveProposal(last.g.LeafIndex())}}); err != nil {
 		return err
 	}

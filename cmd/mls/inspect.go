@@ -137,7 +137,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s\n", out)
 	} else {
-		fmt.Fprint(stdout, rep.Text(*full))
+		fmt.Fprint(stdout, cleanLines(rep.Text(*full)))
 	}
 	if rep.Failed() {
 		return 3
@@ -154,7 +154,7 @@ func inspectError(stderr io.Writer, err error, typ, used string) int {
 		fmt.Fprintf(stderr, "mls inspect: -type: %v\n", strings.TrimPrefix(err.Error(), "inspect: "))
 		return 2
 	case errors.As(err, &ie):
-		fmt.Fprintf(stderr, "mls inspect: %v\n", ie)
+		fmt.Fprintf(stderr, "mls inspect: %s\n", clean(ie.Error()))
 		return 1
 	case errors.As(err, &de):
 		msg := fmt.Sprintf("malformed %s at byte %d", de.Type, de.Offset)
@@ -168,7 +168,7 @@ func inspectError(stderr io.Writer, err error, typ, used string) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stderr, "mls inspect: %v\n", err)
+	fmt.Fprintf(stderr, "mls inspect: %s\n", clean(err.Error()))
 	return 1
 }
 
@@ -213,7 +213,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // stateFile is the SQLite store in a client's state directory (the layout
-// of internal/chat: DIR/state.db, written through mls.Group.Save).
+// of package client: DIR/state.db, written through mls.Group.Save).
 const stateFile = "state.db"
 
 // stateMember reads a client's groups and KeyPackages for inspect. It never

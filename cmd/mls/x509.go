@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mlskit/mlskit/internal/chat"
+	"github.com/mlskit/mlskit/client"
 )
 
 // X.509 identities (docs/CLI.md, "X.509 identities"): "mls init --ca-cert"
@@ -29,12 +29,12 @@ X.509 identities (made with "mls init --ca-cert CA.pem"):
 // initX509 runs "mls init --ca-cert": it creates the identity and tells the
 // user what the CA operator has to run. Nothing is published: the server
 // accepts this client only once it has its certificate.
-func initX509(dir string, o chat.InitOptions, caPath string, allowBasic bool, stdout io.Writer, fail func(error) int) int {
+func initX509(ctx context.Context, dir string, o client.InitOptions, caPath string, allowBasic bool, stdout io.Writer, fail func(error) int) int {
 	ca, err := os.ReadFile(caPath)
 	if err != nil {
 		return fail(fmt.Errorf("--ca-cert: %w", err))
 	}
-	c, err := chat.InitX509(dir, o, chat.X509Options{CACert: ca, AllowBasic: allowBasic})
+	c, err := client.InitX509(ctx, dir, o, client.X509Options{CACert: ca, AllowBasic: allowBasic})
 	if err != nil {
 		return fail(err)
 	}
@@ -85,13 +85,13 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "%s: %v\n", label, err)
-		if errors.Is(err, chat.ErrUsage) {
+		fmt.Fprintf(stderr, "%s: %s\n", label, clean(err.Error()))
+		if errors.Is(err, client.ErrUsage) {
 			return 2
 		}
 		return 1
 	}
-	c, err := chat.Open(*dir)
+	c, err := client.Open(*dir)
 	if err != nil {
 		return fail(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -20,7 +19,7 @@ func buildMLSD(t *testing.T) string {
 		t.Skip("builds and runs mlsd")
 	}
 	bin := filepath.Join(t.TempDir(), "mlsd")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goBinary(t)
 	if out, err := exec.Command(gobin, "build", "-o", bin, "github.com/mlskit/mlskit/cmd/mlsd").CombinedOutput(); err != nil {
 		t.Fatalf("building mlsd: %v\n%s", err, out)
 	}

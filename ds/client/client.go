@@ -19,7 +19,7 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
-	"github.com/mlskit/mlskit/ds/server"
+	"github.com/mlskit/mlskit/ds/dsproto"
 	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/internal/suite"
 )
@@ -81,7 +81,7 @@ func (c *Client) Login(ctx context.Context, suiteID uint16, signer suite.Signer,
 	if err != nil {
 		return err
 	}
-	sig, err := server.SignAuth(suiteID, signer, ch.Msg.Challenge, credential)
+	sig, err := dsproto.SignAuth(suiteID, signer, ch.Msg.Challenge, credential)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, 
 			return nil, err
 		}
 		for _, r := range resp.Records {
-			out = append(out, server.FromProto(r))
+			out = append(out, dsproto.RecordFromProto(r))
 		}
 		if len(resp.Records) == 0 || out[len(out)-1].Seq >= resp.HeadSeq {
 			break
@@ -224,7 +224,7 @@ var ErrChain = errors.New("client: log does not continue the verified chain")
 // its group (from the genesis hash, or from the first record it sees,
 // trusting that one). Records already verified are reported as old.
 func (c *Client) Verify(rec *v1.Record) (old bool, err error) {
-	r := server.FromProto(rec)
+	r := dsproto.RecordFromProto(rec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pos, ok := c.chains[string(r.GroupID)]

@@ -12,32 +12,9 @@ import (
 	"connectrpc.com/connect"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/dsproto"
 	"github.com/mlskit/mlskit/ds/store"
 )
-
-// toProto converts a record for clientID: the body only if it is a
-// recipient (a Welcome goes to its joiners alone; the others get the header
-// and hashes, enough to follow the chain).
-func toProto(r *store.Record, clientID string) *v1.Record {
-	p := &v1.Record{
-		GroupId: r.GroupID, Seq: r.Seq, Epoch: r.Epoch, Kind: uint32(r.Kind), WireFormat: uint32(r.WireFormat),
-		Sender: r.Sender, Recipients: r.Recipients, BodyHash: r.BodyHash, PrevHash: r.PrevHash, ChainHash: r.ChainHash,
-		TimeUnixMs: r.Time.UnixMilli(),
-	}
-	if store.IsRecipient(r, clientID) {
-		p.Body = r.Body
-	}
-	return p
-}
-
-// FromProto converts an API record back, for clients verifying the chain.
-func FromProto(p *v1.Record) store.Record {
-	return store.Record{
-		GroupID: p.GroupId, Seq: p.Seq, Epoch: p.Epoch, Kind: uint8(p.Kind), WireFormat: uint16(p.WireFormat),
-		Sender: p.Sender, Recipients: p.Recipients, BodyHash: p.BodyHash, PrevHash: p.PrevHash, ChainHash: p.ChainHash,
-		Body: p.Body, Time: time.UnixMilli(p.TimeUnixMs),
-	}
-}
 
 const maxFetch = 1000
 
@@ -76,7 +53,7 @@ func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest
 	// again from the last record.
 	budget := 4 * s.cfg.MaxMessageSize
 	for i := range recs {
-		p := toProto(&recs[i], sess.ClientID)
+		p := dsproto.RecordToProto(&recs[i], sess.ClientID)
 		budget -= len(p.Body) + 256
 		if budget < 0 && i > 0 {
 			break
@@ -246,7 +223,7 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 					return s.storeError(err, false)
 				}
 				for i := range recs {
-					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_Record{Record: toProto(&recs[i], sess.ClientID)}}); err != nil {
+					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_Record{Record: dsproto.RecordToProto(&recs[i], sess.ClientID)}}); err != nil {
 						return err
 					}
 					d = recs[i].Seq

@@ -39,12 +39,9 @@ import (
 	"github.com/mlskit/mlskit/as"
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
+	"github.com/mlskit/mlskit/ds/dsproto"
 	"github.com/mlskit/mlskit/ds/store"
 )
-
-// AuthLabel is the SignWithLabel label of a login proof (RFC 9420, Section
-// 5.1.2; a label of mlsd's own, outside the IANA registry's MLS labels).
-const AuthLabel = "mlsd auth"
 
 // Config configures a Server. Zero values take the defaults noted.
 type Config struct {
@@ -554,7 +551,7 @@ func (s *Server) Login(ctx context.Context, req *connect.Request[v1.LoginRequest
 		}
 		return nil, s.storeError(err, false)
 	}
-	if err := VerifyAuth(suiteID, m.SignatureKey, m.Challenge, m.Credential, m.Signature); err != nil {
+	if err := dsproto.VerifyAuth(suiteID, m.SignatureKey, m.Challenge, m.Credential, m.Signature); err != nil {
 		return nil, s.reject("unauthenticated", connect.NewError(connect.CodeUnauthenticated, err))
 	}
 	id, err := s.cfg.Validator.Validate(ctx, m.Credential, suiteID, m.SignatureKey)

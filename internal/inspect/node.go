@@ -110,8 +110,11 @@ func printable(b []byte) bool {
 	if len(b) == 0 || !utf8.Valid(b) {
 		return false
 	}
+	// Only text a terminal shows as it is: no controls, and no bidi
+	// overrides or invisible format characters that would make an identity
+	// read as another (the bytes are still shown in hex).
 	for _, r := range string(b) {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if !strconv.IsPrint(r) {
 			return false
 		}
 	}
@@ -139,11 +142,6 @@ func enumText(n *Node) string {
 		return fmt.Sprintf("%s (0x%04x)", n.Enum, n.Uint)
 	}
 	return fmt.Sprintf("%s (%d)", n.Enum, n.Uint)
-}
-
-// scalar reports whether n prints on one line.
-func scalar(n *Node) bool {
-	return n.Kind == KindUint || n.Kind == KindEnum || (n.Kind == KindBytes && n.Decoded == nil)
 }
 
 func bytesText(n *Node, full bool) string {

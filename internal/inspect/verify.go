@@ -139,8 +139,8 @@ func (in *inspector) checkLeaf(path string, l *wire.LeafNode, source wire.LeafNo
 	case l.LeafNodeSource == wire.LeafNodeSourceKeyPackage:
 		in.leafSignature(path, e.suite, l, nil, 0)
 	case e.groupID == nil || e.sender == nil:
-		in.notVerified(path, "signature", "7.3", "an "+lookupName(leafSourceNames, uint64(l.LeafNodeSource), false)+
-			" leaf signs its group_id and leaf index, which are not known here")
+		in.notVerified(path, "signature", "7.3", "a leaf of source "+lookupName(leafSourceNames, uint64(l.LeafNodeSource), false)+
+			" signs its group_id and leaf index, which are not known here")
 	default:
 		in.leafSignature(path, e.suite, l, e.groupID, *e.sender)
 	}

@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -27,17 +27,33 @@ type Store interface {
 	PutKeyPackages(ctx context.Context, bundles []*mls.KeyPackageBundle) error
 	// Join joins from a Welcome with a stored KeyPackage, storing the group
 	// and deleting the KeyPackage's private keys (unless last-resort) in
-	// one step. A Welcome for none of them fails with errNoKeyPackage.
-	Join(ctx context.Context, welcome []byte) (*mls.Group, error)
+	// one step. check sees the group id before anything is stored; its
+	// error stops the join. A Welcome for none of them fails with
+	// errNoKeyPackage.
+	Join(ctx context.Context, welcome []byte, check func(groupID []byte) error) (*mls.Group, error)
+	// ListGroups lists the groups whose state is stored.
+	ListGroups(ctx context.Context) ([][]byte, error)
 	// Durable reports whether the state survives the process.
 	Durable() bool
 	Close() error
 }
 
 var (
-	errNoGroup      = errors.New("chat: group not in the store")
-	errNoKeyPackage = errors.New("chat: no stored KeyPackage matches the Welcome")
+	errNoGroup      = errors.New("client: group not in the store")
+	errNoKeyPackage = errors.New("client: no stored KeyPackage matches the Welcome")
 )
+
+// readOnlyStore refuses every change, for OpenReadOnly.
+type readOnlyStore struct{ Store }
+
+func (readOnlyStore) SaveGroup(context.Context, *mls.Group) error { return ErrReadOnly }
+func (readOnlyStore) DeleteGroup(context.Context, []byte) error   { return ErrReadOnly }
+func (readOnlyStore) PutKeyPackages(context.Context, []*mls.KeyPackageBundle) error {
+	return ErrReadOnly
+}
+func (readOnlyStore) Join(context.Context, []byte, func([]byte) error) (*mls.Group, error) {
+	return nil, ErrReadOnly
+}
 
 // stateDB is the SQLite store's file in the state directory.
 const stateDB = "state.db"
@@ -45,7 +61,11 @@ const stateDB = "state.db"
 // openStore opens the SQLite store of a state directory (package mls's
 // Save/LoadGroup over storage/sqlite).
 func openStore(dir string, cfg *mls.Config) (Store, error) {
-	st, err := sqlite.Open(filepath.Join(dir, stateDB), nil)
+	path := filepath.Join(dir, stateDB)
+	if err := precreate(path); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +104,38 @@ func (s *sqliteStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBu
 	return nil
 }
 
-func (s *sqliteStore) Join(ctx context.Context, welcome []byte) (*mls.Group, error) {
+func (s *sqliteStore) Join(ctx context.Context, welcome []byte, check func([]byte) error) (*mls.Group, error) {
+	// Open the Welcome in memory first: JoinFromStore saves the group under
+	// whatever group id the Welcome carries, before the caller could object.
+	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, err
+	}
+	var bundle *mls.KeyPackageBundle
+	for _, r := range refs {
+		b, err := mls.LoadKeyPackage(ctx, s.st, r)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		bundle = b
+		break
+	}
+	if bundle == nil {
+		return nil, errNoKeyPackage
+	}
+	trial, err := mls.JoinFromWelcome(s.cfg, welcome, bundle, nil)
+	bundle.Erase()
+	if err != nil {
+		return nil, err
+	}
+	if err := check(trial.GroupID()); err != nil {
+		return nil, err
+	}
+	// The same Welcome again, now stored with the KeyPackage's deletion in
+	// one write (mls.JoinFromStore).
 	g, err := mls.JoinFromStore(ctx, s.cfg, s.st, welcome, nil)
 	if errors.Is(err, mls.ErrNoMatchingKeyPackage) {
 		return nil, errNoKeyPackage
@@ -97,6 +148,8 @@ func (s *sqliteStore) Join(ctx context.Context, welcome []byte) (*mls.Group, err
 	id := g.GroupID()
 	return s.LoadGroup(ctx, id)
 }
+
+func (s *sqliteStore) ListGroups(ctx context.Context) ([][]byte, error) { return s.st.ListGroups(ctx) }
 
 func (s *sqliteStore) Durable() bool { return true }
 func (s *sqliteStore) Close() error  { return s.st.Close() }

@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"errors"
@@ -23,8 +23,14 @@ var (
 	ErrNotMember = errors.New("not a member")
 	// ErrUnreachable: the delivery service did not answer.
 	ErrUnreachable = errors.New("server unreachable")
-	// ErrRemoved: this client was removed from the group.
+	// ErrRemoved: this client was removed from the group (a commit it
+	// processed said so).
 	ErrRemoved = errors.New("removed from the group")
+	// ErrNotDelivered: the server refuses to deliver the group's log to this
+	// client. That is not proof of removal; the group is kept as it was.
+	ErrNotDelivered = errors.New("group not delivered")
+	// ErrBusy: another process is using the state directory.
+	ErrBusy = errors.New("state directory in use")
 	// ErrUsage: a bad argument or a missing setting.
 	ErrUsage = errors.New("usage")
 )

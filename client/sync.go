@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"bytes"
@@ -32,10 +32,10 @@ func (c *Client) Read(ctx context.Context, group string) ([]Event, error) {
 			return nil, err
 		}
 		err := c.sync(ctx, group)
-		if err != nil && !errors.Is(err, ErrRemoved) {
+		if err != nil && !errors.Is(err, ErrRemoved) && !errors.Is(err, ErrNotDelivered) {
 			return nil, err
 		}
-		if errors.Is(err, ErrRemoved) {
+		if err != nil {
 			// Show how it ended once; after that, say so.
 			evs, serr := c.takeUnshown(group)
 			if serr != nil || len(evs) > 0 {
@@ -51,7 +51,8 @@ func (c *Client) Read(ctx context.Context, group string) ([]Event, error) {
 
 // takeUnshown returns the inbox entries not yet shown and marks them shown.
 func (c *Client) takeUnshown(group string) ([]Event, error) {
-	var out []Event
+	out := c.meta.Notices
+	c.meta.Notices = nil
 	for _, gm := range c.meta.sorted() {
 		if group != "" && string(gm.ID) != group {
 			continue
@@ -76,7 +77,7 @@ func (c *Client) syncAll(ctx context.Context) error {
 		if gm.Removed || gm.Offline {
 			continue
 		}
-		if err := c.sync(ctx, string(gm.ID)); err != nil && !errors.Is(err, ErrRemoved) {
+		if err := c.sync(ctx, string(gm.ID)); err != nil && !errors.Is(err, ErrRemoved) && !errors.Is(err, ErrNotDelivered) {
 			return err
 		}
 	}
@@ -85,7 +86,11 @@ func (c *Client) syncAll(ctx context.Context) error {
 
 // joinNew looks for groups the server lists for this client that it does
 // not know yet, i.e. groups it was added to, and joins them from the
-// Welcome addressed to it (RFC 9420, Section 12.4.3.1).
+// Welcome addressed to it (RFC 9420, Section 12.4.3.1). An invitation that
+// cannot be used (a Welcome that does not decrypt, is for no KeyPackage of
+// this client, or names another group) is skipped and reported once, as a
+// notice; it never stops the other groups from being joined or read. A
+// later Welcome in the same group's log is tried again.
 func (c *Client) joinNew(ctx context.Context) error {
 	groups, err := c.ds.ListGroups(ctx)
 	if err != nil {
@@ -96,7 +101,11 @@ func (c *Client) joinNew(ctx context.Context) error {
 		if gm := c.meta.group(st.GroupId); gm != nil && !gm.Removed {
 			continue
 		}
-		ok, err := c.joinFromLog(ctx, st.GroupId)
+		d := c.meta.declinedGroup(st.GroupId)
+		if d != nil && (d.Ignored || st.HeadSeq <= d.Seq) {
+			continue // nothing new since it was last skipped or left
+		}
+		ok, err := c.joinFromLog(ctx, st.GroupId, d)
 		if err != nil {
 			return err
 		}
@@ -112,11 +121,17 @@ func (c *Client) joinNew(ctx context.Context) error {
 }
 
 // joinFromLog reads the group's log from this client's server-side cursor
-// (which starts at the commit that added it), joins from the last Welcome
-// addressed to it, and processes what follows.
-func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
+// (which starts at the commit that added it), or after the last record an
+// earlier attempt looked at, joins from the newest Welcome addressed to it
+// that works, and processes what follows. Errors from the server are
+// returned; an unusable invitation is recorded as declined and noticed.
+func (c *Client) joinFromLog(ctx context.Context, gid []byte, d *declined) (bool, error) {
 	var recs []*v1.Record
 	var after *uint64
+	if d != nil {
+		s := d.Seq
+		after = &s
+	}
 	for {
 		resp, err := c.ds.Fetch(ctx, gid, after, 500)
 		if err != nil {
@@ -132,33 +147,32 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
 		s := recs[len(recs)-1].Seq
 		after = &s
 	}
+	if len(recs) == 0 {
+		return false, nil
+	}
+	name := string(gid)
 	var joinErr error
 	for i := len(recs) - 1; i >= 0; i-- {
 		r := recs[i]
 		if r.Kind != uint32(store.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
 			continue
 		}
-		g, err := c.join(ctx, r.Body)
+		g, err := c.adoptOrJoin(ctx, r, gid)
 		if err != nil {
-			joinErr = err
+			if joinErr == nil {
+				joinErr = err // the newest Welcome's reason
+			}
 			continue
 		}
-		if !bytes.Equal(g.GroupID(), gid) {
-			joinErr = fmt.Errorf("a Welcome in the log of group %q is for group %q", gid, g.GroupID())
-			continue
-		}
-		if err := c.saveGroup(ctx, g); err != nil {
-			return false, fmt.Errorf("saving the group: %w", err)
-		}
-		name := string(gid)
 		gm := c.meta.add(gid)
+		c.meta.undecline(gid)
 		// The chain is checked from here on; the Welcome's own record is
 		// trusted as the starting point (ds/client.Verify).
 		if _, err := c.ds.Verify(r); err != nil {
 			return false, fmt.Errorf("group %q: %w", name, err)
 		}
 		gm.Cursor, gm.ChainHash = r.Seq, r.ChainHash
-		c.appendEvents(name, Event{Group: name, Seq: r.Seq, Epoch: g.Epoch(), Time: c.now(), Kind: EventJoined, From: r.Sender,
+		c.appendEvents(name, Event{Group: name, Seq: r.Seq, Epoch: g.Epoch(), Time: time.UnixMilli(r.TimeUnixMs), Kind: EventJoined, From: r.Sender,
 			Text: fmt.Sprintf("%s added you; members: %s (epoch %d)", r.Sender, joinNames(memberNames(g)), g.Epoch())})
 		if err := c.saveMeta(); err != nil {
 			return false, err
@@ -168,20 +182,49 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte) (bool, error) {
 		}
 		return true, c.ack(ctx, gm)
 	}
-	if joinErr != nil {
-		return false, joinErr
+	if joinErr == nil {
+		return false, nil // no Welcome for this client after the cursor
 	}
-	return false, nil
+	// Skip it, say so once, and look again only at later records.
+	last := recs[len(recs)-1].Seq
+	c.meta.decline(gid, last, joinErr.Error())
+	c.meta.Notices = append(c.meta.Notices, Event{Group: name, Seq: last, Time: c.now(), Kind: EventSkipped,
+		Text: fmt.Sprintf("an invitation to group %q could not be used and was skipped: %v (\"mls leave %s\" ignores the group)", name, joinErr, name)})
+	return false, c.saveMeta()
 }
 
-// join joins from a Welcome with the matching KeyPackage's private keys,
-// which the store deletes in the same step unless the KeyPackage is the
-// last-resort one (RFC 9420, Section 16.8).
-func (c *Client) join(ctx context.Context, welcome []byte) (*mls.Group, error) {
-	if _, err := mls.WelcomeKeyPackageRefs(welcome); err != nil {
-		return nil, userErr(ErrUsage, "not a Welcome: %v", err)
+// adoptOrJoin joins from the Welcome in r, unless an earlier run died
+// between storing the joined group and recording it in chat.json: then the
+// stored group (whose KeyPackage is gone) is taken up where that run left
+// it.
+func (c *Client) adoptOrJoin(ctx context.Context, r *v1.Record, gid []byte) (*mls.Group, error) {
+	if c.meta.group(gid) == nil {
+		if g, err := c.store.LoadGroup(ctx, gid); err == nil && (g.Epoch() == r.Epoch || g.Epoch() == r.Epoch+1) {
+			c.groups[string(gid)] = g
+			return g, nil
+		}
 	}
-	g, err := c.store.Join(ctx, welcome)
+	return c.joinChecked(ctx, r.Body, gid)
+}
+
+// joinChecked joins from a Welcome found in the log of group gid. The group
+// the Welcome decrypts to must be gid, and must not be one this client is
+// in: a hostile Welcome naming an existing group would otherwise replace its
+// state. The Welcome is opened in memory first and stored only when it
+// passes (RFC 9420, Section 12.4.3.1).
+func (c *Client) joinChecked(ctx context.Context, welcome, gid []byte) (*mls.Group, error) {
+	if _, err := mls.WelcomeKeyPackageRefs(welcome); err != nil {
+		return nil, fmt.Errorf("not a Welcome: %v", err)
+	}
+	g, err := c.store.Join(ctx, welcome, func(got []byte) error {
+		if gid != nil && !bytes.Equal(got, gid) {
+			return fmt.Errorf("the Welcome in the log of group %q is for group %q", gid, got)
+		}
+		if gm := c.meta.group(got); gm != nil && !gm.Removed {
+			return fmt.Errorf("the Welcome is for group %q, which you are already in", got)
+		}
+		return nil
+	})
 	if errors.Is(err, errNoKeyPackage) {
 		return nil, userErr(ErrNoKeyPackages, "the Welcome is not for any KeyPackage of %s in %s (was it made for someone else, or already used?)", c.id.Name, c.dir)
 	}
@@ -213,11 +256,15 @@ func (c *Client) sync(ctx context.Context, group string) error {
 		resp, err := c.ds.Fetch(ctx, gid, &after, 500)
 		if err != nil {
 			if connect.CodeOf(err) == connect.CodePermissionDenied {
-				// The server dropped this client from the group's
-				// delivery: a commit removed it (docs/mlsd.md).
-				return c.markRemoved(group, gm, 0)
+				return c.notDelivered(group, gm, err)
 			}
 			return c.serverError("reading group "+group, err)
+		}
+		if gm.Undelivered {
+			gm.Undelivered = false
+			if err := c.saveMeta(); err != nil {
+				return err
+			}
 		}
 		if err := c.process(ctx, group, g, gm, resp.Records); err != nil {
 			return err
@@ -232,6 +279,9 @@ func (c *Client) sync(ctx context.Context, group string) error {
 	if gm.Removed {
 		return userErr(ErrRemoved, "you were removed from group %q", group)
 	}
+	if err := c.resolvePending(ctx, group); err != nil {
+		return err
+	}
 	return c.commitLeaveRequests(ctx, group)
 }
 
@@ -245,15 +295,20 @@ func (c *Client) ack(ctx context.Context, gm *groupMeta) error {
 	return nil
 }
 
-func (c *Client) markRemoved(group string, gm *groupMeta, epoch uint64) error {
-	if !gm.Removed {
-		gm.Removed = true
-		c.appendEvents(group, Event{Group: group, Epoch: epoch, Time: c.now(), Kind: EventRemoved, Text: "you were removed from the group"})
+// notDelivered handles the server refusing to deliver a group's log. The
+// server's word is not an MLS commit: only a commit this client processed
+// says it was removed (RFC 9420, Section 12.4.2), so the group is kept as
+// it is and the refusal is noticed once.
+func (c *Client) notDelivered(group string, gm *groupMeta, err error) error {
+	if !gm.Undelivered {
+		gm.Undelivered = true
+		c.appendEvents(group, Event{Group: group, Time: c.now(), Kind: EventError,
+			Text: "the server no longer delivers this group to you (it says you are not a member); no commit removing you could be read"})
+		if err := c.saveMeta(); err != nil {
+			return err
+		}
 	}
-	if err := c.saveMeta(); err != nil {
-		return err
-	}
-	return userErr(ErrRemoved, "you were removed from group %q", group)
+	return userErr(ErrNotDelivered, "the server refused to deliver group %q to you (%s): if a member removed you, the commit that did it was not delivered", group, connectMessage(err))
 }
 
 // process handles log records in order: each record continues the verified
@@ -362,6 +417,29 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		return evs, false
 	}
 	return nil, false
+}
+
+// resolvePending settles a commit an earlier run saved but did not see
+// through (it died before sending, while the server held the request, or
+// before it merged the server's acceptance). By now the log has been read
+// to its head: had the server accepted the commit, it would have been found
+// there and merged (handle); had another member's commit won the epoch,
+// the pending one would have been discarded for it. A commit still pending
+// was not accepted, so it is discarded and the epoch stays as it is
+// (RFC 9420, Section 14: a commit takes effect only once the delivery
+// service has sequenced it; RFC 9750, Section 5.2.1).
+func (c *Client) resolvePending(ctx context.Context, group string) error {
+	g, _, err := c.group(ctx, group)
+	if err != nil || !g.HasPendingCommit() {
+		return err
+	}
+	g.DiscardPendingCommit()
+	if err := c.saveGroup(ctx, g); err != nil {
+		return err
+	}
+	c.appendEvents(group, Event{Group: group, Epoch: g.Epoch(), Time: c.now(), Kind: EventUpdated,
+		Text: fmt.Sprintf("a commit of yours from an earlier run never reached the group and was dropped (epoch %d)", g.Epoch())})
+	return c.saveMeta()
 }
 
 // commitLeaveRequests commits pending Remove proposals members made for

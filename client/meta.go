@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"encoding/hex"
@@ -19,7 +19,41 @@ const metaFile = "chat.json"
 
 type meta struct {
 	Groups map[string]*groupMeta `json:"groups"` // by hex group id
+	// Declined holds invitations that were skipped (unusable Welcome) or
+	// ignored, by hex group id.
+	Declined map[string]*declined `json:"declined,omitempty"`
+	// Notices are events outside any group this client is in (a skipped
+	// invitation), shown once like the inbox.
+	Notices []Event `json:"notices,omitempty"`
+
+	existed bool // the file was there when loaded
 }
+
+// declined is an invitation this client did not take: only records after
+// Seq are looked at again, and none when Ignored.
+type declined struct {
+	ID      []byte `json:"id"`
+	Seq     uint64 `json:"seq"`
+	Reason  string `json:"reason,omitempty"`
+	Ignored bool   `json:"ignored,omitempty"`
+}
+
+func (m *meta) declinedGroup(id []byte) *declined { return m.Declined[hex.EncodeToString(id)] }
+
+func (m *meta) decline(id []byte, seq uint64, reason string) *declined {
+	if m.Declined == nil {
+		m.Declined = map[string]*declined{}
+	}
+	d := m.Declined[hex.EncodeToString(id)]
+	if d == nil {
+		d = &declined{ID: id}
+		m.Declined[hex.EncodeToString(id)] = d
+	}
+	d.Seq, d.Reason = max(d.Seq, seq), reason
+	return d
+}
+
+func (m *meta) undecline(id []byte) { delete(m.Declined, hex.EncodeToString(id)) }
 
 type groupMeta struct {
 	ID []byte `json:"id"`
@@ -30,6 +64,8 @@ type groupMeta struct {
 	Offline bool `json:"offline,omitempty"`
 	// Removed: a commit removed this client; the group is kept read-only.
 	Removed bool `json:"removed,omitempty"`
+	// Undelivered: the server refused to deliver the log (noticed once).
+	Undelivered bool `json:"undelivered,omitempty"`
 	// Inbox holds events; Shown counts those already printed.
 	Inbox []Event `json:"inbox,omitempty"`
 	Shown int     `json:"shown"`
@@ -45,11 +81,12 @@ func loadMeta(dir string) (*meta, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, m); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", filepath.Join(dir, metaFile), err)
+		return nil, &UserError{Msg: fmt.Sprintf("%s is damaged: %v", filepath.Join(dir, metaFile), err), Err: ErrDamaged}
 	}
 	if m.Groups == nil {
 		m.Groups = map[string]*groupMeta{}
 	}
+	m.existed = true
 	return m, nil
 }
 
@@ -93,6 +130,8 @@ const (
 	EventUpdated EventKind = "updated" // a commit refreshed keys (new epoch)
 	EventLeave   EventKind = "leave"   // a member asked to leave (Remove proposal)
 	EventError   EventKind = "error"   // a record that could not be processed
+	EventSkipped EventKind = "skipped" // an invitation that could not be used
+	EventStatus  EventKind = "status"  // Follow's connection: StatusReady, StatusLost..., StatusReconnected
 )
 
 // Event is one thing that happened in a group, as this client saw it.
@@ -106,13 +145,4 @@ type Event struct {
 	Text  string    `json:"text"`
 	// Own marks what this client did itself; Read does not repeat it.
 	Own bool `json:"own,omitempty"`
-}
-
-// String formats the event as one terminal line.
-func (e Event) String() string {
-	ts := e.Time.Local().Format("15:04:05")
-	if e.Kind == EventMessage {
-		return fmt.Sprintf("%s [%s] %s: %s", ts, e.Group, e.From, e.Text)
-	}
-	return fmt.Sprintf("%s [%s] * %s", ts, e.Group, e.Text)
 }

@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -93,17 +93,11 @@ func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]
 // JoinWelcomeFile joins the group a Welcome (MLSMessage) invites this
 // client to and returns its name.
 func (c *Client) JoinWelcomeFile(ctx context.Context, welcome []byte) (string, error) {
-	g, err := c.join(ctx, welcome)
+	g, err := c.joinChecked(ctx, welcome, nil)
 	if err != nil {
 		return "", err
 	}
 	name := string(g.GroupID())
-	if gm := c.meta.group(g.GroupID()); gm != nil && !gm.Removed {
-		return "", userErr(ErrUsage, "you already have a group named %q", name)
-	}
-	if err := c.saveGroup(ctx, g); err != nil {
-		return "", err
-	}
 	c.meta.add(g.GroupID()).Offline = true
 	return name, c.saveMeta()
 }

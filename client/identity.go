@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"crypto/x509"
@@ -61,7 +61,7 @@ func NameOf(c mls.Credential) string {
 }
 
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tmpPrefix+"*")
 	if err != nil {
 		return err
 	}

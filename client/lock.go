@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, userErr(ErrUsage, "another mls command is using %s (is \"mls follow\" running? type your message there)", dir)
+			return nil, userErr(ErrBusy, "another mls command is using %s (is \"mls follow\" running? type your message there)", dir)
 		}
 		return nil, fmt.Errorf("locking the state directory: %w", err)
 	}

@@ -1,6 +1,7 @@
-package chat
+package client
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -127,7 +128,8 @@ func validatorFor(dir string, suite mls.CipherSuite) (mls.CredentialValidator, e
 }
 
 func (c *Client) trust() *trustValidator {
-	tv, _ := c.cfg.CredentialValidator.(*trustValidator)
+	nc, _ := c.cfg.CredentialValidator.(nameChecker)
+	tv, _ := nc.next.(*trustValidator)
 	return tv
 }
 
@@ -170,28 +172,15 @@ type X509Options struct {
 // InitX509 creates an identity like Init that will use an X.509 credential
 // and validates every credential against the CA. Until its certificate is
 // installed (ImportCertificate) it cannot use the server.
-func InitX509(dir string, o InitOptions, x X509Options) (*Client, error) {
+func InitX509(ctx context.Context, dir string, o InitOptions, x X509Options) (*Client, error) {
 	ca, err := parseCerts(x.CACert)
 	if err != nil || len(ca) != 1 {
 		return nil, userErr(ErrUsage, "--ca-cert: want one CA certificate (PEM or DER)")
 	}
-	if _, err := os.Stat(filepath.Join(dir, identityFile)); err == nil {
-		return nil, userErr(ErrUsage, "%s already holds an identity; use another --dir", dir)
+	if _, err := x509.ParseCertificate(ca[0]); err != nil {
+		return nil, userErr(ErrUsage, "--ca-cert: %v", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the state directory: %w", err)
-	}
-	if err := saveTrust(dir, &trust{CACert: ca[0], AllowBasic: x.AllowBasic}); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", trustFile, err)
-	}
-	c, err := Init(dir, o)
-	if err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, identityFile)); serr != nil {
-			os.Remove(filepath.Join(dir, trustFile))
-		}
-		return nil, err
-	}
-	return c, nil
+	return initDir(ctx, dir, o, &trust{CACert: ca[0], AllowBasic: x.AllowBasic})
 }
 
 // parseCerts reads PEM CERTIFICATE blocks, or one DER certificate.
@@ -291,13 +280,16 @@ func (c *Client) ImportCRL(der []byte) (revoked int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	c.cfg.CredentialValidator = tv
+	c.cfg.CredentialValidator = nameChecker{tv}
 	return len(crl.RevokedCertificateEntries), nil
 }
 
 // checkInvitee validates a claimed KeyPackage's credential before it is
 // committed, so that an untrusted user is refused with a clear message.
 func (c *Client) checkInvitee(user string, kp *mls.KeyPackage) error {
+	if err := CheckName(NameOf(kp.Credential())); err != nil {
+		return userErr(ErrBadName, "%s cannot be invited: %v", user, err)
+	}
 	tv := c.trust()
 	if tv == nil {
 		return nil // the group layer's default applies

@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/client"
+	dsclient "github.com/mlskit/mlskit/ds/client"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -262,9 +262,15 @@ func (c *Client) SelfUpdate(ctx context.Context, group string) error {
 // leaf, which the next member to read the group commits (RFC 9420, Section
 // 12.1.3; a member cannot commit its own removal). The group is then
 // forgotten here.
+//
+// For a group this client was invited to but did not join (the invitation
+// could not be used), Leave is Ignore.
 func (c *Client) Leave(ctx context.Context, group string) error {
-	g, _, err := c.group(ctx, group)
-	if err != nil && !errors.Is(err, ErrRemoved) {
+	if c.meta.group([]byte(group)) == nil && c.meta.declinedGroup([]byte(group)) != nil {
+		return c.Ignore(group)
+	}
+	_, _, err := c.group(ctx, group)
+	if err != nil && !errors.Is(err, ErrRemoved) && !errors.Is(err, ErrNotDelivered) {
 		return err
 	}
 	if err == nil {
@@ -275,7 +281,8 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 			return err
 		}
 		if gm := c.meta.group([]byte(group)); gm != nil && !gm.Removed {
-			if g, _, err = c.group(ctx, group); err != nil {
+			g, _, err := c.group(ctx, group)
+			if err != nil {
 				return err
 			}
 			if len(g.Members()) > 1 {
@@ -293,7 +300,24 @@ func (c *Client) Leave(ctx context.Context, group string) error {
 	if err := c.store.DeleteGroup(ctx, []byte(group)); err != nil {
 		return err
 	}
+	// Only a later Welcome (a new invitation) brings the group back.
+	if gm := c.meta.group([]byte(group)); gm != nil {
+		c.meta.decline([]byte(group), gm.Cursor, "left")
+	}
 	c.meta.remove([]byte(group))
+	return c.saveMeta()
+}
+
+// Ignore stops looking at invitations to a group this client has not
+// joined: a group it was added to with a Welcome it could not use, or one
+// it does not want. The server may keep listing the group; this client no
+// longer reads its log.
+func (c *Client) Ignore(group string) error {
+	if gm := c.meta.group([]byte(group)); gm != nil && !gm.Removed {
+		return userErr(ErrUsage, "you are a member of group %q: use Leave", group)
+	}
+	d := c.meta.decline([]byte(group), 0, "ignored")
+	d.Ignored = true
 	return c.saveMeta()
 }
 
@@ -315,8 +339,8 @@ func (c *Client) commitRetry(ctx context.Context, group string, build func(*mls.
 		if err == nil {
 			return nil
 		}
-		stale, isStale := client.StaleEpoch(err)
-		deferred, isDeferred := client.Deferred(err)
+		stale, isStale := dsclient.StaleEpoch(err)
+		deferred, isDeferred := dsclient.Deferred(err)
 		if !isStale && !isDeferred || attempt+1 >= maxCommitAttempts {
 			if isStale || isDeferred {
 				return fmt.Errorf("group %q: gave up after %d commits lost to other members' commits", group, attempt+1)
