@@ -194,7 +194,10 @@ func (c *Client) Ack(ctx context.Context, groupID []byte, seq uint64) error {
 	return err
 }
 
-// FetchAll reads a group's whole log from the start and verifies its chain.
+// FetchAll reads as much of a group's log as the client may read (from its
+// join on: the server gives a member nothing from before it was added) and
+// verifies its chain: from the genesis hash for the creator, else from the
+// first record's predecessor hash, trusting that one (as Verify does).
 func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, error) {
 	var out []store.Record
 	after := uint64(0)
@@ -211,7 +214,11 @@ func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, 
 		}
 		after = out[len(out)-1].Seq
 	}
-	if err := store.VerifyChain(0, store.GenesisHash(groupID), out); err != nil {
+	seq, hash := uint64(0), store.GenesisHash(groupID)
+	if len(out) > 0 && out[0].Seq > 1 {
+		seq, hash = out[0].Seq-1, out[0].PrevHash
+	}
+	if err := store.VerifyChain(seq, hash, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -138,7 +138,7 @@ func (s *Server) ClaimKeyPackages(ctx context.Context, req *connect.Request[v1.C
 		}
 	}
 	for _, c := range m.ClientIds {
-		kp, err := s.st.ClaimKeyPackage(ctx, c, suiteID, now)
+		kp, err := s.st.ClaimKeyPackage(ctx, sess.ClientID, c, suiteID, now)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			s.metrics.inc("mlsd_keypackages_claimed_total", "result", "missing")

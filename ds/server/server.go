@@ -136,6 +136,8 @@ type Server struct {
 	hub     *hub
 	cache   *recordCache
 	epochs  *epochCache
+	pols    policies
+	follows followers
 
 	clientLim, groupLim, claimLim, targetLim, loginLim *limiter
 

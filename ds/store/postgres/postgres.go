@@ -615,10 +615,12 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		batch.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
 			int64(epoch), int64(last.Seq), last.ChainHash, gi, a.GroupID)
-		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
+		// Members' changes first: a removed member's stream learns it
+		// before it reads past its removal.
 		for _, n := range notes {
 			batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "c"+hex.EncodeToString([]byte(n.ClientID)))
 		}
+		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "commits_pkey" {

@@ -592,7 +592,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	if err != nil {
 		return nil, err
 	}
-	notes = append([]store.Notification{{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq}}, notes...)
+	// Members' changes first: a removed member's stream learns it before
+	// it reads past its removal.
+	notes = append(notes, store.Notification{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq})
 	s.notify(notes...)
 	return recs, nil
 }
