@@ -132,7 +132,13 @@ func (c *Client) KeyPackageStock(ctx context.Context) ([]*v1.SuiteStock, error) 
 
 // CreateGroup registers a new group with this client as its only member.
 func (c *Client) CreateGroup(ctx context.Context, groupID, groupInfo []byte) error {
-	resp, err := c.api.CreateGroup(ctx, req(c, &v1.CreateGroupRequest{GroupId: groupID, GroupInfo: groupInfo}))
+	return c.CreateGroupWithPolicy(ctx, groupID, groupInfo, nil)
+}
+
+// CreateGroupWithPolicy registers a group with a policy (public handshakes,
+// external joins), fixed for the group's life.
+func (c *Client) CreateGroupWithPolicy(ctx context.Context, groupID, groupInfo []byte, policy *v1.GroupPolicy) error {
+	resp, err := c.api.CreateGroup(ctx, req(c, &v1.CreateGroupRequest{GroupId: groupID, GroupInfo: groupInfo, Policy: policy}))
 	if err != nil {
 		return err
 	}
