@@ -96,22 +96,44 @@ func TestCrash(t *testing.T) {
 	const writers = 6
 	clients := make([]*client.Client, writers)
 	w0 := newSigner()
+	signers := make([]suite.Signer, len(clients))
 	for i := range clients {
 		sg := w0
 		if i > 0 {
 			sg = newSigner()
 		}
+		signers[i] = sg
 		clients[i] = login(t, ch.url, fmt.Sprint("w", i), sg)
 	}
 	gid := []byte("crash-group")
 	if err := clients[0].CreateGroup(ctx, gid, nil); err != nil {
 		t.Fatal(err)
 	}
+	// mlsd admits members only through KeyPackages their inviter claimed
+	// and welcomed (issue 16).
 	var names []string
 	for i := 1; i < writers; i++ {
 		names = append(names, fmt.Sprint("w", i))
+		now := time.Now()
+		kp, err := mlsmsg.BuildKeyPackage(1, signers[i], mlsmsg.BasicCredential([]byte(names[i-1])), mlsmsg.KeyPackageOptions{
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), InitKey: []byte(fmt.Sprintf("%032d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := clients[i].UploadKeyPackages(ctx, [][]byte{kp}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := clients[0].Commit(ctx, &v1.SendCommitRequest{Commit: mlsmsg.PrivateMessage(gid, 0, 3, []byte("s"), []byte("add")), AddMembers: names}); err != nil {
+	claimed, err := clients[0].ClaimKeyPackages(ctx, 1, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs [][]byte
+	for _, c := range claimed.KeyPackages {
+		refs = append(refs, c.Ref)
+	}
+	if _, err := clients[0].Commit(ctx, &v1.SendCommitRequest{Commit: mlsmsg.PrivateMessage(gid, 0, 3, []byte("s"), []byte("add")),
+		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, refs, []byte("w"))}}, AddMembers: names}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -169,7 +191,17 @@ func TestCrash(t *testing.T) {
 			}
 		}()
 	}
+	// Kill mid-storm, once enough writes were acknowledged: a fixed sleep
+	// saw too few on a loaded machine under the race detector.
 	time.Sleep(1500 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(acks)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+	}
 	if err := ch.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

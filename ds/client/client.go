@@ -132,7 +132,13 @@ func (c *Client) KeyPackageStock(ctx context.Context) ([]*v1.SuiteStock, error) 
 
 // CreateGroup registers a new group with this client as its only member.
 func (c *Client) CreateGroup(ctx context.Context, groupID, groupInfo []byte) error {
-	resp, err := c.api.CreateGroup(ctx, req(c, &v1.CreateGroupRequest{GroupId: groupID, GroupInfo: groupInfo}))
+	return c.CreateGroupWithPolicy(ctx, groupID, groupInfo, nil)
+}
+
+// CreateGroupWithPolicy registers a group with a policy (public handshakes,
+// external joins), fixed for the group's life.
+func (c *Client) CreateGroupWithPolicy(ctx context.Context, groupID, groupInfo []byte, policy *v1.GroupPolicy) error {
+	resp, err := c.api.CreateGroup(ctx, req(c, &v1.CreateGroupRequest{GroupId: groupID, GroupInfo: groupInfo, Policy: policy}))
 	if err != nil {
 		return err
 	}
@@ -194,7 +200,10 @@ func (c *Client) Ack(ctx context.Context, groupID []byte, seq uint64) error {
 	return err
 }
 
-// FetchAll reads a group's whole log from the start and verifies its chain.
+// FetchAll reads as much of a group's log as the client may read (from its
+// join on: the server gives a member nothing from before it was added) and
+// verifies its chain: from the genesis hash for the creator, else from the
+// first record's predecessor hash, trusting that one (as Verify does).
 func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, error) {
 	var out []store.Record
 	after := uint64(0)
@@ -211,7 +220,11 @@ func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, 
 		}
 		after = out[len(out)-1].Seq
 	}
-	if err := store.VerifyChain(0, store.GenesisHash(groupID), out); err != nil {
+	seq, hash := uint64(0), store.GenesisHash(groupID)
+	if len(out) > 0 && out[0].Seq > 1 {
+		seq, hash = out[0].Seq-1, out[0].PrevHash
+	}
+	if err := store.VerifyChain(seq, hash, out); err != nil {
 		return nil, err
 	}
 	return out, nil

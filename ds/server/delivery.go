@@ -36,6 +36,10 @@ func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest
 	if m.AfterSeq != nil {
 		after = *m.AfterSeq
 	}
+	// A member reads from its own join on: nothing from before it was
+	// added (issue 16, finding 7). The chain still verifies from there:
+	// each record carries its predecessor's hash.
+	after = max(after, mb.JoinedSeq)
 	limit := int(m.Limit)
 	if limit <= 0 || limit > maxFetch {
 		limit = maxFetch
@@ -47,6 +51,16 @@ func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest
 	g, err := s.st.Group(ctx, m.GroupId)
 	if err != nil {
 		return nil, s.storeError(err, false)
+	}
+	if !mb.Active() {
+		// A removed member gets the commit that removed it, then nothing.
+		recs = upTo(recs, mb.LeftSeq)
+		if g.HeadSeq > mb.LeftSeq {
+			g.HeadSeq, g.HeadHash = mb.LeftSeq, nil
+			if r, err := s.records(ctx, m.GroupId, mb.LeftSeq-1, 1); err == nil && len(r) == 1 {
+				g.HeadHash = r[0].ChainHash
+			}
+		}
 	}
 	resp := &v1.FetchResponse{HeadSeq: g.HeadSeq, HeadHash: g.HeadHash}
 	// Keep the answer well under the response size cap; the client fetches
@@ -61,6 +75,38 @@ func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest
 		resp.Records = append(resp.Records, p)
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// removedAt checks, when recs hold a commit, whether the client was
+// removed by one of them, and returns the commit's seq. Only commits change
+// membership, so a batch without one needs no look-up.
+func (s *Server) removedAt(ctx context.Context, groupID []byte, client string, recs []store.Record) (uint64, bool, error) {
+	for i := range recs {
+		if recs[i].Kind != store.KindCommit {
+			continue
+		}
+		mb, err := s.st.Membership(ctx, groupID, client)
+		switch {
+		case errors.Is(err, store.ErrNotMember):
+			return recs[0].Seq - 1, true, nil // gone altogether: nothing more
+		case err != nil:
+			return 0, false, err
+		case mb.Active():
+			return 0, false, nil
+		}
+		return mb.LeftSeq, true, nil
+	}
+	return 0, false, nil
+}
+
+// upTo drops the records after seq.
+func upTo(recs []store.Record, seq uint64) []store.Record {
+	for i := range recs {
+		if recs[i].Seq > seq {
+			return recs[:i]
+		}
+	}
+	return recs
 }
 
 // Ack moves the client's cursor: what is acknowledged is not redelivered.
@@ -135,6 +181,7 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 		return err
 	}
 	delivered := map[string]uint64{}
+	left := map[string]uint64{} // removed: deliver up to their removal only
 	var lastNotice *v1.KeyPackageNotice
 
 	send := func(resp *v1.SubscribeResponse) error {
@@ -160,12 +207,16 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 			return s.storeError(err, false)
 		}
 		keep := map[string]uint64{}
+		clear(left)
 		for _, m := range ms {
 			k := string(m.GroupID)
 			if d, ok := delivered[k]; ok && d > m.AckedSeq {
 				keep[k] = d
 			} else {
-				keep[k] = m.AckedSeq
+				keep[k] = max(m.AckedSeq, m.JoinedSeq)
+			}
+			if !m.Active() {
+				left[k] = m.LeftSeq
 			}
 		}
 		delivered = keep
@@ -217,10 +268,25 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 				s.log.Info("slow consumer disconnected", "client", sess.ClientID, "behind", head-d)
 				return connect.NewError(connect.CodeResourceExhausted, errors.New("slow consumer: too far behind; fetch from your cursor and resubscribe"))
 			}
+			end, removed := left[g]
+			if removed {
+				head = min(head, end)
+			}
 			for d < head {
 				recs, err := s.records(ctx, []byte(g), d, streamBatch)
 				if err != nil {
 					return s.storeError(err, false)
+				}
+				if removed {
+					recs = upTo(recs, end)
+				} else if end, ok, err := s.removedAt(ctx, []byte(g), sess.ClientID, recs); err != nil {
+					return s.storeError(err, false)
+				} else if ok {
+					// Removed since the last refresh: stop at the
+					// commit that removed it.
+					removed, left[g] = true, end
+					head = min(head, end)
+					recs = upTo(recs, end)
 				}
 				for i := range recs {
 					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_Record{Record: dsproto.RecordToProto(&recs[i], sess.ClientID)}}); err != nil {

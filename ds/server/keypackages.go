@@ -180,9 +180,9 @@ func (s *Server) ClaimKeyPackages(ctx context.Context, req *connect.Request[v1.C
 		var kp store.KeyPackage
 		var err error
 		if lastResortOnly[c] {
-			kp, err = s.st.(store.LastResortClaimer).ClaimLastResort(ctx, c, suiteID, now)
+			kp, err = s.st.(store.LastResortClaimer).ClaimLastResort(ctx, sess.ClientID, c, suiteID, now)
 		} else {
-			kp, err = s.st.ClaimKeyPackage(ctx, c, suiteID, now)
+			kp, err = s.st.ClaimKeyPackage(ctx, sess.ClientID, c, suiteID, now)
 		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -57,11 +57,7 @@ func load(t *testing.T, e *env, d time.Duration) {
 	}
 	gid := gidOf(fmt.Sprint("load-", time.Now().UnixNano()))
 	must(t, ms[0].CreateGroup(ctx, gid, nil))
-	var names []string
-	for _, m := range ms[1:] {
-		names = append(names, m.name)
-	}
-	_, err := ms[0].Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add all"), AddMembers: names})
+	_, err := invite(t, ms[0], gid, 0, ms[1:]...)
 	must(t, err)
 
 	// Commit latency, idle.

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
 )
@@ -83,7 +82,7 @@ func TestTwoNodesDelivery(t *testing.T) {
 	alice, bob := a.login("alice"), b.login("bob")
 	gid := gidOf("two-nodes")
 	must(t, alice.CreateGroup(ctx, gid, nil))
-	_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add"), AddMembers: []string{"bob"}})
+	_, err := invite(t, alice, gid, 0, bob)
 	must(t, err)
 	stream, err := bob.Subscribe(ctx)
 	must(t, err)

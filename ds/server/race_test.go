@@ -49,11 +49,7 @@ func raceOn(t *testing.T, first *server.Server, st store.Store, nodes []*server.
 	}
 	gid := gidOf(fmt.Sprint("race-", time.Now().UnixNano()))
 	must(t, members[0].CreateGroup(ctx, gid, nil))
-	var names []string
-	for _, m := range members[1:] {
-		names = append(names, m.name)
-	}
-	_, err := members[0].Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add all"), AddMembers: names})
+	_, err := invite(t, members[0], gid, 0, members[1:]...)
 	must(t, err)
 
 	start := time.Now()
@@ -120,12 +116,13 @@ func raceOn(t *testing.T, first *server.Server, st store.Store, nodes []*server.
 
 	recs, err := st.Records(ctx, gid, 0, rounds+10)
 	must(t, err)
-	if len(recs) != rounds+1 {
-		t.Fatalf("%d records, want %d", len(recs), rounds+1)
+	// The first commit added everyone and carries their Welcome.
+	if len(recs) != rounds+2 {
+		t.Fatalf("%d records, want %d", len(recs), rounds+2)
 	}
 	must(t, store.VerifyChain(0, store.GenesisHash(gid), recs))
 	for r := 1; r <= rounds; r++ {
-		rec := recs[r]
+		rec := recs[r+1]
 		if rec.Epoch != uint64(r) || rec.Kind != store.KindCommit || rec.Sender != members[winners[r]].name {
 			t.Fatalf("record %d: epoch %d sender %s, want epoch %d sender %s", rec.Seq, rec.Epoch, rec.Sender, r, members[winners[r]].name)
 		}

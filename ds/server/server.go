@@ -192,6 +192,8 @@ type Server struct {
 	hub     *hub
 	cache   *recordCache
 	epochs  *epochCache
+	pols    policies
+	follows followers
 
 	clientLim, groupLim *limiter // hot path: per node
 	// Shared through the store when it can (PostgreSQL).

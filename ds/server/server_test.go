@@ -148,17 +148,21 @@ func TestEndToEnd(t *testing.T) {
 func TestStaleCommit(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	alice, bob := e.login("alice"), e.login("bob")
+	carol, dave := e.login("carol"), e.login("dave")
 	gid := gidOf("stale")
 	must(t, alice.CreateGroup(ctx, gid, nil))
-	_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add"), AddMembers: []string{"bob"}})
+	_, err := invite(t, alice, gid, 0, bob)
 	must(t, err)
-	win, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 1, "alice wins 1"),
-		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, nil, []byte("w")), Recipients: []string{"carol"}}}, AddMembers: []string{"carol"}})
+	win, err := invite(t, alice, gid, 1, carol)
 	must(t, err)
 	// Bob's commit for epoch 1 loses: typed answer with the winner, and
 	// his bundle's Welcome is never delivered.
+	_, err = dave.UploadKeyPackages(ctx, [][]byte{dave.keyPackage(t, false)}, nil)
+	must(t, err)
+	daveKP, err := bob.ClaimKeyPackages(ctx, testSuite, "dave")
+	must(t, err)
 	_, err = bob.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 1, "bob loses 1"),
-		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, nil, []byte("losing welcome")), Recipients: []string{"dave"}}}, AddMembers: []string{"dave"}})
+		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, [][]byte{daveKP.KeyPackages[0].Ref}, []byte("losing welcome"))}}, AddMembers: []string{"dave"}})
 	if connect.CodeOf(err) != connect.CodeAborted {
 		t.Fatalf("loser: %v", err)
 	}
@@ -197,7 +201,7 @@ func TestFairness(t *testing.T) {
 	fast, slow := e.login("fast"), e.login("slow")
 	gid := gidOf("fair")
 	must(t, fast.CreateGroup(ctx, gid, nil))
-	_, err := fast.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add"), AddMembers: []string{"slow"}})
+	_, err := invite(t, fast, gid, 0, slow)
 	must(t, err)
 	epoch := uint64(1)
 	tries := 0
@@ -369,7 +373,7 @@ func TestSlowConsumer(t *testing.T) {
 	alice, bob := e.login("alice"), e.login("bob")
 	gid := gidOf("slow")
 	must(t, alice.CreateGroup(ctx, gid, nil))
-	_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "add"), AddMembers: []string{"bob"}})
+	_, err := invite(t, alice, gid, 0, bob)
 	must(t, err)
 	stream, err := bob.Subscribe(ctx)
 	must(t, err)

@@ -40,5 +40,5 @@ type HealthChecker interface {
 type LastResortClaimer interface {
 	// ClaimLastResort returns owner's unexpired last-resort KeyPackage for
 	// suite and marks it used; ErrNotFound if there is none.
-	ClaimLastResort(ctx context.Context, owner string, suite uint16, now time.Time) (KeyPackage, error)
+	ClaimLastResort(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (KeyPackage, error)
 }

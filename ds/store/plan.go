@@ -77,7 +77,7 @@ func ValidateAppend(a *Append) error {
 	if len(a.GroupID) == 0 || len(a.GroupID) > MaxGroupIDLen || len(a.Entries) == 0 {
 		return fmt.Errorf("store: invalid append")
 	}
-	if !a.Commit && (len(a.Entries) != 1 || len(a.AddMembers)+len(a.RemoveMembers) > 0 || a.GroupInfo != nil) {
+	if !a.Commit && (len(a.Entries) != 1 || len(a.AddMembers)+len(a.RemoveMembers)+len(a.UseClaims) > 0 || a.GroupInfo != nil || a.ExternalJoin) {
 		return fmt.Errorf("store: only commits carry welcomes, membership changes and GroupInfo")
 	}
 	seen := map[string]bool{}

@@ -105,8 +105,12 @@ type Append struct {
 	// Section 5.2: a bounded window of old epochs for late messages).
 	Window uint64
 	// ExternalJoin lets a non-member's commit in and makes it a member
-	// (RFC 9420, Section 12.4.3.2).
-	ExternalJoin  bool
+	// (RFC 9420, Section 12.4.3.2). The server sets it only after
+	// validating the commit against the group's GroupInfo.
+	ExternalJoin bool
+	// UseClaims lists KeyPackageRefs whose claims by Sender this commit
+	// uses up (its Welcomes went to their owners).
+	UseClaims     [][]byte
 	Entries       []Entry
 	AddMembers    []string
 	RemoveMembers []string
@@ -137,13 +141,45 @@ type Group struct {
 	HeadSeq   uint64
 	HeadHash  []byte
 	GroupInfo []byte
+	Policy    Policy
 }
 
-// Membership is one client's place in one group.
+// Policy is how the server polices a group, fixed at creation.
+type Policy struct {
+	// PublicHandshakes: proposals and commits are PublicMessage, and the
+	// server validates them with mls.PublicGroup before sequencing them.
+	PublicHandshakes bool
+	// ExternalJoins: non-members may read the GroupInfo and join with a
+	// validated external commit.
+	ExternalJoins bool
+}
+
+// Membership is one client's place in one group. A removed member keeps
+// its row, with LeftSeq set to the commit that removed it, until it has
+// acknowledged that commit: it receives the commit, then nothing more.
 type Membership struct {
 	GroupID  []byte
 	ClientID string
 	AckedSeq uint64
+	// JoinedSeq is the record after which the member may read (the commit
+	// that added it; 0 for the creator).
+	JoinedSeq uint64
+	// LeftSeq is the commit that removed the member, 0 while it is one.
+	LeftSeq uint64
+}
+
+// Active reports whether the client is still a member.
+func (m Membership) Active() bool { return m.LeftSeq == 0 }
+
+// ClaimTTL is how long a claimed KeyPackage may be used in a Welcome.
+const ClaimTTL = 7 * 24 * time.Hour
+
+// Claim records that Claimer was handed Owner's KeyPackage Ref from the
+// directory: the only way a Welcome for Ref reaches Owner.
+type Claim struct {
+	Ref     []byte
+	Claimer string
+	Owner   string
 }
 
 // KeyPackage is a stored KeyPackage.
@@ -201,34 +237,43 @@ type Store interface {
 	// ClaimKeyPackage atomically removes and returns one unexpired regular
 	// KeyPackage of owner for suite, oldest first; only if none is left it
 	// returns the last-resort one, which stays and is marked used.
-	// ErrNotFound if there is neither.
-	ClaimKeyPackage(ctx context.Context, owner string, suite uint16, now time.Time) (KeyPackage, error)
+	// ErrNotFound if there is neither. In the same transaction it records
+	// the Claim (claimer, ref, owner) for ClaimTTL.
+	ClaimKeyPackage(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (KeyPackage, error)
+	// Claims returns the unexpired claims of the given KeyPackageRefs.
+	Claims(ctx context.Context, refs [][]byte, now time.Time) ([]Claim, error)
 	KeyPackageStock(ctx context.Context, owner string, now time.Time) ([]Stock, error)
 
 	// CreateGroup makes a group at epoch 0 with creator as its only member;
 	// ErrExists if the id is taken.
-	CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, now time.Time) (Group, error)
+	CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy Policy, now time.Time) (Group, error)
 	Group(ctx context.Context, groupID []byte) (Group, error)
 	// Append atomically checks and appends, in this order: the group exists
 	// (ErrNotFound); the sender is a member unless ExternalJoin
-	// (ErrNotMember); the epoch (a *StaleEpochError: a commit must name the
+	// with LeftSeq 0 (ErrNotMember); the epoch (a *StaleEpochError: a commit must name the
 	// current epoch, a non-commit one within Window of it); no starved
 	// member holds priority (a *DeferredError); no entry's body was seen
 	// in the group before (a *DuplicateError). Then it appends every entry
 	// with the next sequence numbers and chain hashes and, for a commit,
 	// advances the epoch, applies membership changes (added members start
-	// after the commit) and replaces the GroupInfo. It returns the appended
-	// records. On error nothing changes.
+	// after the commit; removed ones get LeftSeq = the commit), deletes the
+	// UseClaims of Sender and replaces the GroupInfo. It returns the
+	// appended records. On error nothing changes.
 	Append(ctx context.Context, a Append) ([]Record, error)
 	// Records returns up to limit records with seq > after, in order.
 	Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]Record, error)
 	// CommitRecord returns the commit that ended epoch, or ErrNotFound.
 	CommitRecord(ctx context.Context, groupID []byte, epoch uint64) (Record, error)
+	// Membership returns a client's row (also a removed member's, until it
+	// acknowledged its removal), or ErrNotMember.
 	Membership(ctx context.Context, groupID []byte, clientID string) (Membership, error)
+	// Memberships lists a client's rows, removed ones included.
 	Memberships(ctx context.Context, clientID string) ([]Membership, error)
+	// Members lists the current (not removed) members.
 	Members(ctx context.Context, groupID []byte) ([]string, error)
 	// Ack moves a member's cursor forward to seq (never back, never past
-	// the head).
+	// the head, for a removed member never past LeftSeq). A removed member
+	// that acknowledged its removal loses its row.
 	Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error
 	// SetPriority gives clientID sole right to commit epoch until the given
 	// time (commit fairness, RFC 9420, Section 14). It has no effect once

@@ -685,8 +685,11 @@ func (x *GetKeyPackageStockResponse) GetStock() []*SuiteStock {
 type CreateGroupRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GroupId []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	// Optional GroupInfo MLSMessage for external joins.
-	GroupInfo     []byte `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	// GroupInfo MLSMessage at epoch 0 (with the ratchet_tree extension).
+	// Required when policy.public_handshakes is set; otherwise optional.
+	GroupInfo []byte `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	// Fixed at creation; see GroupPolicy.
+	Policy        *GroupPolicy `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -735,6 +738,74 @@ func (x *CreateGroupRequest) GetGroupInfo() []byte {
 	return nil
 }
 
+func (x *CreateGroupRequest) GetPolicy() *GroupPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// GroupPolicy is how the server polices a group (docs/SECURITY.md).
+type GroupPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group sends proposals and commits as PublicMessage: the server
+	// follows it without secrets (RFC 9420, Section 6.2), validates every
+	// proposal and commit before sequencing it and derives membership from
+	// the validated commits. Otherwise handshakes are encrypted, and the
+	// server only admits what it can check from outside (docs/SECURITY.md).
+	PublicHandshakes bool `protobuf:"varint,1,opt,name=public_handshakes,json=publicHandshakes,proto3" json:"public_handshakes,omitempty"`
+	// Non-members may fetch the group's GroupInfo and join with an external
+	// commit (RFC 9420, Section 12.4.3.2), which the server validates
+	// against that GroupInfo.
+	ExternalJoins bool `protobuf:"varint,2,opt,name=external_joins,json=externalJoins,proto3" json:"external_joins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPolicy) Reset() {
+	*x = GroupPolicy{}
+	mi := &file_mlsd_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPolicy) ProtoMessage() {}
+
+func (x *GroupPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_mlsd_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPolicy.ProtoReflect.Descriptor instead.
+func (*GroupPolicy) Descriptor() ([]byte, []int) {
+	return file_mlsd_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GroupPolicy) GetPublicHandshakes() bool {
+	if x != nil {
+		return x.PublicHandshakes
+	}
+	return false
+}
+
+func (x *GroupPolicy) GetExternalJoins() bool {
+	if x != nil {
+		return x.ExternalJoins
+	}
+	return false
+}
+
 type CreateGroupResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
@@ -745,7 +816,7 @@ type CreateGroupResponse struct {
 
 func (x *CreateGroupResponse) Reset() {
 	*x = CreateGroupResponse{}
-	mi := &file_mlsd_proto_msgTypes[13]
+	mi := &file_mlsd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +828,7 @@ func (x *CreateGroupResponse) String() string {
 func (*CreateGroupResponse) ProtoMessage() {}
 
 func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[13]
+	mi := &file_mlsd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +841,7 @@ func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{13}
+	return file_mlsd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateGroupResponse) GetEpoch() uint64 {
@@ -798,7 +869,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_mlsd_proto_msgTypes[14]
+	mi := &file_mlsd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +881,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[14]
+	mi := &file_mlsd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +894,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{14}
+	return file_mlsd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SendMessageRequest) GetMessage() []byte {
@@ -843,7 +914,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_mlsd_proto_msgTypes[15]
+	mi := &file_mlsd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +926,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[15]
+	mi := &file_mlsd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +939,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{15}
+	return file_mlsd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SendMessageResponse) GetSeq() uint64 {
@@ -887,8 +958,12 @@ func (x *SendMessageResponse) GetChainHash() []byte {
 
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// An MLSMessage with wire_format mls_welcome.
-	Welcome       []byte   `protobuf:"bytes,1,opt,name=welcome,proto3" json:"welcome,omitempty"`
+	// An MLSMessage with wire_format mls_welcome. Every KeyPackageRef in it
+	// must name a KeyPackage the sender claimed from the directory; the
+	// Welcome goes to those KeyPackages' owners only.
+	Welcome []byte `protobuf:"bytes,1,opt,name=welcome,proto3" json:"welcome,omitempty"`
+	// Optional: if set, it must equal the owners the server derives from the
+	// Welcome's KeyPackageRefs.
 	Recipients    []string `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -896,7 +971,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_mlsd_proto_msgTypes[16]
+	mi := &file_mlsd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +983,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[16]
+	mi := &file_mlsd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +996,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{16}
+	return file_mlsd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Welcome) GetWelcome() []byte {
@@ -945,8 +1020,11 @@ type SendCommitRequest struct {
 	Welcomes []*Welcome `protobuf:"bytes,2,rep,name=welcomes,proto3" json:"welcomes,omitempty"`
 	// Optional GroupInfo MLSMessage for the new epoch.
 	GroupInfo []byte `protobuf:"bytes,3,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
-	// Membership as the server must route it; a PrivateMessage commit hides
-	// it, so the committer states it.
+	// Membership changes of a PrivateMessage commit, which hides them. Each
+	// added client must be the owner of a KeyPackage this sender claimed and
+	// a recipient of this bundle's Welcome. With public handshakes the
+	// server derives membership from the validated commit, and these must be
+	// empty or equal to what it derives.
 	AddMembers    []string `protobuf:"bytes,4,rep,name=add_members,json=addMembers,proto3" json:"add_members,omitempty"`
 	RemoveMembers []string `protobuf:"bytes,5,rep,name=remove_members,json=removeMembers,proto3" json:"remove_members,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -955,7 +1033,7 @@ type SendCommitRequest struct {
 
 func (x *SendCommitRequest) Reset() {
 	*x = SendCommitRequest{}
-	mi := &file_mlsd_proto_msgTypes[17]
+	mi := &file_mlsd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1045,7 @@ func (x *SendCommitRequest) String() string {
 func (*SendCommitRequest) ProtoMessage() {}
 
 func (x *SendCommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[17]
+	mi := &file_mlsd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1058,7 @@ func (x *SendCommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommitRequest.ProtoReflect.Descriptor instead.
 func (*SendCommitRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{17}
+	return file_mlsd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendCommitRequest) GetCommit() []byte {
@@ -1029,7 +1107,7 @@ type SendCommitResponse struct {
 
 func (x *SendCommitResponse) Reset() {
 	*x = SendCommitResponse{}
-	mi := &file_mlsd_proto_msgTypes[18]
+	mi := &file_mlsd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1119,7 @@ func (x *SendCommitResponse) String() string {
 func (*SendCommitResponse) ProtoMessage() {}
 
 func (x *SendCommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[18]
+	mi := &file_mlsd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1132,7 @@ func (x *SendCommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommitResponse.ProtoReflect.Descriptor instead.
 func (*SendCommitResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{18}
+	return file_mlsd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendCommitResponse) GetSeq() uint64 {
@@ -1093,7 +1171,7 @@ type StaleEpoch struct {
 
 func (x *StaleEpoch) Reset() {
 	*x = StaleEpoch{}
-	mi := &file_mlsd_proto_msgTypes[19]
+	mi := &file_mlsd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1183,7 @@ func (x *StaleEpoch) String() string {
 func (*StaleEpoch) ProtoMessage() {}
 
 func (x *StaleEpoch) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[19]
+	mi := &file_mlsd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1196,7 @@ func (x *StaleEpoch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleEpoch.ProtoReflect.Descriptor instead.
 func (*StaleEpoch) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{19}
+	return file_mlsd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StaleEpoch) GetCurrentEpoch() uint64 {
@@ -1153,7 +1231,7 @@ type Duplicate struct {
 
 func (x *Duplicate) Reset() {
 	*x = Duplicate{}
-	mi := &file_mlsd_proto_msgTypes[20]
+	mi := &file_mlsd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1243,7 @@ func (x *Duplicate) String() string {
 func (*Duplicate) ProtoMessage() {}
 
 func (x *Duplicate) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[20]
+	mi := &file_mlsd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1256,7 @@ func (x *Duplicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Duplicate.ProtoReflect.Descriptor instead.
 func (*Duplicate) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{20}
+	return file_mlsd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Duplicate) GetSeq() uint64 {
@@ -1199,7 +1277,7 @@ type Deferred struct {
 
 func (x *Deferred) Reset() {
 	*x = Deferred{}
-	mi := &file_mlsd_proto_msgTypes[21]
+	mi := &file_mlsd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1289,7 @@ func (x *Deferred) String() string {
 func (*Deferred) ProtoMessage() {}
 
 func (x *Deferred) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[21]
+	mi := &file_mlsd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1302,7 @@ func (x *Deferred) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deferred.ProtoReflect.Descriptor instead.
 func (*Deferred) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{21}
+	return file_mlsd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Deferred) GetRetryAfterMs() int64 {
@@ -1243,7 +1321,7 @@ type GetGroupInfoRequest struct {
 
 func (x *GetGroupInfoRequest) Reset() {
 	*x = GetGroupInfoRequest{}
-	mi := &file_mlsd_proto_msgTypes[22]
+	mi := &file_mlsd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1333,7 @@ func (x *GetGroupInfoRequest) String() string {
 func (*GetGroupInfoRequest) ProtoMessage() {}
 
 func (x *GetGroupInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[22]
+	mi := &file_mlsd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1346,7 @@ func (x *GetGroupInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupInfoRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{22}
+	return file_mlsd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetGroupInfoRequest) GetGroupId() []byte {
@@ -1288,7 +1366,7 @@ type GetGroupInfoResponse struct {
 
 func (x *GetGroupInfoResponse) Reset() {
 	*x = GetGroupInfoResponse{}
-	mi := &file_mlsd_proto_msgTypes[23]
+	mi := &file_mlsd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1378,7 @@ func (x *GetGroupInfoResponse) String() string {
 func (*GetGroupInfoResponse) ProtoMessage() {}
 
 func (x *GetGroupInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[23]
+	mi := &file_mlsd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1391,7 @@ func (x *GetGroupInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetGroupInfoResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{23}
+	return file_mlsd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetGroupInfoResponse) GetGroupInfo() []byte {
@@ -1338,7 +1416,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_mlsd_proto_msgTypes[24]
+	mi := &file_mlsd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1428,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[24]
+	mi := &file_mlsd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1441,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{24}
+	return file_mlsd_proto_rawDescGZIP(), []int{25}
 }
 
 type GroupStatus struct {
@@ -1378,7 +1456,7 @@ type GroupStatus struct {
 
 func (x *GroupStatus) Reset() {
 	*x = GroupStatus{}
-	mi := &file_mlsd_proto_msgTypes[25]
+	mi := &file_mlsd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1468,7 @@ func (x *GroupStatus) String() string {
 func (*GroupStatus) ProtoMessage() {}
 
 func (x *GroupStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[25]
+	mi := &file_mlsd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1481,7 @@ func (x *GroupStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupStatus.ProtoReflect.Descriptor instead.
 func (*GroupStatus) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{25}
+	return file_mlsd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GroupStatus) GetGroupId() []byte {
@@ -1443,7 +1521,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_mlsd_proto_msgTypes[26]
+	mi := &file_mlsd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1533,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[26]
+	mi := &file_mlsd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1546,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{26}
+	return file_mlsd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupStatus {
@@ -1507,7 +1585,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_mlsd_proto_msgTypes[27]
+	mi := &file_mlsd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1597,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[27]
+	mi := &file_mlsd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1610,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{27}
+	return file_mlsd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Record) GetGroupId() []byte {
@@ -1631,7 +1709,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_mlsd_proto_msgTypes[28]
+	mi := &file_mlsd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1721,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[28]
+	mi := &file_mlsd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1734,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{28}
+	return file_mlsd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FetchRequest) GetGroupId() []byte {
@@ -1691,7 +1769,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_mlsd_proto_msgTypes[29]
+	mi := &file_mlsd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1781,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[29]
+	mi := &file_mlsd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1794,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{29}
+	return file_mlsd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FetchResponse) GetRecords() []*Record {
@@ -1750,7 +1828,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_mlsd_proto_msgTypes[30]
+	mi := &file_mlsd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1840,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[30]
+	mi := &file_mlsd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1853,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{30}
+	return file_mlsd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AckRequest) GetGroupId() []byte {
@@ -1800,7 +1878,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_mlsd_proto_msgTypes[31]
+	mi := &file_mlsd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1890,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[31]
+	mi := &file_mlsd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1903,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{31}
+	return file_mlsd_proto_rawDescGZIP(), []int{32}
 }
 
 type SubscribeRequest struct {
@@ -1836,7 +1914,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_mlsd_proto_msgTypes[32]
+	mi := &file_mlsd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1926,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[32]
+	mi := &file_mlsd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +1939,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{32}
+	return file_mlsd_proto_rawDescGZIP(), []int{33}
 }
 
 type KeyPackageNotice struct {
@@ -1875,7 +1953,7 @@ type KeyPackageNotice struct {
 
 func (x *KeyPackageNotice) Reset() {
 	*x = KeyPackageNotice{}
-	mi := &file_mlsd_proto_msgTypes[33]
+	mi := &file_mlsd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1965,7 @@ func (x *KeyPackageNotice) String() string {
 func (*KeyPackageNotice) ProtoMessage() {}
 
 func (x *KeyPackageNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[33]
+	mi := &file_mlsd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1978,7 @@ func (x *KeyPackageNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackageNotice.ProtoReflect.Descriptor instead.
 func (*KeyPackageNotice) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{33}
+	return file_mlsd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KeyPackageNotice) GetCipherSuite() uint32 {
@@ -1937,7 +2015,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_mlsd_proto_msgTypes[34]
+	mi := &file_mlsd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2027,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlsd_proto_msgTypes[34]
+	mi := &file_mlsd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2040,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_mlsd_proto_rawDescGZIP(), []int{34}
+	return file_mlsd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -2056,11 +2134,15 @@ const file_mlsd_proto_rawDesc = "" +
 	"\x0fhas_last_resort\x18\x03 \x01(\bR\rhasLastResort\x12(\n" +
 	"\x10last_resort_used\x18\x04 \x01(\bR\x0elastResortUsed\"G\n" +
 	"\x1aGetKeyPackageStockResponse\x12)\n" +
-	"\x05stock\x18\x01 \x03(\v2\x13.mlsd.v1.SuiteStockR\x05stock\"N\n" +
+	"\x05stock\x18\x01 \x03(\v2\x13.mlsd.v1.SuiteStockR\x05stock\"|\n" +
 	"\x12CreateGroupRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1d\n" +
 	"\n" +
-	"group_info\x18\x02 \x01(\fR\tgroupInfo\"J\n" +
+	"group_info\x18\x02 \x01(\fR\tgroupInfo\x12,\n" +
+	"\x06policy\x18\x03 \x01(\v2\x14.mlsd.v1.GroupPolicyR\x06policy\"a\n" +
+	"\vGroupPolicy\x12+\n" +
+	"\x11public_handshakes\x18\x01 \x01(\bR\x10publicHandshakes\x12%\n" +
+	"\x0eexternal_joins\x18\x02 \x01(\bR\rexternalJoins\"J\n" +
 	"\x13CreateGroupResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
@@ -2185,7 +2267,7 @@ func file_mlsd_proto_rawDescGZIP() []byte {
 	return file_mlsd_proto_rawDescData
 }
 
-var file_mlsd_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_mlsd_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_mlsd_proto_goTypes = []any{
 	(*GetChallengeRequest)(nil),        // 0: mlsd.v1.GetChallengeRequest
 	(*GetChallengeResponse)(nil),       // 1: mlsd.v1.GetChallengeResponse
@@ -2200,68 +2282,70 @@ var file_mlsd_proto_goTypes = []any{
 	(*SuiteStock)(nil),                 // 10: mlsd.v1.SuiteStock
 	(*GetKeyPackageStockResponse)(nil), // 11: mlsd.v1.GetKeyPackageStockResponse
 	(*CreateGroupRequest)(nil),         // 12: mlsd.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),        // 13: mlsd.v1.CreateGroupResponse
-	(*SendMessageRequest)(nil),         // 14: mlsd.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),        // 15: mlsd.v1.SendMessageResponse
-	(*Welcome)(nil),                    // 16: mlsd.v1.Welcome
-	(*SendCommitRequest)(nil),          // 17: mlsd.v1.SendCommitRequest
-	(*SendCommitResponse)(nil),         // 18: mlsd.v1.SendCommitResponse
-	(*StaleEpoch)(nil),                 // 19: mlsd.v1.StaleEpoch
-	(*Duplicate)(nil),                  // 20: mlsd.v1.Duplicate
-	(*Deferred)(nil),                   // 21: mlsd.v1.Deferred
-	(*GetGroupInfoRequest)(nil),        // 22: mlsd.v1.GetGroupInfoRequest
-	(*GetGroupInfoResponse)(nil),       // 23: mlsd.v1.GetGroupInfoResponse
-	(*ListGroupsRequest)(nil),          // 24: mlsd.v1.ListGroupsRequest
-	(*GroupStatus)(nil),                // 25: mlsd.v1.GroupStatus
-	(*ListGroupsResponse)(nil),         // 26: mlsd.v1.ListGroupsResponse
-	(*Record)(nil),                     // 27: mlsd.v1.Record
-	(*FetchRequest)(nil),               // 28: mlsd.v1.FetchRequest
-	(*FetchResponse)(nil),              // 29: mlsd.v1.FetchResponse
-	(*AckRequest)(nil),                 // 30: mlsd.v1.AckRequest
-	(*AckResponse)(nil),                // 31: mlsd.v1.AckResponse
-	(*SubscribeRequest)(nil),           // 32: mlsd.v1.SubscribeRequest
-	(*KeyPackageNotice)(nil),           // 33: mlsd.v1.KeyPackageNotice
-	(*SubscribeResponse)(nil),          // 34: mlsd.v1.SubscribeResponse
+	(*GroupPolicy)(nil),                // 13: mlsd.v1.GroupPolicy
+	(*CreateGroupResponse)(nil),        // 14: mlsd.v1.CreateGroupResponse
+	(*SendMessageRequest)(nil),         // 15: mlsd.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),        // 16: mlsd.v1.SendMessageResponse
+	(*Welcome)(nil),                    // 17: mlsd.v1.Welcome
+	(*SendCommitRequest)(nil),          // 18: mlsd.v1.SendCommitRequest
+	(*SendCommitResponse)(nil),         // 19: mlsd.v1.SendCommitResponse
+	(*StaleEpoch)(nil),                 // 20: mlsd.v1.StaleEpoch
+	(*Duplicate)(nil),                  // 21: mlsd.v1.Duplicate
+	(*Deferred)(nil),                   // 22: mlsd.v1.Deferred
+	(*GetGroupInfoRequest)(nil),        // 23: mlsd.v1.GetGroupInfoRequest
+	(*GetGroupInfoResponse)(nil),       // 24: mlsd.v1.GetGroupInfoResponse
+	(*ListGroupsRequest)(nil),          // 25: mlsd.v1.ListGroupsRequest
+	(*GroupStatus)(nil),                // 26: mlsd.v1.GroupStatus
+	(*ListGroupsResponse)(nil),         // 27: mlsd.v1.ListGroupsResponse
+	(*Record)(nil),                     // 28: mlsd.v1.Record
+	(*FetchRequest)(nil),               // 29: mlsd.v1.FetchRequest
+	(*FetchResponse)(nil),              // 30: mlsd.v1.FetchResponse
+	(*AckRequest)(nil),                 // 31: mlsd.v1.AckRequest
+	(*AckResponse)(nil),                // 32: mlsd.v1.AckResponse
+	(*SubscribeRequest)(nil),           // 33: mlsd.v1.SubscribeRequest
+	(*KeyPackageNotice)(nil),           // 34: mlsd.v1.KeyPackageNotice
+	(*SubscribeResponse)(nil),          // 35: mlsd.v1.SubscribeResponse
 }
 var file_mlsd_proto_depIdxs = []int32{
 	7,  // 0: mlsd.v1.ClaimKeyPackagesResponse.key_packages:type_name -> mlsd.v1.ClaimedKeyPackage
 	10, // 1: mlsd.v1.GetKeyPackageStockResponse.stock:type_name -> mlsd.v1.SuiteStock
-	16, // 2: mlsd.v1.SendCommitRequest.welcomes:type_name -> mlsd.v1.Welcome
-	25, // 3: mlsd.v1.ListGroupsResponse.groups:type_name -> mlsd.v1.GroupStatus
-	27, // 4: mlsd.v1.FetchResponse.records:type_name -> mlsd.v1.Record
-	27, // 5: mlsd.v1.SubscribeResponse.record:type_name -> mlsd.v1.Record
-	33, // 6: mlsd.v1.SubscribeResponse.key_package_notice:type_name -> mlsd.v1.KeyPackageNotice
-	0,  // 7: mlsd.v1.DeliveryService.GetChallenge:input_type -> mlsd.v1.GetChallengeRequest
-	2,  // 8: mlsd.v1.DeliveryService.Login:input_type -> mlsd.v1.LoginRequest
-	4,  // 9: mlsd.v1.DeliveryService.UploadKeyPackages:input_type -> mlsd.v1.UploadKeyPackagesRequest
-	6,  // 10: mlsd.v1.DeliveryService.ClaimKeyPackages:input_type -> mlsd.v1.ClaimKeyPackagesRequest
-	9,  // 11: mlsd.v1.DeliveryService.GetKeyPackageStock:input_type -> mlsd.v1.GetKeyPackageStockRequest
-	12, // 12: mlsd.v1.DeliveryService.CreateGroup:input_type -> mlsd.v1.CreateGroupRequest
-	14, // 13: mlsd.v1.DeliveryService.SendMessage:input_type -> mlsd.v1.SendMessageRequest
-	17, // 14: mlsd.v1.DeliveryService.SendCommit:input_type -> mlsd.v1.SendCommitRequest
-	22, // 15: mlsd.v1.DeliveryService.GetGroupInfo:input_type -> mlsd.v1.GetGroupInfoRequest
-	24, // 16: mlsd.v1.DeliveryService.ListGroups:input_type -> mlsd.v1.ListGroupsRequest
-	28, // 17: mlsd.v1.DeliveryService.Fetch:input_type -> mlsd.v1.FetchRequest
-	30, // 18: mlsd.v1.DeliveryService.Ack:input_type -> mlsd.v1.AckRequest
-	32, // 19: mlsd.v1.DeliveryService.Subscribe:input_type -> mlsd.v1.SubscribeRequest
-	1,  // 20: mlsd.v1.DeliveryService.GetChallenge:output_type -> mlsd.v1.GetChallengeResponse
-	3,  // 21: mlsd.v1.DeliveryService.Login:output_type -> mlsd.v1.LoginResponse
-	5,  // 22: mlsd.v1.DeliveryService.UploadKeyPackages:output_type -> mlsd.v1.UploadKeyPackagesResponse
-	8,  // 23: mlsd.v1.DeliveryService.ClaimKeyPackages:output_type -> mlsd.v1.ClaimKeyPackagesResponse
-	11, // 24: mlsd.v1.DeliveryService.GetKeyPackageStock:output_type -> mlsd.v1.GetKeyPackageStockResponse
-	13, // 25: mlsd.v1.DeliveryService.CreateGroup:output_type -> mlsd.v1.CreateGroupResponse
-	15, // 26: mlsd.v1.DeliveryService.SendMessage:output_type -> mlsd.v1.SendMessageResponse
-	18, // 27: mlsd.v1.DeliveryService.SendCommit:output_type -> mlsd.v1.SendCommitResponse
-	23, // 28: mlsd.v1.DeliveryService.GetGroupInfo:output_type -> mlsd.v1.GetGroupInfoResponse
-	26, // 29: mlsd.v1.DeliveryService.ListGroups:output_type -> mlsd.v1.ListGroupsResponse
-	29, // 30: mlsd.v1.DeliveryService.Fetch:output_type -> mlsd.v1.FetchResponse
-	31, // 31: mlsd.v1.DeliveryService.Ack:output_type -> mlsd.v1.AckResponse
-	34, // 32: mlsd.v1.DeliveryService.Subscribe:output_type -> mlsd.v1.SubscribeResponse
-	20, // [20:33] is the sub-list for method output_type
-	7,  // [7:20] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 2: mlsd.v1.CreateGroupRequest.policy:type_name -> mlsd.v1.GroupPolicy
+	17, // 3: mlsd.v1.SendCommitRequest.welcomes:type_name -> mlsd.v1.Welcome
+	26, // 4: mlsd.v1.ListGroupsResponse.groups:type_name -> mlsd.v1.GroupStatus
+	28, // 5: mlsd.v1.FetchResponse.records:type_name -> mlsd.v1.Record
+	28, // 6: mlsd.v1.SubscribeResponse.record:type_name -> mlsd.v1.Record
+	34, // 7: mlsd.v1.SubscribeResponse.key_package_notice:type_name -> mlsd.v1.KeyPackageNotice
+	0,  // 8: mlsd.v1.DeliveryService.GetChallenge:input_type -> mlsd.v1.GetChallengeRequest
+	2,  // 9: mlsd.v1.DeliveryService.Login:input_type -> mlsd.v1.LoginRequest
+	4,  // 10: mlsd.v1.DeliveryService.UploadKeyPackages:input_type -> mlsd.v1.UploadKeyPackagesRequest
+	6,  // 11: mlsd.v1.DeliveryService.ClaimKeyPackages:input_type -> mlsd.v1.ClaimKeyPackagesRequest
+	9,  // 12: mlsd.v1.DeliveryService.GetKeyPackageStock:input_type -> mlsd.v1.GetKeyPackageStockRequest
+	12, // 13: mlsd.v1.DeliveryService.CreateGroup:input_type -> mlsd.v1.CreateGroupRequest
+	15, // 14: mlsd.v1.DeliveryService.SendMessage:input_type -> mlsd.v1.SendMessageRequest
+	18, // 15: mlsd.v1.DeliveryService.SendCommit:input_type -> mlsd.v1.SendCommitRequest
+	23, // 16: mlsd.v1.DeliveryService.GetGroupInfo:input_type -> mlsd.v1.GetGroupInfoRequest
+	25, // 17: mlsd.v1.DeliveryService.ListGroups:input_type -> mlsd.v1.ListGroupsRequest
+	29, // 18: mlsd.v1.DeliveryService.Fetch:input_type -> mlsd.v1.FetchRequest
+	31, // 19: mlsd.v1.DeliveryService.Ack:input_type -> mlsd.v1.AckRequest
+	33, // 20: mlsd.v1.DeliveryService.Subscribe:input_type -> mlsd.v1.SubscribeRequest
+	1,  // 21: mlsd.v1.DeliveryService.GetChallenge:output_type -> mlsd.v1.GetChallengeResponse
+	3,  // 22: mlsd.v1.DeliveryService.Login:output_type -> mlsd.v1.LoginResponse
+	5,  // 23: mlsd.v1.DeliveryService.UploadKeyPackages:output_type -> mlsd.v1.UploadKeyPackagesResponse
+	8,  // 24: mlsd.v1.DeliveryService.ClaimKeyPackages:output_type -> mlsd.v1.ClaimKeyPackagesResponse
+	11, // 25: mlsd.v1.DeliveryService.GetKeyPackageStock:output_type -> mlsd.v1.GetKeyPackageStockResponse
+	14, // 26: mlsd.v1.DeliveryService.CreateGroup:output_type -> mlsd.v1.CreateGroupResponse
+	16, // 27: mlsd.v1.DeliveryService.SendMessage:output_type -> mlsd.v1.SendMessageResponse
+	19, // 28: mlsd.v1.DeliveryService.SendCommit:output_type -> mlsd.v1.SendCommitResponse
+	24, // 29: mlsd.v1.DeliveryService.GetGroupInfo:output_type -> mlsd.v1.GetGroupInfoResponse
+	27, // 30: mlsd.v1.DeliveryService.ListGroups:output_type -> mlsd.v1.ListGroupsResponse
+	30, // 31: mlsd.v1.DeliveryService.Fetch:output_type -> mlsd.v1.FetchResponse
+	32, // 32: mlsd.v1.DeliveryService.Ack:output_type -> mlsd.v1.AckResponse
+	35, // 33: mlsd.v1.DeliveryService.Subscribe:output_type -> mlsd.v1.SubscribeResponse
+	21, // [21:34] is the sub-list for method output_type
+	8,  // [8:21] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_mlsd_proto_init() }
@@ -2269,8 +2353,8 @@ func file_mlsd_proto_init() {
 	if File_mlsd_proto != nil {
 		return
 	}
-	file_mlsd_proto_msgTypes[28].OneofWrappers = []any{}
-	file_mlsd_proto_msgTypes[34].OneofWrappers = []any{
+	file_mlsd_proto_msgTypes[29].OneofWrappers = []any{}
+	file_mlsd_proto_msgTypes[35].OneofWrappers = []any{
 		(*SubscribeResponse_Record)(nil),
 		(*SubscribeResponse_KeyPackageNotice)(nil),
 	}
@@ -2280,7 +2364,7 @@ func file_mlsd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlsd_proto_rawDesc), len(file_mlsd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

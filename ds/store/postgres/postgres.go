@@ -144,6 +144,17 @@ CREATE TABLE IF NOT EXISTS client_keys (
 	client_id text PRIMARY KEY,
 	sig_key bytea NOT NULL
 );
+ALTER TABLE groups ADD COLUMN IF NOT EXISTS public_handshakes boolean NOT NULL DEFAULT false;
+ALTER TABLE groups ADD COLUMN IF NOT EXISTS external_joins boolean NOT NULL DEFAULT false;
+ALTER TABLE members ADD COLUMN IF NOT EXISTS joined_seq bigint NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN IF NOT EXISTS left_seq bigint NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS claims (
+	ref bytea NOT NULL,
+	claimer text NOT NULL,
+	owner text NOT NULL,
+	expires bigint NOT NULL,
+	PRIMARY KEY (ref, claimer)
+);
 `
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -350,7 +361,7 @@ func (s *Store) PutKeyPackage(ctx context.Context, kp store.KeyPackage) error {
 	})
 }
 
-func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+func (s *Store) ClaimKeyPackage(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite}
 	var notAfter int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -361,11 +372,21 @@ func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16,
 		if _, err := tx.Exec(ctx, `DELETE FROM key_packages WHERE owner = $1 AND suite = $2 AND NOT last_resort AND not_after < $3`, owner, int(suite), ms(now)); err != nil {
 			return wrap(err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM claims WHERE expires < $1`, ms(now)); err != nil {
+			return wrap(err)
+		}
+		claim := func() error {
+			if _, err := tx.Exec(ctx, `INSERT INTO claims (ref, claimer, owner, expires) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (ref, claimer) DO UPDATE SET expires = excluded.expires`, kp.Ref, claimer, owner, ms(now.Add(store.ClaimTTL))); err != nil {
+				return wrap(err)
+			}
+			return s.notify(ctx, tx, store.Notification{ClientID: owner})
+		}
 		err := tx.QueryRow(ctx, `DELETE FROM key_packages WHERE ref = (
 				SELECT ref FROM key_packages WHERE owner = $1 AND suite = $2 AND NOT last_resort ORDER BY ord LIMIT 1)
 			RETURNING ref, data, not_after`, owner, int(suite)).Scan(&kp.Ref, &kp.Data, &notAfter)
 		if err == nil {
-			return s.notify(ctx, tx, store.Notification{ClientID: owner})
+			return claim()
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return wrap(err)
@@ -379,13 +400,30 @@ func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16,
 			return wrap(err)
 		}
 		kp.LastResort = true
-		return s.notify(ctx, tx, store.Notification{ClientID: owner})
+		return claim()
 	})
 	if err != nil {
 		return store.KeyPackage{}, err
 	}
 	kp.NotAfter = time.UnixMilli(notAfter)
 	return kp, nil
+}
+
+func (s *Store) Claims(ctx context.Context, refs [][]byte, now time.Time) ([]store.Claim, error) {
+	rows, err := s.pool.Query(ctx, `SELECT ref, claimer, owner FROM claims WHERE ref = ANY($1) AND expires >= $2 ORDER BY ref, claimer`, refs, ms(now))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []store.Claim
+	for rows.Next() {
+		var c store.Claim
+		if err := rows.Scan(&c.Ref, &c.Claimer, &c.Owner); err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, c)
+	}
+	return out, wrap(rows.Err())
 }
 
 func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time) ([]store.Stock, error) {
@@ -411,11 +449,11 @@ func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time
 	return out, wrap(rows.Err())
 }
 
-func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, now time.Time) (store.Group, error) {
-	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo}
+func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy store.Policy, now time.Time) (store.Group, error) {
+	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo, Policy: policy}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at)
-			VALUES ($1, 0, 0, $2, $3, $4) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now))
+		tag, err := tx.Exec(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at, public_handshakes, external_joins)
+			VALUES ($1, 0, 0, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now), policy.PublicHandshakes, policy.ExternalJoins)
 		if err != nil {
 			return wrap(err)
 		}
@@ -441,11 +479,13 @@ func loadHead(ctx context.Context, q querier, groupID []byte, forUpdate bool) (*
 	h := &store.GroupHead{}
 	var until int64
 	var epoch, head, prioEpoch int64
-	sql := `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until FROM groups WHERE group_id = $1`
+	sql := `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
+		FROM groups WHERE group_id = $1`
 	if forUpdate {
 		sql += ` FOR UPDATE`
 	}
-	err := q.QueryRow(ctx, sql, groupID).Scan(&h.ID, &epoch, &head, &h.HeadHash, &h.GroupInfo, &h.PriorityClient, &prioEpoch, &until)
+	err := q.QueryRow(ctx, sql, groupID).Scan(&h.ID, &epoch, &head, &h.HeadHash, &h.GroupInfo, &h.PriorityClient, &prioEpoch, &until,
+		&h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -512,7 +552,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		if !a.ExternalJoin {
 			var ok bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE group_id = $1 AND client_id = $2)`, a.GroupID, a.Sender).Scan(&ok); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE group_id = $1 AND client_id = $2 AND left_seq = 0)`, a.GroupID, a.Sender).Scan(&ok); err != nil {
 				return wrap(err)
 			}
 			if !ok {
@@ -556,12 +596,20 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 				add = append(add[:len(add):len(add)], a.Sender)
 			}
 			for _, c := range add {
-				batch.Queue(`INSERT INTO members (group_id, client_id, acked_seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a.GroupID, c, int64(recs[0].Seq))
+				// Added members start after the commit; a removed member
+				// added again starts over.
+				batch.Queue(`INSERT INTO members (group_id, client_id, acked_seq, joined_seq, left_seq) VALUES ($1, $2, $3, $3, 0)
+					ON CONFLICT (group_id, client_id) DO UPDATE SET acked_seq = excluded.acked_seq, joined_seq = excluded.joined_seq, left_seq = 0
+					WHERE members.left_seq <> 0`, a.GroupID, c, int64(recs[0].Seq))
 				notes = append(notes, store.Notification{ClientID: c})
 			}
 			for _, c := range a.RemoveMembers {
-				batch.Queue(`DELETE FROM members WHERE group_id = $1 AND client_id = $2`, a.GroupID, c)
+				// The removed member still receives this commit.
+				batch.Queue(`UPDATE members SET left_seq = $3 WHERE group_id = $1 AND client_id = $2 AND left_seq = 0`, a.GroupID, c, int64(recs[0].Seq))
 				notes = append(notes, store.Notification{ClientID: c})
+			}
+			if len(a.UseClaims) > 0 {
+				batch.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
 			}
 		}
 		gi := h.GroupInfo
@@ -570,10 +618,12 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		batch.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
 			int64(epoch), int64(last.Seq), last.ChainHash, gi, a.GroupID)
-		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
+		// Members' changes first: a removed member's stream learns it
+		// before it reads past its removal.
 		for _, n := range notes {
 			batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "c"+hex.EncodeToString([]byte(n.ClientID)))
 		}
+		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "commits_pkey" {
@@ -613,17 +663,18 @@ func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit
 
 func (s *Store) Membership(ctx context.Context, groupID []byte, clientID string) (store.Membership, error) {
 	m := store.Membership{GroupID: groupID, ClientID: clientID}
-	var acked int64
-	err := s.pool.QueryRow(ctx, `SELECT acked_seq FROM members WHERE group_id = $1 AND client_id = $2`, groupID, clientID).Scan(&acked)
+	var acked, joined, left int64
+	err := s.pool.QueryRow(ctx, `SELECT acked_seq, joined_seq, left_seq FROM members WHERE group_id = $1 AND client_id = $2`,
+		groupID, clientID).Scan(&acked, &joined, &left)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, store.ErrNotMember
 	}
-	m.AckedSeq = uint64(acked)
+	m.AckedSeq, m.JoinedSeq, m.LeftSeq = uint64(acked), uint64(joined), uint64(left)
 	return m, wrap(err)
 }
 
 func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membership, error) {
-	rows, err := s.pool.Query(ctx, `SELECT group_id, acked_seq FROM members WHERE client_id = $1 ORDER BY group_id`, clientID)
+	rows, err := s.pool.Query(ctx, `SELECT group_id, acked_seq, joined_seq, left_seq FROM members WHERE client_id = $1 ORDER BY group_id`, clientID)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -631,18 +682,18 @@ func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membe
 	var out []store.Membership
 	for rows.Next() {
 		m := store.Membership{ClientID: clientID}
-		var acked int64
-		if err := rows.Scan(&m.GroupID, &acked); err != nil {
+		var acked, joined, left int64
+		if err := rows.Scan(&m.GroupID, &acked, &joined, &left); err != nil {
 			return nil, wrap(err)
 		}
-		m.AckedSeq = uint64(acked)
+		m.AckedSeq, m.JoinedSeq, m.LeftSeq = uint64(acked), uint64(joined), uint64(left)
 		out = append(out, m)
 	}
 	return out, wrap(rows.Err())
 }
 
 func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT client_id FROM members WHERE group_id = $1 ORDER BY client_id`, groupID)
+	rows, err := s.pool.Query(ctx, `SELECT client_id FROM members WHERE group_id = $1 AND left_seq = 0 ORDER BY client_id`, groupID)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -662,15 +713,20 @@ func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq ui
 	if seq > 1<<62 {
 		seq = 1 << 62
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE members SET acked_seq = greatest(acked_seq, least($1, (SELECT head_seq FROM groups WHERE group_id = $2)))
-		WHERE group_id = $2 AND client_id = $3`, int64(seq), groupID, clientID)
-	if err != nil {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE members SET acked_seq = greatest(acked_seq, least($1, (SELECT head_seq FROM groups WHERE group_id = $2),
+				CASE left_seq WHEN 0 THEN $1 ELSE left_seq END))
+			WHERE group_id = $2 AND client_id = $3`, int64(seq), groupID, clientID)
+		if err != nil {
+			return wrap(err)
+		}
+		if tag.RowsAffected() != 1 {
+			return store.ErrNotMember
+		}
+		// A removed member that has its removal is gone for good.
+		_, err = tx.Exec(ctx, `DELETE FROM members WHERE group_id = $1 AND client_id = $2 AND left_seq <> 0 AND acked_seq >= left_seq`, groupID, clientID)
 		return wrap(err)
-	}
-	if tag.RowsAffected() != 1 {
-		return store.ErrNotMember
-	}
-	return nil
+	})
 }
 
 func (s *Store) SetPriority(ctx context.Context, groupID []byte, clientID string, epoch uint64, until time.Time) error {

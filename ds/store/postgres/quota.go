@@ -88,7 +88,7 @@ func (s *Store) Check(ctx context.Context) error {
 
 var _ store.LastResortClaimer = (*Store)(nil)
 
-func (s *Store) ClaimLastResort(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+func (s *Store) ClaimLastResort(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite, LastResort: true}
 	var notAfter int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -101,6 +101,12 @@ func (s *Store) ClaimLastResort(ctx context.Context, owner string, suite uint16,
 			return store.ErrNotFound
 		}
 		if err != nil {
+			return wrap(err)
+		}
+		// The claim is recorded like any other, so the claimer's Welcome to
+		// this KeyPackage is delivered (docs/SECURITY.md).
+		if _, err := tx.Exec(ctx, `INSERT INTO claims (ref, claimer, owner, expires) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (ref, claimer) DO UPDATE SET expires = excluded.expires`, kp.Ref, claimer, owner, ms(now.Add(store.ClaimTTL))); err != nil {
 			return wrap(err)
 		}
 		return s.notify(ctx, tx, store.Notification{ClientID: owner})

@@ -78,7 +78,7 @@ func (s *Store) Check(ctx context.Context) error {
 
 var _ store.LastResortClaimer = (*Store)(nil)
 
-func (s *Store) ClaimLastResort(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+func (s *Store) ClaimLastResort(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite, LastResort: true}
 	var notAfter int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -87,6 +87,13 @@ func (s *Store) ClaimLastResort(ctx context.Context, owner string, suite uint16,
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		// The claim is recorded like any other, so the claimer's Welcome to
+		// this KeyPackage is delivered (docs/SECURITY.md).
+		_, err = tx.ExecContext(ctx, `INSERT INTO claims (ref, claimer, owner, expires) VALUES (?, ?, ?, ?)
+			ON CONFLICT (ref, claimer) DO UPDATE SET expires = excluded.expires`, kp.Ref, claimer, owner, ms(now.Add(store.ClaimTTL)))
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,9 @@ CREATE TABLE IF NOT EXISTS groups (
 	prio_client TEXT NOT NULL DEFAULT '',
 	prio_epoch INTEGER NOT NULL DEFAULT 0,
 	prio_until INTEGER NOT NULL DEFAULT 0,
-	created_at INTEGER NOT NULL
+	created_at INTEGER NOT NULL,
+	public_handshakes INTEGER NOT NULL DEFAULT 0,
+	external_joins INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
 	group_id BLOB NOT NULL,
@@ -73,6 +76,8 @@ CREATE TABLE IF NOT EXISTS members (
 	group_id BLOB NOT NULL,
 	client_id TEXT NOT NULL,
 	acked_seq INTEGER NOT NULL,
+	joined_seq INTEGER NOT NULL DEFAULT 0,
+	left_seq INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (group_id, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_client ON members (client_id);
@@ -102,7 +107,23 @@ CREATE TABLE IF NOT EXISTS client_keys (
 	client_id TEXT PRIMARY KEY,
 	sig_key BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+	ref BLOB NOT NULL,
+	claimer TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (ref, claimer)
+) WITHOUT ROWID;
 `
+
+// upgrades add the columns of later versions to an older database; a
+// "duplicate column" error means it is already there.
+var upgrades = []string{
+	`ALTER TABLE groups ADD COLUMN public_handshakes INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE groups ADD COLUMN external_joins INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE members ADD COLUMN left_seq INTEGER NOT NULL DEFAULT 0`,
+}
 
 // Open opens (creating if needed) the database mlsd.db in dir.
 func Open(dir string) (*Store, error) {
@@ -126,6 +147,12 @@ func Open(dir string) (*Store, error) {
 	if _, err := w.Exec(schema + quotaSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: creating schema: %w", err)
+	}
+	for _, u := range upgrades {
+		if _, err := w.Exec(u); err != nil && !strings.Contains(err.Error(), "duplicate column") {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: upgrading schema: %w", err)
+		}
 	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -289,20 +316,30 @@ func (s *Store) PutKeyPackage(ctx context.Context, kp store.KeyPackage) error {
 	})
 }
 
-func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
+func (s *Store) ClaimKeyPackage(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite}
 	var notAfter int64
-	var notice bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Expired KeyPackages are dropped on the way (RFC 9420, Section 10).
 		if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 0 AND not_after < ?`, owner, suite, ms(now)); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE expires < ?`, ms(now)); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		claim := func() error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO claims (ref, claimer, owner, expires) VALUES (?, ?, ?, ?)
+				ON CONFLICT (ref, claimer) DO UPDATE SET expires = excluded.expires`, kp.Ref, claimer, owner, ms(now.Add(store.ClaimTTL)))
+			if err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			return nil
+		}
 		err := tx.QueryRowContext(ctx, `DELETE FROM key_packages WHERE ref = (
 				SELECT ref FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 0 ORDER BY ord LIMIT 1)
 			RETURNING ref, data, not_after`, owner, suite).Scan(&kp.Ref, &kp.Data, &notAfter)
 		if err == nil {
-			return nil
+			return claim()
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: %w", err)
@@ -318,15 +355,38 @@ func (s *Store) ClaimKeyPackage(ctx context.Context, owner string, suite uint16,
 			return fmt.Errorf("sqlite: %w", err)
 		}
 		kp.LastResort = true
-		return nil
+		return claim()
 	})
 	if err != nil {
 		return store.KeyPackage{}, err
 	}
 	kp.NotAfter = time.UnixMilli(notAfter)
-	_ = notice
 	s.notify(store.Notification{ClientID: owner})
 	return kp, nil
+}
+
+func (s *Store) Claims(ctx context.Context, refs [][]byte, now time.Time) ([]store.Claim, error) {
+	var out []store.Claim
+	for _, ref := range refs {
+		rows, err := s.r.QueryContext(ctx, `SELECT claimer, owner FROM claims WHERE ref = ? AND expires >= ? ORDER BY claimer`, ref, ms(now))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		for rows.Next() {
+			c := store.Claim{Ref: ref}
+			if err := rows.Scan(&c.Claimer, &c.Owner); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: %w", err)
+			}
+			out = append(out, c)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time) ([]store.Stock, error) {
@@ -349,11 +409,11 @@ func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time
 	return out, rows.Err()
 }
 
-func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, now time.Time) (store.Group, error) {
-	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo}
+func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy store.Policy, now time.Time) (store.Group, error) {
+	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo, Policy: policy}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at)
-			VALUES (?, 0, 0, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now))
+		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at, public_handshakes, external_joins)
+			VALUES (?, 0, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now), policy.PublicHandshakes, policy.ExternalJoins)
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
@@ -379,9 +439,9 @@ type querier interface {
 func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead, error) {
 	h := &store.GroupHead{}
 	var until int64
-	err := q.QueryRowContext(ctx, `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until
-		FROM groups WHERE group_id = ?`, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
-		&h.PriorityClient, &h.PriorityEpoch, &until)
+	err := q.QueryRowContext(ctx, `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+		public_handshakes, external_joins FROM groups WHERE group_id = ?`, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -451,7 +511,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		if !a.ExternalJoin {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ?`, a.GroupID, a.Sender).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`, a.GroupID, a.Sender).Scan(&n); err != nil {
 				return fmt.Errorf("sqlite: %w", err)
 			}
 			if n == 0 {
@@ -497,17 +557,26 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 			for _, c := range add {
 				// Added members start after the commit: they receive
 				// their Welcome and what follows.
-				if _, err := tx.ExecContext(ctx, `INSERT INTO members (group_id, client_id, acked_seq) VALUES (?, ?, ?)
-					ON CONFLICT DO NOTHING`, a.GroupID, c, recs[0].Seq); err != nil {
+				// A removed member added again starts over.
+				if _, err := tx.ExecContext(ctx, `INSERT INTO members (group_id, client_id, acked_seq, joined_seq, left_seq) VALUES (?, ?, ?, ?, 0)
+					ON CONFLICT (group_id, client_id) DO UPDATE SET acked_seq = excluded.acked_seq, joined_seq = excluded.joined_seq, left_seq = 0
+					WHERE left_seq <> 0`, a.GroupID, c, recs[0].Seq, recs[0].Seq); err != nil {
 					return fmt.Errorf("sqlite: %w", err)
 				}
 				notes = append(notes, store.Notification{ClientID: c})
 			}
 			for _, c := range a.RemoveMembers {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE group_id = ? AND client_id = ?`, a.GroupID, c); err != nil {
+				// The removed member still receives this commit.
+				if _, err := tx.ExecContext(ctx, `UPDATE members SET left_seq = ? WHERE group_id = ? AND client_id = ? AND left_seq = 0`,
+					recs[0].Seq, a.GroupID, c); err != nil {
 					return fmt.Errorf("sqlite: %w", err)
 				}
 				notes = append(notes, store.Notification{ClientID: c})
+			}
+			for _, ref := range a.UseClaims {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE ref = ? AND claimer = ?`, ref, a.Sender); err != nil {
+					return fmt.Errorf("sqlite: %w", err)
+				}
 			}
 		}
 		gi := h.GroupInfo
@@ -523,7 +592,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	if err != nil {
 		return nil, err
 	}
-	notes = append([]store.Notification{{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq}}, notes...)
+	// Members' changes first: a removed member's stream learns it before
+	// it reads past its removal.
+	notes = append(notes, store.Notification{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq})
 	s.notify(notes...)
 	return recs, nil
 }
@@ -550,7 +621,8 @@ func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit
 
 func (s *Store) Membership(ctx context.Context, groupID []byte, clientID string) (store.Membership, error) {
 	m := store.Membership{GroupID: groupID, ClientID: clientID}
-	err := s.r.QueryRowContext(ctx, `SELECT acked_seq FROM members WHERE group_id = ? AND client_id = ?`, groupID, clientID).Scan(&m.AckedSeq)
+	err := s.r.QueryRowContext(ctx, `SELECT acked_seq, joined_seq, left_seq FROM members WHERE group_id = ? AND client_id = ?`,
+		groupID, clientID).Scan(&m.AckedSeq, &m.JoinedSeq, &m.LeftSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, store.ErrNotMember
 	}
@@ -561,7 +633,7 @@ func (s *Store) Membership(ctx context.Context, groupID []byte, clientID string)
 }
 
 func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membership, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT group_id, acked_seq FROM members WHERE client_id = ? ORDER BY group_id`, clientID)
+	rows, err := s.r.QueryContext(ctx, `SELECT group_id, acked_seq, joined_seq, left_seq FROM members WHERE client_id = ? ORDER BY group_id`, clientID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -569,7 +641,7 @@ func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membe
 	var out []store.Membership
 	for rows.Next() {
 		m := store.Membership{ClientID: clientID}
-		if err := rows.Scan(&m.GroupID, &m.AckedSeq); err != nil {
+		if err := rows.Scan(&m.GroupID, &m.AckedSeq, &m.JoinedSeq, &m.LeftSeq); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
 		out = append(out, m)
@@ -578,7 +650,7 @@ func (s *Store) Memberships(ctx context.Context, clientID string) ([]store.Membe
 }
 
 func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT client_id FROM members WHERE group_id = ? ORDER BY client_id`, groupID)
+	rows, err := s.r.QueryContext(ctx, `SELECT client_id FROM members WHERE group_id = ? AND left_seq = 0 ORDER BY client_id`, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -597,13 +669,19 @@ func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
 func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error {
 	seq = min(seq, store.MaxSeq) // the driver cannot bind more; the head caps it anyway
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = max(acked_seq, min(?, (SELECT head_seq FROM groups WHERE group_id = ?)))
-			WHERE group_id = ? AND client_id = ?`, seq, groupID, groupID, clientID)
+		res, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = max(acked_seq, min(?, (SELECT head_seq FROM groups WHERE group_id = ?),
+				CASE left_seq WHEN 0 THEN ? ELSE left_seq END))
+			WHERE group_id = ? AND client_id = ?`, seq, groupID, seq, groupID, clientID)
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return store.ErrNotMember
+		}
+		// A removed member that has its removal is gone for good.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE group_id = ? AND client_id = ? AND left_seq <> 0 AND acked_seq >= left_seq`,
+			groupID, clientID); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
 		}
 		return nil
 	})

@@ -26,7 +26,7 @@ func TestReopen(t *testing.T) {
 	}
 	ctx := t.Context()
 	gid := []byte("g")
-	if _, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now()); err != nil {
+	if _, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := s.Append(ctx, store.Append{GroupID: gid, Sender: "alice", Now: time.Now(),

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CommitEpochs", testCommitEpochs},
 		{"MessageWindow", testMessageWindow},
 		{"Membership", testMembership},
+		{"Claims", testClaims},
 		{"Duplicates", testDuplicates},
 		{"Ack", testAck},
 		{"Priority", testPriority},
@@ -123,19 +124,19 @@ func testKeyPackages(t *testing.T, s store.Store) {
 	}
 	// Oldest first, each exactly once.
 	for i := 0; i < 3; i++ {
-		got, err := s.ClaimKeyPackage(ctx, "alice", 1, now)
+		got, err := s.ClaimKeyPackage(ctx, "claimer", "alice", 1, now)
 		must(t, err)
 		if want := kp("alice", 1, i, false, later); !bytes.Equal(got.Ref, want.Ref) || !bytes.Equal(got.Data, want.Data) || got.LastResort {
 			t.Fatalf("claim %d: got %s", i, got.Ref)
 		}
 	}
-	if _, err := s.ClaimKeyPackage(ctx, "alice", 1, now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ClaimKeyPackage(ctx, "claimer", "alice", 1, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("claim from empty stock (expired one left): %v", err)
 	}
-	if _, err := s.ClaimKeyPackage(ctx, "bob", 1, now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ClaimKeyPackage(ctx, "claimer", "bob", 1, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("claim for unknown owner: %v", err)
 	}
-	got, err := s.ClaimKeyPackage(ctx, "alice", 2, now)
+	got, err := s.ClaimKeyPackage(ctx, "claimer", "alice", 2, now)
 	must(t, err)
 	if got.Suite != 2 || got.Owner != "alice" {
 		t.Fatalf("suite 2 claim: %+v", got)
@@ -147,13 +148,13 @@ func testLastResort(t *testing.T, s store.Store) {
 	later := now.Add(time.Hour)
 	must(t, s.PutKeyPackage(ctx, kp("carol", 1, 0, true, later)))
 	must(t, s.PutKeyPackage(ctx, kp("carol", 1, 1, false, later)))
-	got, err := s.ClaimKeyPackage(ctx, "carol", 1, now)
+	got, err := s.ClaimKeyPackage(ctx, "claimer", "carol", 1, now)
 	must(t, err)
 	if got.LastResort {
 		t.Fatal("last resort handed out while a regular KeyPackage was left")
 	}
 	for i := 0; i < 3; i++ {
-		got, err := s.ClaimKeyPackage(ctx, "carol", 1, now)
+		got, err := s.ClaimKeyPackage(ctx, "claimer", "carol", 1, now)
 		must(t, err)
 		if !got.LastResort || !bytes.Equal(got.Ref, kp("carol", 1, 0, true, later).Ref) {
 			t.Fatalf("claim %d: want the last resort, got %+v", i, got)
@@ -171,7 +172,7 @@ func testLastResort(t *testing.T, s store.Store) {
 	if len(st) != 1 || !st[0].HasLastResort || st[0].LastResortUsed {
 		t.Fatalf("stock after replacing the last resort: %+v", st)
 	}
-	got, err = s.ClaimKeyPackage(ctx, "carol", 1, now)
+	got, err = s.ClaimKeyPackage(ctx, "claimer", "carol", 1, now)
 	must(t, err)
 	if !bytes.Equal(got.Ref, kp("carol", 1, 5, true, later).Ref) {
 		t.Fatalf("old last resort still handed out: %s", got.Ref)
@@ -194,7 +195,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < n/workers+2; i++ {
-				got, err := s.ClaimKeyPackage(ctx, "dave", 1, now)
+				got, err := s.ClaimKeyPackage(ctx, "claimer", "dave", 1, now)
 				if err != nil {
 					t.Error(err)
 					return
@@ -234,12 +235,12 @@ func commit(sender string, epoch uint64, body string) store.Append {
 }
 
 func testGroupCreate(t *testing.T, s store.Store) {
-	g, err := s.CreateGroup(ctx, gid, "alice", []byte("gi0"), time.Now())
+	g, err := s.CreateGroup(ctx, gid, "alice", []byte("gi0"), store.Policy{}, time.Now())
 	must(t, err)
 	if g.Epoch != 0 || g.HeadSeq != 0 || !bytes.Equal(g.HeadHash, store.GenesisHash(gid)) {
 		t.Fatalf("new group %+v", g)
 	}
-	if _, err := s.CreateGroup(ctx, gid, "bob", nil, time.Now()); !errors.Is(err, store.ErrExists) {
+	if _, err := s.CreateGroup(ctx, gid, "bob", nil, store.Policy{}, time.Now()); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second create: %v", err)
 	}
 	g, err = s.Group(ctx, gid)
@@ -261,7 +262,7 @@ func testGroupCreate(t *testing.T, s store.Store) {
 }
 
 func testAppendAndChain(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	for i := 0; i < 5; i++ {
 		recs, err := s.Append(ctx, msg(0, store.KindApplication, fmt.Sprint("m", i)))
@@ -314,7 +315,7 @@ func testAppendAndChain(t *testing.T, s store.Store) {
 }
 
 func testCommitEpochs(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	c := commit("alice", 0, "c0")
 	c.AddMembers = []string{"bob"}
@@ -350,7 +351,7 @@ func testCommitEpochs(t *testing.T, s store.Store) {
 }
 
 func testMessageWindow(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	for e := uint64(0); e < 4; e++ {
 		_, err := s.Append(ctx, commit("alice", e, fmt.Sprint("c", e)))
@@ -370,7 +371,7 @@ func testMessageWindow(t *testing.T, s store.Store) {
 }
 
 func testMembership(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	m := msg(0, store.KindApplication, "from bob")
 	m.Sender = "bob"
@@ -391,15 +392,31 @@ func testMembership(t *testing.T, s store.Store) {
 	must(t, err)
 	c = commit("bob", 1, "remove alice")
 	c.RemoveMembers = []string{"alice"}
-	_, err = s.Append(ctx, c)
+	rm, err := s.Append(ctx, c)
 	must(t, err)
-	if _, err := s.Membership(ctx, gid, "alice"); !errors.Is(err, store.ErrNotMember) {
-		t.Fatalf("removed member: %v", err)
+	// The removed member keeps its row until it has its removal, and can
+	// no longer send.
+	mb, err = s.Membership(ctx, gid, "alice")
+	must(t, err)
+	if mb.Active() || mb.LeftSeq != rm[0].Seq {
+		t.Fatalf("removed member's row %+v, want left at %d", mb, rm[0].Seq)
+	}
+	late := msg(2, store.KindApplication, "from removed alice")
+	if _, err := s.Append(ctx, late); !errors.Is(err, store.ErrNotMember) {
+		t.Fatalf("removed member's send: %v", err)
 	}
 	members, err := s.Members(ctx, gid)
 	must(t, err)
 	if len(members) != 1 || members[0] != "bob" {
 		t.Fatalf("members %v", members)
+	}
+	m2 := msg(2, store.KindApplication, "bob after the removal")
+	m2.Sender = "bob"
+	_, err = s.Append(ctx, m2)
+	must(t, err)
+	must(t, s.Ack(ctx, gid, "alice", 99)) // clamped to the removal, then gone
+	if _, err := s.Membership(ctx, gid, "alice"); !errors.Is(err, store.ErrNotMember) {
+		t.Fatalf("removed member after acknowledging its removal: %v", err)
 	}
 	// External join: a non-member's commit admits it.
 	ej := commit("eve", 2, "external commit")
@@ -409,10 +426,60 @@ func testMembership(t *testing.T, s store.Store) {
 	if _, err := s.Membership(ctx, gid, "eve"); err != nil {
 		t.Fatalf("external joiner not a member: %v", err)
 	}
+	// Alice is added again: she starts over at that commit.
+	c = commit("bob", 3, "add alice again")
+	c.AddMembers = []string{"alice"}
+	again, err := s.Append(ctx, c)
+	must(t, err)
+	mb, err = s.Membership(ctx, gid, "alice")
+	must(t, err)
+	if !mb.Active() || mb.JoinedSeq != again[0].Seq || mb.AckedSeq != again[0].Seq {
+		t.Fatalf("re-added member's row %+v, want joined at %d", mb, again[0].Seq)
+	}
+}
+
+func testClaims(t *testing.T, s store.Store) {
+	now := time.Now()
+	must(t, s.PutKeyPackage(ctx, store.KeyPackage{Ref: []byte("kp1"), Owner: "bob", Suite: 1, Data: []byte("d1"), NotAfter: now.Add(time.Hour)}))
+	kp, err := s.ClaimKeyPackage(ctx, "alice", "bob", 1, now)
+	must(t, err)
+	cs, err := s.Claims(ctx, [][]byte{kp.Ref, []byte("unknown")}, now)
+	must(t, err)
+	if len(cs) != 1 || cs[0].Claimer != "alice" || cs[0].Owner != "bob" || string(cs[0].Ref) != "kp1" {
+		t.Fatalf("claims %+v", cs)
+	}
+	if cs, _ := s.Claims(ctx, [][]byte{kp.Ref}, now.Add(store.ClaimTTL+time.Minute)); len(cs) != 0 {
+		t.Fatalf("expired claim still listed: %+v", cs)
+	}
+	// A commit that uses the claim uses it up, only for its sender.
+	_, err = s.CreateGroup(ctx, gid, "carol", nil, store.Policy{PublicHandshakes: true, ExternalJoins: true}, now)
+	must(t, err)
+	g, err := s.Group(ctx, gid)
+	must(t, err)
+	if !g.Policy.PublicHandshakes || !g.Policy.ExternalJoins {
+		t.Fatalf("policy not kept: %+v", g.Policy)
+	}
+	c := commit("carol", 0, "add bob")
+	c.UseClaims = [][]byte{kp.Ref}
+	_, err = s.Append(ctx, c)
+	must(t, err)
+	if cs, _ := s.Claims(ctx, [][]byte{kp.Ref}, now); len(cs) != 1 {
+		t.Fatalf("another sender's commit used alice's claim: %+v", cs)
+	}
+	_, err = s.CreateGroup(ctx, []byte("g2"), "alice", nil, store.Policy{}, now)
+	must(t, err)
+	c = commit("alice", 0, "alice adds bob")
+	c.GroupID = []byte("g2")
+	c.UseClaims = [][]byte{kp.Ref}
+	_, err = s.Append(ctx, c)
+	must(t, err)
+	if cs, _ := s.Claims(ctx, [][]byte{kp.Ref}, now); len(cs) != 0 {
+		t.Fatalf("used claim still listed: %+v", cs)
+	}
 }
 
 func testDuplicates(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	recs, err := s.Append(ctx, msg(0, store.KindApplication, "once"))
 	must(t, err)
@@ -433,7 +500,7 @@ func testDuplicates(t *testing.T, s store.Store) {
 }
 
 func testAck(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	for i := 0; i < 3; i++ {
 		_, err := s.Append(ctx, msg(0, store.KindApplication, fmt.Sprint(i)))
@@ -453,7 +520,7 @@ func testAck(t *testing.T, s store.Store) {
 }
 
 func testPriority(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	c := commit("alice", 0, "add")
 	c.AddMembers = []string{"bob"}
@@ -484,7 +551,7 @@ func testPriority(t *testing.T, s store.Store) {
 }
 
 func testConcurrentCommits(t *testing.T, s store.Store) {
-	_, err := s.CreateGroup(ctx, gid, "c0", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "c0", nil, store.Policy{}, time.Now())
 	must(t, err)
 	const clients, rounds = 8, 10
 	add := commit("c0", 0, "add all")
@@ -534,7 +601,7 @@ func testWatch(t *testing.T, s store.Store) {
 		default:
 		}
 	})
-	_, err := s.CreateGroup(ctx, gid, "alice", nil, time.Now())
+	_, err := s.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now())
 	must(t, err)
 	deadline := time.After(10 * time.Second)
 	// Watch may need a moment to start listening: keep appending until a
