@@ -129,16 +129,6 @@ func ParseKeyPackage(data []byte) (*KeyPackage, error) {
 	return kp, nil
 }
 
-// parseBareKeyPackage decodes a KeyPackage not wrapped in an MLSMessage.
-func parseBareKeyPackage(data []byte) (*KeyPackage, error) {
-	w, err := wire.UnmarshalKeyPackage(bytes.Clone(data))
-	if err != nil {
-		return nil, err
-	}
-	kp := &KeyPackage{w: w, raw: w.Raw()}
-	return kp, kp.verify()
-}
-
 func keyPackageFromWire(w *wire.KeyPackage) *KeyPackage {
 	raw := w.Raw()
 	if raw == nil {

@@ -328,7 +328,7 @@ func TestScenarioResumptionPSK(t *testing.T) {
 			unchangedAfter(t, "commit with a missing PSK", bob.g, before, !m.pub)
 			alice.g.DiscardPendingCommit()
 			// A resumption PSK of another group is never available.
-			res, err = alice.g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.ResumptionPSKProposal([]byte("other"), 1)}})
+			_, err = alice.g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.ResumptionPSKProposal([]byte("other"), 1)}})
 			if err == nil {
 				alice.g.DiscardPendingCommit()
 				t.Fatal("commit with another group's resumption PSK")
