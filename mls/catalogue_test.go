@@ -437,7 +437,6 @@ func TestRuleCatalogueCount(t *testing.T) {
 	}
 }
 
-
 // TestValidationDoc: docs/VALIDATION.md lists every case of the catalogue
 // (regenerate the table when a case is added).
 func TestValidationDoc(t *testing.T) {
