@@ -432,6 +432,16 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 	if a.needPath && c.Path == nil {
 		return nil, invalid(ErrInvalidCommit, "12.4", "commit lacks a required UpdatePath")
 	}
+	// RFC 9420, Section 12.4.2: every PSK the commit names must be
+	// available, checked before the tree changes and by every member,
+	// including one the commit removes (which would otherwise accept a
+	// commit the rest of the group refuses). A public view holds no PSKs.
+	var psks []keyschedule.PSK
+	if st.keys != nil {
+		if psks, err = g.resolvePSKs(a.psks, nil); err != nil {
+			return nil, err
+		}
+	}
 	external := committer.SenderType == wire.SenderTypeNewMemberCommit
 	sc := &StagedCommit{Committer: senderFromWire(committer), Epoch: st.ctx.Epoch + 1, Removed: a.removed,
 		Updated: a.updated, External: external, PathUpdated: c.Path != nil, Warnings: a.warnings, base: st}
@@ -538,10 +548,6 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent) (*StagedCommit, error
 		// RFC 9420, Section 9.2: the init_secret an external joiner sent
 		// is consumed by this key schedule.
 		defer clear(initSecret)
-	}
-	psks, err := g.resolvePSKs(a.psks, nil)
-	if err != nil {
-		return nil, err
 	}
 	pskSecret, err := keyschedule.PSKSecret(st.s, psks)
 	if err != nil {
