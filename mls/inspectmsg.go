@@ -60,8 +60,11 @@ type LeafInfo struct {
 
 // InspectMessage decodes an MLSMessage strictly (RFC 9420, Section 6; only
 // mls10) and returns what can be read without keys. It verifies nothing.
+// The MessageInfo holds copies of the few fields it returns, never the
+// message's buffer: a server may keep it (or its GroupID) while the
+// message, which may be megabytes, is long gone.
 func InspectMessage(data []byte) (*MessageInfo, error) {
-	m, err := wire.UnmarshalMLSMessage(bytes.Clone(data))
+	m, err := wire.UnmarshalMLSMessage(data) // decodes a copy of data
 	if err != nil {
 		return nil, err
 	}
@@ -69,23 +72,23 @@ func InspectMessage(data []byte) (*MessageInfo, error) {
 	switch {
 	case m.PublicMessage != nil:
 		c := &m.PublicMessage.Content
-		info.GroupID, info.Epoch, info.ContentType = c.GroupID, c.Epoch, ContentType(c.ContentType)
+		info.GroupID, info.Epoch, info.ContentType = bytes.Clone(c.GroupID), c.Epoch, ContentType(c.ContentType)
 		info.Sender = senderFromWire(c.Sender)
 		if c.Commit != nil && c.Commit.Path != nil {
 			ln := &c.Commit.Path.LeafNode
-			info.PathLeaf = &LeafInfo{Credential: credentialFromWire(ln.Credential), SignatureKey: ln.SignatureKey}
+			info.PathLeaf = &LeafInfo{Credential: cloneCredential(credentialFromWire(ln.Credential)), SignatureKey: bytes.Clone(ln.SignatureKey)}
 		}
 	case m.PrivateMessage != nil:
 		p := m.PrivateMessage
-		info.GroupID, info.Epoch, info.ContentType = p.GroupID, p.Epoch, ContentType(p.ContentType)
+		info.GroupID, info.Epoch, info.ContentType = bytes.Clone(p.GroupID), p.Epoch, ContentType(p.ContentType)
 	case m.Welcome != nil:
 		info.CipherSuite = CipherSuite(m.Welcome.CipherSuite)
 		for _, s := range m.Welcome.Secrets {
-			info.KeyPackageRefs = append(info.KeyPackageRefs, s.NewMember)
+			info.KeyPackageRefs = append(info.KeyPackageRefs, bytes.Clone(s.NewMember))
 		}
 	case m.GroupInfo != nil:
 		gc := &m.GroupInfo.GroupContext
-		info.GroupID, info.Epoch, info.CipherSuite = gc.GroupID, gc.Epoch, CipherSuite(gc.CipherSuite)
+		info.GroupID, info.Epoch, info.CipherSuite = bytes.Clone(gc.GroupID), gc.Epoch, CipherSuite(gc.CipherSuite)
 	case m.KeyPackage != nil:
 		kp := keyPackageFromWire(m.KeyPackage)
 		info.CipherSuite = kp.CipherSuite()
@@ -100,6 +103,18 @@ func InspectMessage(data []byte) (*MessageInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+func cloneCredential(c Credential) Credential {
+	c.Identity, c.Data = bytes.Clone(c.Identity), bytes.Clone(c.Data)
+	if c.Certificates != nil {
+		certs := make([][]byte, len(c.Certificates))
+		for i, x := range c.Certificates {
+			certs[i] = bytes.Clone(x)
+		}
+		c.Certificates = certs
+	}
+	return c
 }
 
 // Bytes returns the credential's encoding (RFC 9420, Section 5.3), the form

@@ -86,8 +86,13 @@ type Config struct {
 	MaxCalls           int           // concurrent unary calls in total; default 2048
 	MaxStreamsPerAddr  int           // concurrent Subscribe streams per client address; default 1024
 	MaxStreams         int           // concurrent Subscribe streams in total; default 20000
-	MaxInflightBytes   int64         // request bytes held in memory at once, all calls; default 32 MiB
-	BudgetWait         time.Duration // how long a read waits for MaxInflightBytes to free up; default 2s
+	// MaxInflightBytes bounds the memory request bodies hold at once, all
+	// calls: a request reserves three times its size (read buffer and
+	// decoded copy) before its body is read, from Content-Length or its
+	// messages' length prefixes; default 32 MiB, room for one largest
+	// commit bundle (8 MiB) beside smaller calls.
+	MaxInflightBytes int64
+	BudgetWait       time.Duration // how long a request waits for MaxInflightBytes to free up (first come, first served); default 2s
 	CacheBytes         int64         // recent-records cache, bytes over all groups; default 32 MiB
 
 	QueueDepth  int           // records a subscriber may fall behind live traffic; default 10000
@@ -356,10 +361,12 @@ func (s *Server) HTTPServer() *http.Server {
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 256,
 			// Flow-control windows bound what a connection can make the
-			// server buffer before a handler reads it (the defaults let
-			// each connection park 1 MiB, outside MaxInflightBytes).
+			// server buffer before a handler reads it, outside
+			// MaxInflightBytes: a call waiting for the budget parks at
+			// most its stream's window (64 KiB; with 256 KiB, 40 waiting
+			// 8 MiB commits parked 10 MiB), a connection at most 512 KiB.
 			MaxReceiveBufferPerConnection: 512 << 10,
-			MaxReceiveBufferPerStream:     256 << 10,
+			MaxReceiveBufferPerStream:     64 << 10,
 			SendPingTimeout:               30 * time.Second,
 			PingTimeout:                   15 * time.Second,
 		},
