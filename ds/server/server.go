@@ -93,7 +93,7 @@ type Config struct {
 	// commit bundle (8 MiB) beside smaller calls.
 	MaxInflightBytes int64
 	BudgetWait       time.Duration // how long a request waits for MaxInflightBytes to free up (first come, first served); default 2s
-	CacheBytes         int64         // recent-records cache, bytes over all groups; default 32 MiB
+	CacheBytes       int64         // recent-records cache, bytes over all groups; default 32 MiB
 
 	QueueDepth  int           // records a subscriber may fall behind live traffic; default 10000
 	SendTimeout time.Duration // a stream write blocked longer ends the stream; default 10s
