@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -105,32 +106,102 @@ func (s *Server) refused(what string, err error) error {
 type follower struct {
 	pg  *mls.PublicGroup
 	seq uint64
+
+	// For the cache's byte bound: the ratchet tree's encoded size at
+	// epoch, and the proposal bytes followed since.
+	epoch     uint64
+	treeBytes int64
+	proposals int64
+	cost      int64 // as last counted by the cache
 }
 
+// size estimates the memory a follower holds: its ratchet tree decoded
+// (public keys, credentials, cached hashes: about twice its encoding), the
+// proposals it caches for the epoch's commit, and a fixed part.
+func (fl *follower) size() int64 {
+	if fl.treeBytes == 0 || fl.epoch != fl.pg.Epoch() {
+		tree, err := fl.pg.RatchetTree()
+		if err != nil {
+			tree = nil
+		}
+		fl.epoch, fl.treeBytes, fl.proposals = fl.pg.Epoch(), int64(len(tree)), 0
+	}
+	return 2*fl.treeBytes + fl.proposals + 4<<10
+}
+
+// followers caches a follower per group, bounded in bytes (size): when
+// full, the least recently used groups go; an evicted group is followed
+// again from the store (its published GroupInfo and the records since) when
+// it is next needed.
 type followers struct {
-	mu sync.Mutex
-	m  map[string]*follower
+	mu       sync.Mutex
+	maxBytes int64
+	used     int64
+	m        map[string]*list.Element // of *followEntry; most recently used at the front
+	lru      list.List
+}
+
+type followEntry struct {
+	id string
+	fl *follower
 }
 
 func (f *followers) get(groupID []byte) *follower {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.m[string(groupID)]
+	el, ok := f.m[string(groupID)]
+	if !ok {
+		return nil
+	}
+	f.lru.MoveToFront(el)
+	return el.Value.(*followEntry).fl
 }
 
+// put caches fl for groupID, or counts its size anew when it is cached
+// already, and evicts the least recently used others while over the bound.
+// The caller holds the group's lock (fl is not used concurrently).
 func (f *followers) put(groupID []byte, fl *follower) {
+	cost := fl.size()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.m == nil || len(f.m) > 10000 {
-		f.m = map[string]*follower{}
+	if f.m == nil {
+		f.m = map[string]*list.Element{}
 	}
-	f.m[string(groupID)] = fl
+	k := string(groupID)
+	if el, ok := f.m[k]; ok {
+		old := el.Value.(*followEntry)
+		f.used -= old.fl.cost
+		old.fl = fl
+		f.lru.MoveToFront(el)
+	} else {
+		f.m[k] = f.lru.PushFront(&followEntry{id: k, fl: fl})
+	}
+	fl.cost = cost
+	f.used += cost
+	for f.maxBytes > 0 && f.used > f.maxBytes && f.lru.Len() > 1 {
+		f.remove(f.lru.Back())
+	}
+}
+
+func (f *followers) remove(el *list.Element) {
+	e := el.Value.(*followEntry)
+	f.used -= e.fl.cost
+	delete(f.m, e.id)
+	f.lru.Remove(el)
 }
 
 func (f *followers) drop(groupID []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.m, string(groupID))
+	if el, ok := f.m[string(groupID)]; ok {
+		f.remove(el)
+	}
+}
+
+func (f *followers) stats() (groups int, bytes int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.m), f.used
 }
 
 // follow returns the group's PublicGroup at the head of its log. The
@@ -165,6 +236,7 @@ func (s *Server) follow(ctx context.Context, groupID []byte) (*follower, error) 
 			return nil, fmt.Errorf("the published GroupInfo is for epoch %d, the group is at %d", pg.Epoch(), g.Epoch)
 		}
 		fl = &follower{pg: pg, seq: base}
+		s.metrics.inc("mlsd_follower_loads_total")
 	}
 	for {
 		recs, err := s.records(ctx, groupID, fl.seq, maxFetch)
@@ -192,6 +264,7 @@ func (fl *follower) apply(r *store.Record) error {
 		if err != nil {
 			return err
 		}
+		fl.proposals += int64(len(r.Body))
 		if rcv.Commit != nil {
 			if err := fl.pg.Merge(rcv.Commit); err != nil {
 				return err

@@ -167,7 +167,13 @@ func (s *Server) followed(groupID []byte, fl *follower, recs []store.Record, err
 		s.follows.drop(groupID)
 		return
 	}
+	for i := range recs {
+		if recs[i].Kind == store.KindProposal {
+			fl.proposals += int64(len(recs[i].Body))
+		}
+	}
 	fl.seq = recs[len(recs)-1].Seq
+	s.follows.put(groupID, fl) // its size changed
 }
 
 // checkPublicProposal validates a proposal of a group with public

@@ -111,6 +111,57 @@ func (s *slots) count() int {
 	return s.n
 }
 
+// conns counts open TCP connections per client address: each costs the
+// server buffers (and, for HTTP/2, a receive window), so one address may
+// hold only so many, whatever it does with them.
+type conns struct {
+	perAddr int
+	mu      sync.Mutex
+	byAddr  map[string]int
+	open    map[net.Conn]string // the counted ones
+}
+
+func newConns(perAddr int) *conns {
+	return &conns{perAddr: perAddr, byAddr: map[string]int{}, open: map[net.Conn]string{}}
+}
+
+// connState is the http.Server ConnState hook (HTTPServer installs it): a
+// new connection past its address's cap is closed before anything is read
+// from it.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	cs := s.conns
+	switch st {
+	case http.StateNew:
+		addr := addrKey(c.RemoteAddr().String())
+		cs.mu.Lock()
+		full := cs.perAddr > 0 && cs.byAddr[addr] >= cs.perAddr
+		if !full {
+			cs.byAddr[addr]++
+			cs.open[c] = addr
+		}
+		cs.mu.Unlock()
+		if full {
+			s.metrics.inc("mlsd_rate_limited_total", "limit", "connections")
+			c.Close()
+		}
+	case http.StateClosed, http.StateHijacked:
+		cs.mu.Lock()
+		if addr, ok := cs.open[c]; ok {
+			delete(cs.open, c)
+			if cs.byAddr[addr]--; cs.byAddr[addr] <= 0 {
+				delete(cs.byAddr, addr)
+			}
+		}
+		cs.mu.Unlock()
+	}
+}
+
+func (cs *conns) count() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.open)
+}
+
 // budget is a semaphore over the memory that request bodies hold at once.
 // A request reserves its whole size before its body is read (from
 // Content-Length, or from each message's length prefix when the body is
@@ -204,6 +255,7 @@ type body struct {
 	http1     bool
 	account   string // of a write, for the byte quota
 	paid      *prepaid
+	method    string
 
 	// Enveloped bodies of unknown length: the prefix of the message being
 	// read and the bytes of it still to come.
@@ -297,7 +349,9 @@ func (b *body) Read(p []byte) (int, error) {
 // a body without Content-Length, before any of its bytes are read.
 func (b *body) reserveMessage(size int64) error {
 	if size > b.limit {
-		return b.oversized()
+		b.s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
+		return b.fail(connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("request of %d bytes is larger than the %d allowed for %s",
+			size, b.limit, b.method)))
 	}
 	wait := time.Now().Add(b.s.cfg.BudgetWait)
 	if b.deadline.Before(wait) {
@@ -384,10 +438,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		limit := int64(s.requestLimit(procedure))
+		method := procedure[strings.LastIndexByte(procedure, '/')+1:]
 		if r.ContentLength > limit+64 {
 			s.metrics.inc("mlsd_rejected_total", "reason", "oversized")
 			refuse(connect.CodeResourceExhausted, "size", fmt.Errorf("request of %d bytes is larger than the %d allowed for %s",
-				r.ContentLength, limit, procedure[strings.LastIndexByte(procedure, '/')+1:]))
+				r.ContentLength, limit, method))
 			return
 		}
 		rc := http.NewResponseController(w)
@@ -401,7 +456,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		// Envelope prefixes and framing fit in a small allowance.
 		b := &body{ReadCloser: r.Body, s: s, ctx: r.Context(), rc: rc, remaining: limit + 64, limit: limit, deadline: deadline, stream: stream,
-			header: w.Header(), http1: r.ProtoMajor == 1, account: account, paid: &prepaid{}}
+			header: w.Header(), http1: r.ProtoMajor == 1, account: account, paid: &prepaid{}, method: method}
 		defer func() { s.bodyBudget.release(b.held) }()
 		// Reserve the whole request before reading it: from its
 		// Content-Length, or, for a body of unknown length, per

@@ -86,6 +86,7 @@ type Config struct {
 	MaxCalls           int           // concurrent unary calls in total; default 2048
 	MaxStreamsPerAddr  int           // concurrent Subscribe streams per client address; default 1024
 	MaxStreams         int           // concurrent Subscribe streams in total; default 20000
+	MaxConnsPerAddr    int           // open TCP connections per client address (HTTPServer); default 256, negative: no cap
 	// MaxInflightBytes bounds the memory request bodies hold at once, all
 	// calls: a request reserves three times its size (read buffer and
 	// decoded copy) before its body is read, from Content-Length or its
@@ -94,6 +95,11 @@ type Config struct {
 	MaxInflightBytes int64
 	BudgetWait       time.Duration // how long a request waits for MaxInflightBytes to free up (first come, first served); default 2s
 	CacheBytes       int64         // recent-records cache, bytes over all groups; default 32 MiB
+	// FollowerCacheBytes bounds the PublicGroups kept for groups with
+	// public handshakes (estimated from their ratchet trees); the least
+	// recently used are evicted and rebuilt from the store on demand.
+	// Default 64 MiB.
+	FollowerCacheBytes int64
 
 	QueueDepth  int           // records a subscriber may fall behind live traffic; default 10000
 	SendTimeout time.Duration // a stream write blocked longer ends the stream; default 10s
@@ -179,9 +185,11 @@ func (c *Config) defaults() {
 	def(&c.MaxCalls, 2048)
 	def(&c.MaxStreamsPerAddr, 1024)
 	def(&c.MaxStreams, 20000)
+	def(&c.MaxConnsPerAddr, 256)
 	def64(&c.MaxInflightBytes, 32<<20)
 	defd(&c.BudgetWait, 2*time.Second)
 	def64(&c.CacheBytes, 32<<20)
+	def64(&c.FollowerCacheBytes, 64<<20)
 	def(&c.QueueDepth, 10000)
 	defd(&c.SendTimeout, 10*time.Second)
 	def(&c.StarvationThreshold, 3)
@@ -207,6 +215,7 @@ type Server struct {
 	usage                                                            store.UsageCounter
 
 	unary, streams *slots
+	conns          *conns
 	bodyBudget     *budget
 	errWriter      *connect.ErrorWriter
 
@@ -254,6 +263,7 @@ func New(cfg Config) (*Server, error) {
 		groupBytes:   newRate("group_bytes", cfg.GroupByteRate, cfg.GroupByteBurst),
 		unary:        newSlots(cfg.MaxCallsPerAddr, cfg.MaxCalls),
 		streams:      newSlots(cfg.MaxStreamsPerAddr, cfg.MaxStreams),
+		conns:        newConns(cfg.MaxConnsPerAddr),
 		bodyBudget:   newBudget(cfg.MaxInflightBytes),
 		errWriter:    connect.NewErrorWriter(),
 		losses:       map[string]int{},
@@ -261,11 +271,15 @@ func New(cfg Config) (*Server, error) {
 		done:         make(chan struct{}),
 		stopping:     make(chan struct{}),
 	}
+	s.follows.maxBytes = cfg.FollowerCacheBytes
 	s.shared, _ = cfg.Store.(store.SharedLimiter)
 	s.usage, _ = cfg.Store.(store.UsageCounter)
 	s.metrics.gauge("mlsd_subscribers", "Open subscription streams.", func() float64 { return float64(s.hub.count()) })
+	s.metrics.gauge("mlsd_connections", "Open TCP connections (HTTPServer).", func() float64 { return float64(s.conns.count()) })
 	s.metrics.gauge("mlsd_calls_in_flight", "Unary calls being served.", func() float64 { return float64(s.unary.count()) })
 	s.metrics.gauge("mlsd_request_bytes_in_flight", "Request bytes held in memory.", func() float64 { return float64(s.bodyBudget.inUse()) })
+	s.metrics.gauge("mlsd_follower_cache_bytes", "Estimated bytes of the PublicGroups followed in memory.", func() float64 { _, n := s.follows.stats(); return float64(n) })
+	s.metrics.gauge("mlsd_follower_cache_groups", "Groups whose PublicGroup is in memory.", func() float64 { n, _ := s.follows.stats(); return float64(n) })
 	s.metrics.gauge("mlsd_cache_bytes", "Bytes in the recent-records cache.", func() float64 { return float64(s.cache.bytes()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -345,7 +359,8 @@ var procedures = []string{
 }
 
 // HTTPServer returns an http.Server for Handler with the connection-level
-// limits: header and idle timeouts, header size, and for HTTP/2 (h2c) the
+// limits: connections per client address, header and idle timeouts, header
+// size, and for HTTP/2 (h2c) the
 // streams per connection and keep-alive pings that find dead peers of
 // long-lived streams.
 func (s *Server) HTTPServer() *http.Server {
@@ -357,6 +372,7 @@ func (s *Server) HTTPServer() *http.Server {
 		Protocols:         &protos,
 		ReadHeaderTimeout: s.cfg.RequestReadTimeout,
 		IdleTimeout:       2 * time.Minute,
+		ConnState:         s.connState,
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 256,
