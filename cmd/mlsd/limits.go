@@ -42,6 +42,7 @@ func limitFlags(fs *flag.FlagSet, c *server.Config) {
 	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", d.MaxInflightBytes, "memory request bodies hold at once, all calls (a request counts 3 times its size)")
 	fs.DurationVar(&c.BudgetWait, "budget-wait", d.BudgetWait, "how long a request waits for -max-inflight-bytes to free up")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", d.CacheBytes, "recent-records cache size, bytes")
+	fs.Int64Var(&c.FollowerCacheBytes, "follower-cache-bytes", d.FollowerCacheBytes, "PublicGroups followed in memory (public-handshake groups), estimated bytes")
 	fs.IntVar(&c.QueueDepth, "queue-depth", d.QueueDepth, "records a subscriber may fall behind before it is disconnected")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", d.SendTimeout, "a stream write blocked longer ends the stream")
 }
