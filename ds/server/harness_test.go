@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -65,11 +64,10 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	hs.Config.Protocols = &p
+	// The production http.Server: its connection limits and HTTP/2
+	// windows are part of what the tests check.
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = srv.HTTPServer()
 	hs.Start()
 	t.Cleanup(func() {
 		hs.CloseClientConnections()

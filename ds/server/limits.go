@@ -200,6 +200,17 @@ func (b *budget) acquire(ctx context.Context, n int64, deadline time.Time) bool 
 		return false
 	}
 	if !b.sem.TryAcquire(m) {
+		// A waiting HTTP/2 call parks up to its stream's window of data,
+		// which counts against its connection's window: enough waiters
+		// on one connection would stall the calls on it that hold the
+		// budget, and so everyone. Past maxWaitersPerConn, refuse at once.
+		if ci, ok := ctx.Value(connKey{}).(*connInfo); ok {
+			if ci.waiting.Add(1) > maxWaitersPerConn {
+				ci.waiting.Add(-1)
+				return false
+			}
+			defer ci.waiting.Add(-1)
+		}
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		if b.sem.Acquire(ctx, m) != nil {
@@ -226,6 +237,24 @@ func (b *budget) inUse() int64 {
 	}
 	return b.used.Load()
 }
+
+// HTTP/2 flow-control windows (HTTPServer): what one stream, and one
+// connection, may have sent that no handler has read yet.
+const (
+	streamWindow = 64 << 10
+	connWindow   = 512 << 10
+	// Calls of one connection that may wait for the budget at once: their
+	// parked data leaves room in the connection's window for the calls
+	// being read.
+	maxWaitersPerConn = connWindow/streamWindow - 1
+)
+
+// connInfo is per connection (HTTPServer's ConnContext).
+type connInfo struct {
+	waiting atomic.Int32 // calls waiting for the budget
+}
+
+type connKey struct{}
 
 // enveloped reports whether a request body is a sequence of length-prefixed
 // messages (gRPC, gRPC-Web, Connect streaming), whose sizes are known from

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -373,16 +374,21 @@ func (s *Server) HTTPServer() *http.Server {
 		ReadHeaderTimeout: s.cfg.RequestReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ConnState:         s.connState,
-		MaxHeaderBytes:    64 << 10,
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, &connInfo{})
+		},
+		MaxHeaderBytes: 64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 256,
 			// Flow-control windows bound what a connection can make the
 			// server buffer before a handler reads it, outside
 			// MaxInflightBytes: a call waiting for the budget parks at
 			// most its stream's window (64 KiB; with 256 KiB, 40 waiting
-			// 8 MiB commits parked 10 MiB), a connection at most 512 KiB.
-			MaxReceiveBufferPerConnection: 512 << 10,
-			MaxReceiveBufferPerStream:     64 << 10,
+			// 8 MiB commits parked 10 MiB), a connection at most 512 KiB
+			// (and maxWaitersPerConn keeps room in it for the calls
+			// being read).
+			MaxReceiveBufferPerConnection: connWindow,
+			MaxReceiveBufferPerStream:     streamWindow,
 			SendPingTimeout:               30 * time.Second,
 			PingTimeout:                   15 * time.Second,
 		},
