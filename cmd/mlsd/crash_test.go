@@ -18,8 +18,9 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/internal/fakemsg"
 	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // The test binary doubles as the mlsd process the crash test kills.
@@ -67,15 +68,22 @@ func startChild(t *testing.T, dir string) *child {
 }
 
 func newSigner() suite.Signer {
-	s, _ := suite.Lookup(1)
-	priv, _, _ := s.GenerateSignatureKey(rand.Reader)
-	sg, _ := s.NewSigner(priv)
+	sg, _ := newKeys()
 	return sg
+}
+
+// newKeys makes a signature key pair, as the client's login signer and as
+// the mls library's (for KeyPackages).
+func newKeys() (suite.Signer, *mls.SignatureKeyPair) {
+	sig, _ := mls.GenerateSignatureKeyPair(1, rand.Reader)
+	s, _ := suite.Lookup(1)
+	sg, _ := s.NewSigner(sig.PrivateKey())
+	return sg, sig
 }
 
 func login(t *testing.T, url, name string, sg suite.Signer) *client.Client {
 	c := client.New(url, nil)
-	if err := c.Login(context.Background(), 1, sg, mlsmsg.BasicCredential([]byte(name))); err != nil {
+	if err := c.Login(context.Background(), 1, sg, mls.BasicCredential([]byte(name)).Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -95,14 +103,14 @@ func TestCrash(t *testing.T) {
 	ctx := context.Background()
 	const writers = 6
 	clients := make([]*client.Client, writers)
-	w0 := newSigner()
-	signers := make([]suite.Signer, len(clients))
+	signers := make([]*mls.SignatureKeyPair, len(clients))
+	var w0 suite.Signer
 	for i := range clients {
-		sg := w0
-		if i > 0 {
-			sg = newSigner()
+		var sg suite.Signer
+		sg, signers[i] = newKeys()
+		if i == 0 {
+			w0 = sg
 		}
-		signers[i] = sg
 		clients[i] = login(t, ch.url, fmt.Sprint("w", i), sg)
 	}
 	gid := []byte("crash-group")
@@ -114,13 +122,11 @@ func TestCrash(t *testing.T) {
 	var names []string
 	for i := 1; i < writers; i++ {
 		names = append(names, fmt.Sprint("w", i))
-		now := time.Now()
-		kp, err := mlsmsg.BuildKeyPackage(1, signers[i], mlsmsg.BasicCredential([]byte(names[i-1])), mlsmsg.KeyPackageOptions{
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), InitKey: []byte(fmt.Sprintf("%032d", i))})
+		b, err := mls.NewKeyPackage(&mls.Config{KeyPackageLifetime: 24 * time.Hour}, mls.BasicCredential([]byte(names[i-1])), signers[i], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := clients[i].UploadKeyPackages(ctx, [][]byte{kp}, nil); err != nil {
+		if _, err := clients[i].UploadKeyPackages(ctx, [][]byte{b.KeyPackage.Bytes()}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,8 +138,8 @@ func TestCrash(t *testing.T) {
 	for _, c := range claimed.KeyPackages {
 		refs = append(refs, c.Ref)
 	}
-	if _, err := clients[0].Commit(ctx, &v1.SendCommitRequest{Commit: mlsmsg.PrivateMessage(gid, 0, 3, []byte("s"), []byte("add")),
-		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, refs, []byte("w"))}}, AddMembers: names}); err != nil {
+	if _, err := clients[0].Commit(ctx, &v1.SendCommitRequest{Commit: fakemsg.PrivateMessage(gid, 0, 3, []byte("s"), []byte("add")),
+		Welcomes: []*v1.Welcome{{Welcome: fakemsg.Welcome(1, refs, []byte("w"))}}, AddMembers: names}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -159,7 +165,7 @@ func TestCrash(t *testing.T) {
 				var seq uint64
 				var err error
 				if n%4 == 0 {
-					body = mlsmsg.PrivateMessage(gid, e, 3, []byte(fmt.Sprint(i)), []byte(fmt.Sprint("commit ", i, " ", n)))
+					body = fakemsg.PrivateMessage(gid, e, 3, []byte(fmt.Sprint(i)), []byte(fmt.Sprint("commit ", i, " ", n)))
 					var r *v1.SendCommitResponse
 					if r, err = c.Commit(ctx, &v1.SendCommitRequest{Commit: body}); err == nil {
 						seq = r.Seq
@@ -173,7 +179,7 @@ func TestCrash(t *testing.T) {
 						continue
 					}
 				} else {
-					body = mlsmsg.PrivateMessage(gid, e, 1, []byte(fmt.Sprint(i)), []byte(fmt.Sprint("message ", i, " ", n)))
+					body = fakemsg.PrivateMessage(gid, e, 1, []byte(fmt.Sprint(i)), []byte(fmt.Sprint("message ", i, " ", n)))
 					var r *v1.SendMessageResponse
 					if r, err = c.Send(ctx, body); err == nil {
 						seq = r.Seq

@@ -31,12 +31,13 @@ import (
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
 	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/ds/store/postgres"
 	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
+	"github.com/mlskit/mlskit/internal/fakemsg"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // onEngines runs f against a server on SQLite and one on PostgreSQL.
@@ -113,7 +114,7 @@ func TestAdversaryLoginRateByAddress(t *testing.T) {
 			if i%2 == 1 {
 				url = b.url
 			}
-			err := client.New(url, nil).Login(ctx, testSuite, signer(t), mlsmsg.BasicCredential([]byte(uniq("eve"))))
+			err := client.New(url, nil).Login(ctx, testSuite, signer(t), mls.BasicCredential([]byte(uniq("eve"))).Bytes())
 			switch connect.CodeOf(err) {
 			case connect.CodeResourceExhausted:
 				refused++
@@ -386,7 +387,7 @@ func TestAdversaryRequestSize(t *testing.T) {
 	must(t, err)
 	claimed, err := alice.ClaimKeyPackages(ctx, testSuite, "bob")
 	must(t, err)
-	ws := []*v1.Welcome{{Welcome: mlsmsg.Welcome(testSuite, [][]byte{claimed.KeyPackages[0].Ref}, randBytes(1000<<10))}}
+	ws := []*v1.Welcome{{Welcome: fakemsg.Welcome(testSuite, [][]byte{claimed.KeyPackages[0].Ref}, randBytes(1000<<10))}}
 	_, err = alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, string(randBytes(1000<<10))), AddMembers: []string{"bob"}, Welcomes: ws})
 	must(t, err)
 	honestFlow(t, e, alice, bob)
@@ -706,8 +707,8 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func childLogin(t *testing.T, url, name string) *member {
 	t.Helper()
-	sg := signer(t)
-	m := &member{Client: client.New(url, nil), signer: sg, cred: mlsmsg.BasicCredential([]byte(name)), name: name}
+	sg, sig := keys(t)
+	m := &member{Client: client.New(url, nil), signer: sg, sig: sig, cred: mls.BasicCredential([]byte(name)).Bytes(), name: name}
 	must(t, m.Login(ctx, testSuite, sg, m.cred))
 	return m
 }
@@ -762,7 +763,7 @@ func TestResourceMemory(t *testing.T) {
 			defer wg.Done()
 			var ws []*v1.Welcome
 			for j := 0; j < 7; j++ {
-				ws = append(ws, &v1.Welcome{Welcome: mlsmsg.Welcome(testSuite, nil, randBytes(1000<<10)), Recipients: []string{"bob"}})
+				ws = append(ws, &v1.Welcome{Welcome: fakemsg.Welcome(testSuite, nil, randBytes(1000<<10)), Recipients: []string{"bob"}})
 			}
 			c := client.New(ch.url, nil)
 			c.SetToken(alice.Token())

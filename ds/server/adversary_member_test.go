@@ -19,9 +19,9 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
+	"github.com/mlskit/mlskit/internal/fakemsg"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/mls"
 )
@@ -56,7 +56,7 @@ func (e *env) peer(t *testing.T, name string, public bool) *peer {
 	sg, err := s.NewSigner(sig.PrivateKey())
 	must(t, err)
 	cred := mls.BasicCredential([]byte(name))
-	p := &peer{member: &member{Client: client.New(e.url, nil), signer: sg, cred: cred.Bytes(), name: name},
+	p := &peer{member: &member{Client: client.New(e.url, nil), signer: sg, sig: sig, cred: cred.Bytes(), name: name},
 		t: t, sig: sig, mcred: cred, cfg: &mls.Config{PublicHandshakes: public, KeyPackageLifetime: 30 * 24 * time.Hour},
 		bundles: map[string]*mls.KeyPackageBundle{}, groups: map[string]*mls.Group{}, got: map[string][]string{}}
 	must(t, p.Login(ctx, testSuite, sg, p.cred))
@@ -286,12 +286,12 @@ func forgedExternalCommit(t *testing.T, e *env, public bool) {
 	sent[alice.say(closed, "before")] = "before"
 
 	junk := func(gid string, epoch uint64) []byte {
-		return mlsmsg.PublicMessage([]byte(gid), epoch, mlsmsg.SenderNewMemberCommit, 0, mlsmsg.ContentCommit, []byte("unsigned"))
+		return fakemsg.PublicMessage([]byte(gid), epoch, fakemsg.SenderNewMemberCommit, 0, fakemsg.ContentCommit, []byte("unsigned"))
 	}
 	// The reported attack: junk external commit removing everyone, with a
 	// GroupInfo of the attacker's choosing.
 	_, err := mallory.Commit(ctx, &v1.SendCommitRequest{Commit: junk(closed, 1), RemoveMembers: []string{"alice", "bob"},
-		GroupInfo: mlsmsg.GroupInfo(testSuite, []byte(closed), 2, []byte("mine"))})
+		GroupInfo: fakemsg.GroupInfo(testSuite, []byte(closed), 2, []byte("mine"))})
 	wantCode(t, "junk external commit to a closed group", err, connect.CodePermissionDenied)
 	// Without a removal list (the "brick" variant).
 	_, err = mallory.Commit(ctx, &v1.SendCommitRequest{Commit: junk(closed, 1)})
@@ -369,7 +369,7 @@ func TestAdversaryUnsolicitedWelcome(t *testing.T) {
 			"a Welcome to an unclaimed and a claimed ref": {aliceRef, randBytes(32)},
 		} {
 			_, err := mallory.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg([]byte("mallory's"), 0, name),
-				Welcomes:   []*v1.Welcome{{Welcome: mlsmsg.Welcome(testSuite, refs, []byte("junk")), Recipients: []string{"victim"}}},
+				Welcomes:   []*v1.Welcome{{Welcome: fakemsg.Welcome(testSuite, refs, []byte("junk")), Recipients: []string{"victim"}}},
 				AddMembers: []string{"victim"}})
 			wantCode(t, name, err, connect.CodePermissionDenied)
 		}
@@ -448,7 +448,7 @@ func forcedMembership(t *testing.T, e *env, public bool) {
 	wantCode(t, "add_members naming an uninvited client", err, want)
 	// With a Welcome to a KeyPackage mallory did not claim.
 	_, err = mallory.Commit(ctx, &v1.SendCommitRequest{Commit: body, GroupInfo: gi, AddMembers: []string{"victim"},
-		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(testSuite, [][]byte{randBytes(32)}, []byte("w"))}}})
+		Welcomes: []*v1.Welcome{{Welcome: fakemsg.Welcome(testSuite, [][]byte{randBytes(32)}, []byte("w"))}}})
 	wantCode(t, "add_members with a Welcome to an unclaimed KeyPackage", err, connect.CodePermissionDenied)
 	notMember(t, e, gid, "victim")
 	if _, err := victim.Fetch(ctx, []byte(gid), nil, 0); connect.CodeOf(err) != connect.CodePermissionDenied {

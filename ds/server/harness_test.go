@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
+	"github.com/mlskit/mlskit/internal/fakemsg"
 	"github.com/mlskit/mlskit/internal/suite"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // syncBuffer collects log output for the "no bodies in logs" check.
@@ -80,6 +81,7 @@ func newEnv(t testing.TB, cfg server.Config) *env {
 type member struct {
 	*client.Client
 	signer suite.Signer
+	sig    *mls.SignatureKeyPair // the same key, for mls
 	cred   []byte
 	name   string
 }
@@ -87,22 +89,25 @@ type member struct {
 const testSuite = 1
 
 func signer(t testing.TB) suite.Signer {
-	s, _ := suite.Lookup(testSuite)
-	priv, _, err := s.GenerateSignatureKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sg, err := s.NewSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sg, _ := keys(t)
 	return sg
+}
+
+// keys makes a signature key pair, as the client's login signer and as
+// the mls library's.
+func keys(t testing.TB) (suite.Signer, *mls.SignatureKeyPair) {
+	sig, err := mls.GenerateSignatureKeyPair(testSuite, rand.Reader)
+	must(t, err)
+	s, _ := suite.Lookup(testSuite)
+	sg, err := s.NewSigner(sig.PrivateKey())
+	must(t, err)
+	return sg, sig
 }
 
 func (e *env) login(name string) *member {
 	e.t.Helper()
-	sg := signer(e.t)
-	m := &member{Client: client.New(e.url, nil), signer: sg, cred: mlsmsg.BasicCredential([]byte(name)), name: name}
+	sg, sig := keys(e.t)
+	m := &member{Client: client.New(e.url, nil), signer: sg, sig: sig, cred: mls.BasicCredential([]byte(name)).Bytes(), name: name}
 	if err := m.Login(context.Background(), testSuite, sg, m.cred); err != nil {
 		e.t.Fatalf("login %s: %v", name, err)
 	}
@@ -112,13 +117,20 @@ func (e *env) login(name string) *member {
 func (m *member) keyPackage(t testing.TB, lastResort bool) []byte {
 	t.Helper()
 	now := time.Now()
-	kp, err := mlsmsg.BuildKeyPackage(testSuite, m.signer, m.cred, mlsmsg.KeyPackageOptions{
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour), LastResort: lastResort,
-		InitKey: randBytes(32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
+	return newKeyPackage(t, m.sig, m.cred, now.Add(-time.Hour), now.Add(7*24*time.Hour), lastResort)
+}
+
+// newKeyPackage makes a real KeyPackage (mls.NewKeyPackage) valid from
+// notBefore to notAfter (at least an hour apart).
+func newKeyPackage(t testing.TB, sig *mls.SignatureKeyPair, cred []byte, notBefore, notAfter time.Time, lastResort bool) []byte {
+	t.Helper()
+	c, err := mls.ParseCredential(cred)
+	must(t, err)
+	cfg := &mls.Config{Now: func() time.Time { return notBefore.Add(time.Hour) }, KeyPackageLifetime: notAfter.Sub(notBefore) - time.Hour,
+		MaxLeafLifetime: -1}
+	b, err := mls.NewKeyPackage(cfg, c, sig, &mls.KeyPackageOptions{LastResort: lastResort})
+	must(t, err)
+	return b.KeyPackage.Bytes()
 }
 
 func randBytes(n int) []byte {
@@ -128,11 +140,11 @@ func randBytes(n int) []byte {
 }
 
 func appMsg(gid []byte, epoch uint64, body string) []byte {
-	return mlsmsg.PrivateMessage(gid, epoch, mlsmsg.ContentApplication, randBytes(16), []byte(body))
+	return fakemsg.PrivateMessage(gid, epoch, fakemsg.ContentApplication, randBytes(16), []byte(body))
 }
 
 func commitMsg(gid []byte, epoch uint64, tag string) []byte {
-	return mlsmsg.PrivateMessage(gid, epoch, mlsmsg.ContentCommit, randBytes(16), []byte(tag))
+	return fakemsg.PrivateMessage(gid, epoch, fakemsg.ContentCommit, randBytes(16), []byte(tag))
 }
 
 var ctx = context.Background()

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
+	"github.com/mlskit/mlskit/internal/fakemsg"
 )
 
 // invite adds members the only way mlsd now admits them in a group with
@@ -33,7 +33,7 @@ func invite(t testing.TB, by *member, gid []byte, epoch uint64, who ...*member) 
 	}
 	return by.Commit(ctx, &v1.SendCommitRequest{
 		Commit:     commitMsg(gid, epoch, "add "+names[0]),
-		Welcomes:   []*v1.Welcome{{Welcome: mlsmsg.Welcome(testSuite, refs, randBytes(32))}},
+		Welcomes:   []*v1.Welcome{{Welcome: fakemsg.Welcome(testSuite, refs, randBytes(32))}},
 		AddMembers: names,
 	})
 }

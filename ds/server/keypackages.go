@@ -11,8 +11,8 @@ import (
 
 	"github.com/mlskit/mlskit/as"
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // MaxKeyPackagesPerUpload bounds one upload.
@@ -85,17 +85,26 @@ func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data [
 	if len(data) > s.cfg.MaxMessageSize {
 		return store.KeyPackage{}, s.reject("oversized", connect.NewError(connect.CodeResourceExhausted, errors.New("too large")))
 	}
-	kp, err := mlsmsg.ParseKeyPackage(data)
+	// RFC 9420, Section 10.1: version, suite, leaf source, both
+	// signatures, init_key (the library's one decoder and checks).
+	kp, err := mls.ParseKeyPackage(data)
 	if err != nil {
 		return store.KeyPackage{}, s.reject("malformed", invalid("%v", err))
 	}
-	if !s.suiteAllowed(kp.CipherSuite) {
-		return store.KeyPackage{}, s.reject("policy", invalid("cipher suite %d not allowed", kp.CipherSuite))
+	suite := uint16(kp.CipherSuite())
+	if !s.suiteAllowed(suite) {
+		return store.KeyPackage{}, s.reject("policy", invalid("cipher suite %d not allowed", suite))
 	}
-	if err := kp.Verify(now, s.cfg.MaxKeyPackageLifetime); err != nil {
-		return store.KeyPackage{}, s.reject("policy", invalid("%v", err))
+	// RFC 9750, Section 7: valid now, and for no longer than the policy.
+	notBefore, notAfter := kp.Lifetime()
+	if now.Before(notBefore) || now.After(notAfter) {
+		return store.KeyPackage{}, s.reject("policy", invalid("KeyPackage lifetime %v to %v does not include now", notBefore.UTC(), notAfter.UTC()))
 	}
-	id, err := s.cfg.Validator.Validate(ctx, kp.Credential.Raw, kp.CipherSuite, kp.SignatureKey)
+	if max := s.cfg.MaxKeyPackageLifetime; max > 0 && notAfter.Sub(notBefore) > max {
+		return store.KeyPackage{}, s.reject("policy", invalid("KeyPackage lifetime of %v is longer than %v", notAfter.Sub(notBefore), max))
+	}
+	signatureKey := kp.SignatureKey()
+	id, err := s.cfg.Validator.Validate(ctx, kp.Credential().Bytes(), suite, signatureKey)
 	if err != nil {
 		if errors.Is(err, as.ErrUnsupportedCredential) || errors.Is(err, as.ErrInvalidCredential) ||
 			errors.Is(err, as.ErrKeyMismatch) || errors.Is(err, as.ErrRevoked) {
@@ -106,16 +115,12 @@ func (s *Server) checkKeyPackage(ctx context.Context, sess store.Session, data [
 	if id.ClientID != sess.ClientID {
 		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("credential names another client")))
 	}
-	if !id.Vouched && !bytes.Equal(kp.SignatureKey, sess.SignatureKey) {
+	if !id.Vouched && !bytes.Equal(signatureKey, sess.SignatureKey) {
 		// A basic credential is only as good as the pinned key.
 		return store.KeyPackage{}, s.reject("policy", connect.NewError(connect.CodePermissionDenied, errors.New("signature key differs from the logged-in key")))
 	}
-	ref, err := kp.Ref()
-	if err != nil {
-		return store.KeyPackage{}, invalid("%v", err)
-	}
-	return store.KeyPackage{Ref: ref, Owner: sess.ClientID, Suite: kp.CipherSuite, LastResort: kp.LastResort,
-		Data: data, NotAfter: time.Unix(int64(kp.NotAfter), 0)}, nil
+	return store.KeyPackage{Ref: kp.Ref(), Owner: sess.ClientID, Suite: suite, LastResort: kp.IsLastResort(),
+		Data: data, NotAfter: notAfter}, nil
 }
 
 // ClaimKeyPackages hands out exactly one KeyPackage per named client for the

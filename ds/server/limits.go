@@ -20,8 +20,8 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/mls"
 )
 
 // Resource limits in front of the handlers (RFC 9750, Section 8: a delivery
@@ -729,12 +729,12 @@ type quotaInterceptor struct{ s *Server }
 func writeSize(msg any) (size int, groupID []byte, ok bool) {
 	switch m := msg.(type) {
 	case *v1.SendMessageRequest:
-		if h, err := mlsmsg.ParseHeader(m.Message); err == nil {
+		if h, err := mls.InspectMessage(m.Message); err == nil {
 			groupID = h.GroupID
 		}
 		return len(m.Message), groupID, true
 	case *v1.SendCommitRequest:
-		if h, err := mlsmsg.ParseHeader(m.Commit); err == nil {
+		if h, err := mls.InspectMessage(m.Commit); err == nil {
 			groupID = h.GroupID
 		}
 		size = len(m.Commit) + len(m.GroupInfo)

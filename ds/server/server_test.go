@@ -13,9 +13,10 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/client"
-	"github.com/mlskit/mlskit/ds/mlsmsg"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/internal/fakemsg"
+	"github.com/mlskit/mlskit/mls"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -45,12 +46,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("claim %v", claimed)
 	}
 	gid := gidOf("e2e")
-	must(t, alice.CreateGroup(ctx, gid, mlsmsg.GroupInfo(testSuite, gid, 0, []byte("gi0"))))
-	welcome := mlsmsg.Welcome(testSuite, [][]byte{claimed.KeyPackages[0].Ref}, []byte("secret welcome"))
+	must(t, alice.CreateGroup(ctx, gid, fakemsg.GroupInfo(testSuite, gid, 0, []byte("gi0"))))
+	welcome := fakemsg.Welcome(testSuite, [][]byte{claimed.KeyPackages[0].Ref}, []byte("secret welcome"))
 	res, err := alice.Commit(ctx, &v1.SendCommitRequest{
 		Commit:     commitMsg(gid, 0, "add bob"),
 		Welcomes:   []*v1.Welcome{{Welcome: welcome, Recipients: []string{"bob"}}},
-		GroupInfo:  mlsmsg.GroupInfo(testSuite, gid, 1, []byte("gi1")),
+		GroupInfo:  fakemsg.GroupInfo(testSuite, gid, 1, []byte("gi1")),
 		AddMembers: []string{"bob"},
 	})
 	must(t, err)
@@ -162,7 +163,7 @@ func TestStaleCommit(t *testing.T) {
 	daveKP, err := bob.ClaimKeyPackages(ctx, testSuite, "dave")
 	must(t, err)
 	_, err = bob.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 1, "bob loses 1"),
-		Welcomes: []*v1.Welcome{{Welcome: mlsmsg.Welcome(1, [][]byte{daveKP.KeyPackages[0].Ref}, []byte("losing welcome"))}}, AddMembers: []string{"dave"}})
+		Welcomes: []*v1.Welcome{{Welcome: fakemsg.Welcome(1, [][]byte{daveKP.KeyPackages[0].Ref}, []byte("losing welcome"))}}, AddMembers: []string{"dave"}})
 	if connect.CodeOf(err) != connect.CodeAborted {
 		t.Fatalf("loser: %v", err)
 	}
@@ -256,7 +257,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"malformed message", func() error { _, err := alice.Send(ctx, []byte{0, 1, 0, 2, 0xff}); return err }, connect.CodeInvalidArgument},
 		{"truncated message", func() error { m := appMsg(gid, 0, "x"); _, err := alice.Send(ctx, m[:len(m)-1]); return err }, connect.CodeInvalidArgument},
-		{"welcome as message", func() error { _, err := alice.Send(ctx, mlsmsg.Welcome(1, nil, nil)); return err }, connect.CodeInvalidArgument},
+		{"welcome as message", func() error { _, err := alice.Send(ctx, fakemsg.Welcome(1, nil, nil)); return err }, connect.CodeInvalidArgument},
 		{"commit via SendMessage", func() error { _, err := alice.Send(ctx, commitMsg(gid, 1, "c")); return err }, connect.CodeInvalidArgument},
 		{"oversized message", func() error { _, err := alice.Send(ctx, appMsg(gid, 0, strings.Repeat("x", 5000))); return err }, connect.CodeResourceExhausted},
 		{"oversized request", func() error {
@@ -271,7 +272,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, connect.CodeInvalidArgument},
 		{"group info for another epoch", func() error {
-			_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "c"), GroupInfo: mlsmsg.GroupInfo(1, gid, 5, []byte("r"))})
+			_, err := alice.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, "c"), GroupInfo: fakemsg.GroupInfo(1, gid, 5, []byte("r"))})
 			return err
 		}, connect.CodeInvalidArgument},
 		{"unknown group", func() error { _, err := alice.Send(ctx, appMsg([]byte("nope"), 0, "x")); return err }, connect.CodeNotFound},
@@ -306,7 +307,7 @@ func TestLoginAndKeyPackagePolicy(t *testing.T) {
 	sg := signer(t)
 	// A replayed login (same challenge and proof) fails.
 	c := client.New(e.url, nil)
-	cred := mlsmsg.BasicCredential([]byte("mallory"))
+	cred := mls.BasicCredential([]byte("mallory")).Bytes()
 	must(t, c.Login(ctx, testSuite, sg, cred))
 	// A different key for a pinned basic identity is refused.
 	if err := client.New(e.url, nil).Login(ctx, testSuite, signer(t), cred); connect.CodeOf(err) != connect.CodePermissionDenied {
@@ -315,16 +316,20 @@ func TestLoginAndKeyPackagePolicy(t *testing.T) {
 	// KeyPackage policy.
 	now := time.Now()
 	build := func(s *member, cred []byte, nb, na time.Time) []byte {
-		kp, err := mlsmsg.BuildKeyPackage(testSuite, s.signer, cred, mlsmsg.KeyPackageOptions{NotBefore: nb, NotAfter: na, InitKey: randBytes(32)})
-		must(t, err)
-		return kp
+		return newKeyPackage(t, s.sig, cred, nb, na, false)
 	}
+	_, otherKey := keys(t)
 	for name, kp := range map[string][]byte{
-		"too long lifetime":  build(alice, alice.cred, now, now.Add(365*24*time.Hour)),
-		"expired":            build(alice, alice.cred, now.Add(-48*time.Hour), now.Add(-24*time.Hour)),
-		"another identity":   build(alice, mlsmsg.BasicCredential([]byte("bob")), now, now.Add(time.Hour)),
-		"another key":        build(&member{signer: signer(t)}, alice.cred, now, now.Add(time.Hour)),
-		"tampered signature": func() []byte { kp := build(alice, alice.cred, now, now.Add(time.Hour)); kp[len(kp)-1] ^= 1; return kp }(),
+		"too long lifetime": build(alice, alice.cred, now.Add(-time.Hour), now.Add(365*24*time.Hour)),
+		"expired":           build(alice, alice.cred, now.Add(-48*time.Hour), now.Add(-24*time.Hour)),
+		"not yet valid":     build(alice, alice.cred, now.Add(24*time.Hour), now.Add(48*time.Hour)),
+		"another identity":  build(alice, mls.BasicCredential([]byte("bob")).Bytes(), now.Add(-time.Hour), now.Add(time.Hour)),
+		"another key":       build(&member{sig: otherKey}, alice.cred, now.Add(-time.Hour), now.Add(time.Hour)),
+		"tampered signature": func() []byte {
+			kp := build(alice, alice.cred, now.Add(-time.Hour), now.Add(time.Hour))
+			kp[len(kp)-1] ^= 1
+			return kp
+		}(),
 	} {
 		if _, err := alice.UploadKeyPackages(ctx, [][]byte{kp}, nil); err == nil {
 			t.Errorf("%s: accepted", name)
