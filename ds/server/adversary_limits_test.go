@@ -727,6 +727,10 @@ func TestResourceMemory(t *testing.T) {
 	alice := childLogin(t, ch.url, "alice")
 	gid := gidOf("memory")
 	must(t, alice.CreateGroup(ctx, gid, nil))
+	var tokens []string
+	for i := 0; i < 40; i++ {
+		tokens = append(tokens, childLogin(t, ch.url, fmt.Sprint("sender", i)).Token())
+	}
 	before, hwm0 := memory(t, ch.pid)
 	big := randBytes(8 << 20)
 	codes := map[string]int{}
@@ -753,37 +757,46 @@ func TestResourceMemory(t *testing.T) {
 		t.Errorf("answers %v, want 40 resource_exhausted", codes)
 	}
 
-	// Commit bundles of the largest size allowed: 8 messages of 1000 KiB.
-	clear(codes)
-	before, _ = memory(t, ch.pid)
-	start := time.Now()
-	for i := 0; i < 40; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var ws []*v1.Welcome
-			for j := 0; j < 7; j++ {
-				ws = append(ws, &v1.Welcome{Welcome: fakemsg.Welcome(testSuite, nil, randBytes(1000<<10)), Recipients: []string{"bob"}})
-			}
-			c := client.New(ch.url, nil)
-			c.SetToken(alice.Token())
-			_, err := c.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, string(randBytes(1000<<10))), Welcomes: ws})
-			mu.Lock()
-			codes[connect.CodeOf(err).String()]++
-			mu.Unlock()
-		}()
+	// Commit bundles of the largest size allowed: 8 messages of 1000 KiB,
+	// from one account (its byte quota refuses most before they are read)
+	// and from 40 accounts (only the request budget stands in the way).
+	commits := func(what string, tokens func(i int) string) {
+		t.Helper()
+		clear(codes)
+		before, _ := memory(t, ch.pid)
+		start := time.Now()
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var ws []*v1.Welcome
+				for j := 0; j < 7; j++ {
+					ws = append(ws, &v1.Welcome{Welcome: fakemsg.Welcome(testSuite, nil, randBytes(1000<<10)), Recipients: []string{"bob"}})
+				}
+				c := client.New(ch.url, nil)
+				c.SetToken(tokens(i))
+				_, err := c.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gid, 0, string(randBytes(1000<<10))), Welcomes: ws})
+				mu.Lock()
+				codes[connect.CodeOf(err).String()]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		_, hwm := memory(t, ch.pid)
+		t.Logf("40 x 8 MiB SendCommit %s in %v: RSS %s before, peak %s after (rise %s); answers %v",
+			what, time.Since(start).Round(time.Millisecond), mib(before), mib(hwm), mib(hwm-before), codes)
+		// Each request reserves three times its size before it is read
+		// (MaxInflightBytes, 32 MiB): one 8 MiB bundle is read at a
+		// time, and HTTP/2 parks at most 64 KiB of each waiting one.
+		if hwm-before > 64<<20 {
+			t.Errorf("40 concurrent 8 MiB commits %s raised RSS by %s", what, mib(hwm-before))
+		}
+		if codes["invalid_argument"] == 0 {
+			t.Errorf("no bundle was read to its end (answers %v)", codes)
+		}
 	}
-	wg.Wait()
-	_, hwm2 := memory(t, ch.pid)
-	t.Logf("40 x 8 MiB SendCommit in %v: RSS %s before, peak %s after (rise %s); answers %v",
-		time.Since(start).Round(time.Millisecond), mib(before), mib(hwm2), mib(hwm2-before), codes)
-	// Each request reserves three times its size before it is read
-	// (MaxInflightBytes, 32 MiB): one 8 MiB bundle is read at a time, the
-	// account's quota (32 MiB) refuses the rest before reading them, and
-	// HTTP/2 parks at most 64 KiB of each waiting one.
-	if hwm2-before > 64<<20 {
-		t.Errorf("40 concurrent 8 MiB commits raised RSS by %s", mib(hwm2-before))
-	}
+	commits("from 40 accounts", func(i int) string { return tokens[i] })
+	commits("from one account", func(int) string { return alice.Token() })
 	honest := childLogin(t, ch.url, "bob")
 	if _, err := honest.ListGroups(ctx); err != nil {
 		t.Fatal(err)
