@@ -92,7 +92,9 @@ type Config struct {
 	// calls: a request reserves three times its size (read buffer and
 	// decoded copy) before its body is read, from Content-Length or its
 	// messages' length prefixes; default 32 MiB, room for one largest
-	// commit bundle (8 MiB) beside smaller calls.
+	// commit bundle (8 MiB) beside smaller calls. Below three times a
+	// method's largest request (24.2 MiB for SendCommit by default), its
+	// largest requests are refused.
 	MaxInflightBytes int64
 	BudgetWait       time.Duration // how long a request waits for MaxInflightBytes to free up (first come, first served); default 2s
 	CacheBytes       int64         // recent-records cache, bytes over all groups; default 32 MiB
