@@ -137,7 +137,14 @@ func TestAdversaryStreamedOversize(t *testing.T) {
 // With 32 KiB reserved at a time, concurrent large requests each held part
 // of the budget and all timed out.
 func TestLargeRequestsThroughBudget(t *testing.T) {
-	e := newEnv(t, server.Config{MaxInflightBytes: 4 << 20, BudgetWait: 5 * time.Second,
+	// Sizes in units of the large message: 1000 KiB, or 250 KiB under the
+	// race detector (which makes reading a byte many times slower).
+	unit := 1000 << 10
+	if raceEnabled {
+		unit = 250 << 10
+	}
+	budget := int64(4*unit + unit/10) // one large message (3 units) at a time
+	e := newEnv(t, server.Config{MaxInflightBytes: budget, BudgetWait: 30 * time.Second,
 		AccountByteBurst: 1 << 30, GroupByteBurst: 1 << 30, CacheBytes: 4 << 20})
 	const senders, each = 4, 3
 	var ms []*member
@@ -146,9 +153,9 @@ func TestLargeRequestsThroughBudget(t *testing.T) {
 		must(t, m.CreateGroup(ctx, gidOf(m.name), nil))
 		ms = append(ms, m)
 	}
-	// 12 concurrent messages of 1000 KiB; the budget takes one at a time
-	// (each counts three times its size). With 32 KiB reserved per read,
-	// all 12 held parts of the 4 MiB and waited for each other.
+	// 12 concurrent large messages; the budget takes one at a time (each
+	// counts three times its size). With 32 KiB reserved per read, all 12
+	// held parts of the budget and waited for each other.
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	start := time.Now()
@@ -157,7 +164,7 @@ func TestLargeRequestsThroughBudget(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := m.Send(ctx, appMsg(gidOf(m.name), 0, string(randBytes(1000<<10)))); err != nil {
+				if _, err := m.Send(ctx, appMsg(gidOf(m.name), 0, string(randBytes(unit)))); err != nil {
 					failed.Add(1)
 					t.Errorf("%s: %v", m.name, err)
 				}
@@ -165,7 +172,7 @@ func TestLargeRequestsThroughBudget(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	t.Logf("%d concurrent 1000 KiB messages through a 4 MiB budget in %v", senders*each, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d concurrent %d KiB messages through a %d KiB budget in %v", senders*each, unit>>10, budget>>10, time.Since(start).Round(time.Millisecond))
 
 	// A large request is not starved by a stream of small ones.
 	stop := make(chan struct{})
@@ -180,7 +187,7 @@ func TestLargeRequestsThroughBudget(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := m.Send(ctx, appMsg(gidOf(m.name), 0, string(randBytes(300<<10)))); err != nil {
+				if _, err := m.Send(ctx, appMsg(gidOf(m.name), 0, string(randBytes(unit*3/10)))); err != nil {
 					t.Errorf("small sender %s: %v", m.name, err)
 					return
 				}
@@ -191,15 +198,15 @@ func TestLargeRequestsThroughBudget(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	start = time.Now()
 	big := ms[0]
-	// 1000 KiB counts 3 MiB of the 4 MiB budget, a small one 0.9 MiB:
-	// without first come, first served, the small ones could keep it out.
-	_, err := big.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gidOf(big.name), 0, string(randBytes(1000<<10)))})
+	// A large one counts 3 units of the 4.1, a small one 0.9: without
+	// first come, first served, the small ones could keep it out.
+	_, err := big.Commit(ctx, &v1.SendCommitRequest{Commit: commitMsg(gidOf(big.name), 0, string(randBytes(unit)))})
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("large commit among small messages: %v", err)
 	}
-	t.Logf("a 1000 KiB commit got through in %v while %d messages of 300 KiB flowed", time.Since(start).Round(time.Millisecond), small.Load())
+	t.Logf("a %d KiB commit got through in %v while %d messages of %d KiB flowed", unit>>10, time.Since(start).Round(time.Millisecond), small.Load(), unit*3/10>>10)
 	if got := metric(t, e.url, "mlsd_request_bytes_in_flight"); got != 0 {
 		t.Errorf("%v request bytes still reserved after the calls", got)
 	}
