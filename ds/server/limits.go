@@ -33,7 +33,9 @@ import (
 //   - the time a request body may take to arrive (slowloris), and the time a
 //     unary answer may take to be written;
 //   - concurrent calls per client address and in total, streams apart;
-//   - request bytes buffered at once, over all calls.
+//   - open connections per client address (HTTPServer);
+//   - the memory request bodies hold at once, over all calls: a request's
+//     whole size is reserved before any of it is read (budget).
 
 // requestLimit is the largest request body for a procedure. Only calls that
 // carry MLS messages get more than MaxSmallRequest.
