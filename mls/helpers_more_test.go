@@ -114,7 +114,7 @@ var publicSentinels = []error{mls.ErrMalformed, mls.ErrWrongGroup, mls.ErrWrongE
 	mls.ErrInvalidMembershipTag, mls.ErrInvalidConfirmationTag, mls.ErrUnknownSender, mls.ErrDecrypt,
 	mls.ErrKeyUnavailable, mls.ErrInvalidProposal, mls.ErrInvalidCommit, mls.ErrInvalidTree,
 	mls.ErrInvalidKeyPackage, mls.ErrInvalidWelcome, mls.ErrNoMatchingKeyPackage, mls.ErrMissingPSK,
-	mls.ErrCredentialRejected, mls.ErrUnsupported, mls.ErrNotAuthorized}
+	mls.ErrCredentialRejected, mls.ErrUnsupported, mls.ErrNotAuthorized, mls.ErrGroupInactive, mls.ErrGroupExists}
 
 // sentinelOf names the public classes err matches ("" for none).
 func sentinelOf(err error) string {
