@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -27,10 +29,31 @@ import (
 // fuzzStart is the starting group, built once and cloned per run.
 type fuzzStart struct {
 	cfg     *mls.Config
-	members [3][]byte // alice, bob, carol: MarshalBinary
-	gi      []byte    // GroupInfo for the PublicGroup
-	fp      [3]string // the members' fingerprints at the start
-	env     *advEnv   // its signers, credentials and dave's KeyPackage
+	members [3][]byte        // alice, bob, carol: MarshalBinary
+	pg      *mls.PublicGroup // built from alice's GroupInfo; cloned per run
+	fp      [3]string        // the members' fingerprints at the start
+	env     *advEnv          // its signers, credentials and dave's KeyPackage
+}
+
+// fuzzing is set when the test binary runs a fuzz campaign (-test.fuzz),
+// or when MLSKIT_FUZZ_PROFILE is set (to profile the corpus as the
+// campaign runs it): the memoised fingerprint is then trusted; in every
+// other run it is checked against the direct one.
+var fuzzing = func() bool {
+	f := flag.Lookup("test.fuzz")
+	return (f != nil && f.Value.String() != "") || os.Getenv("MLSKIT_FUZZ_PROFILE") != ""
+}
+
+// fuzzFingerprint is fingerprint with the memoised key availability.
+func fuzzFingerprint(t testing.TB, g *mls.Group) string {
+	t.Helper()
+	fp := fingerprintWith(t, g, mls.KeyAvailabilityMemo)
+	if !fuzzing() {
+		if direct := fingerprint(t, g); direct != fp {
+			t.Fatalf("memoised fingerprint differs from the direct one:\n%s", diffLines(direct, fp))
+		}
+	}
+	return fp
 }
 
 var (
@@ -54,10 +77,13 @@ func fuzzStartState(t testing.TB) *fuzzStart {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.fp[i] = fingerprint(t, g)
+			s.fp[i] = fuzzFingerprint(t, g)
 		}
-		var err error
-		if s.gi, err = e.alice.g.GroupInfo(true, false); err != nil {
+		gi, err := e.alice.g.GroupInfo(true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.pg, err = mls.NewPublicGroup(s.cfg, gi, nil); err != nil {
 			t.Fatal(err)
 		}
 		fuzzState = s
@@ -120,7 +146,7 @@ func newFuzzRun(t *testing.T, s *fuzzStart, in []byte) *fuzzRun {
 		c.g = g
 	}
 	e.members = []*client{e.alice, e.bob, e.carol}
-	pg, err := mls.NewPublicGroup(s.cfg, s.gi, nil)
+	pg, err := mls.ClonePublicGroup(s.pg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +248,7 @@ func (r *fuzzRun) deliverHostile(what string, msg []byte, private bool) bool {
 	for _, c := range r.receivers() {
 		before, ok := r.fp[c]
 		if !ok {
-			before = fingerprint(t, c.g)
+			before = fuzzFingerprint(t, c.g)
 		}
 		delete(r.fp, c)
 		var res *mls.Received
@@ -230,7 +256,7 @@ func (r *fuzzRun) deliverHostile(what string, msg []byte, private bool) bool {
 		noPanic(t, what, func() { res, err = c.g.Process(msg) })
 		if err != nil {
 			typed(t, what+" at "+c.name, err)
-			after := fingerprint(t, c.g)
+			after := fuzzFingerprint(t, c.g)
 			if after != before {
 				if !private {
 					t.Fatalf("%s at %s changed the group:\n%s", what, c.name, diffLines(before, after))
