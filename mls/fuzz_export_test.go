@@ -26,7 +26,7 @@ var availMemo sync.Map
 // generation and the generations of its kept keys, which
 // secrettree.Tree.AppendLeafSummary lists exactly. The key holds all of
 // these for every member leaf, so two trees with the same key give the
-// same lines. TestKeyAvailabilityMemo and every non-fuzzing run of
+// same lines. TestFuzzHooks and every non-fuzzing run of
 // FuzzStatefulGroup compare it with KeyAvailability.
 func KeyAvailabilityMemo(g *Group, gens int) string {
 	var b strings.Builder
