@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
+	"unsafe"
 
+	"github.com/mlskit/mlskit/internal/ratchettree"
 	"github.com/mlskit/mlskit/internal/secrettree"
+	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -120,4 +124,105 @@ func ClonePublicGroup(p *PublicGroup) (*PublicGroup, error) {
 		}
 	}
 	return &PublicGroup{g: &Group{cfg: p.g.cfg, st: c, removed: p.g.removed}}, nil
+}
+
+// CloneGroup returns a deep copy of g that shares nothing it could write
+// or erase in place: every pointer, slice and map of the state is copied
+// (aliases within the state stay aliases), but for the ratchet trees,
+// which are cloned copy-on-write (ratchettree.Tree.Clone); only the suite,
+// the Config and interface values (crypto objects, errors), which the
+// group never changes, are shared. It stands in for UnmarshalGroup(MarshalBinary(g)),
+// which re-validates the whole state and costs a quarter of a fuzz run;
+// TestFuzzHooks and every non-fuzzing run of FuzzStatefulGroup check that
+// a run on a clone leaves its template as it was.
+func CloneGroup(g *Group) *Group {
+	c := &deepCopier{seen: map[deepKey]reflect.Value{}}
+	return c.copy(reflect.ValueOf(g)).Interface().(*Group)
+}
+
+type deepKey struct {
+	p uintptr
+	t reflect.Type
+}
+
+type deepCopier struct{ seen map[deepKey]reflect.Value }
+
+var (
+	sharedSuite  = reflect.TypeOf((*suite.Suite)(nil))
+	sharedConfig = reflect.TypeOf((*Config)(nil))
+	treeType     = reflect.TypeOf((*ratchettree.Tree)(nil))
+)
+
+// copy returns a copy of v, which must be addressable or a pointer.
+func (c *deepCopier) copy(v reflect.Value) reflect.Value {
+	t := v.Type()
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || t == sharedSuite || t == sharedConfig {
+			return v
+		}
+		k := deepKey{v.Pointer(), t}
+		if n, ok := c.seen[k]; ok {
+			return n
+		}
+		if t == treeType {
+			// The ratchet tree holds no secret and copies on write: its
+			// own Clone is independent of it, and far cheaper than a
+			// walk of every chunk.
+			n := reflect.ValueOf(v.Interface().(*ratchettree.Tree).Clone())
+			c.seen[k] = n
+			return n
+		}
+		n := reflect.New(t.Elem())
+		c.seen[k] = n
+		n.Elem().Set(c.copy(v.Elem()))
+		return n
+	case reflect.Struct:
+		n := reflect.New(t).Elem()
+		for i := range t.NumField() {
+			field(n, i).Set(c.copy(field(v, i)))
+		}
+		return n
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		n := reflect.MakeSlice(t, v.Len(), v.Cap())
+		for i := range v.Len() {
+			n.Index(i).Set(c.copy(v.Index(i)))
+		}
+		return n
+	case reflect.Array:
+		n := reflect.New(t).Elem()
+		for i := range v.Len() {
+			n.Index(i).Set(c.copy(v.Index(i)))
+		}
+		return n
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		n := reflect.MakeMapWithSize(t, v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			k, e := addressable(it.Key()), addressable(it.Value())
+			n.SetMapIndex(c.copy(k), c.copy(e))
+		}
+		return n
+	default:
+		// Scalars; and interfaces, funcs and channels, shared.
+		return v
+	}
+}
+
+// field is v's i-th field, settable even if unexported (v addressable).
+func field(v reflect.Value, i int) reflect.Value {
+	f := v.Field(i)
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+}
+
+func addressable(v reflect.Value) reflect.Value {
+	n := reflect.New(v.Type()).Elem()
+	n.Set(v)
+	return n
 }

@@ -243,6 +243,7 @@ func FuzzStatefulPrivate(f *testing.F) {
 		r := &privRun{fuzzRun: newFuzzRun(t, s, in)}
 		for i := 0; i < 24 && r.privStep(); i++ {
 		}
+		checkTemplates(t, s)
 		checkAgree(t, r.e.members)
 		if got, limit := heapAllocated()-start, uint64(32<<20)+uint64(len(in))<<14; got > limit {
 			t.Fatalf("a %d-byte program allocated %d bytes (limit %d)", len(in), got, limit)
@@ -302,4 +303,23 @@ func TestFuzzHooks(t *testing.T) {
 	}
 	e.follow(t, res)
 	same()
+
+	// A run on a cloned Group leaves the group cloned as it was.
+	f := newAdvEnv(t, "fuzz hooks clone")
+	template := mls.CloneGroup(f.alice.g)
+	want := fingerprint(t, template)
+	if got := fingerprint(t, f.alice.g); got != want {
+		t.Fatalf("a clone differs from its original:\n%s", diffLines(got, want))
+	}
+	f.alice.g = mls.CloneGroup(template)
+	commit(t, f.carol, nil, f.members)
+	commit(t, f.alice, nil, f.members)
+	checkAgree(t, f.members)
+	if got := fingerprint(t, template); got != want {
+		t.Fatalf("a run on a clone changed the template:\n%s", diffLines(want, got))
+	}
+	f.alice.g = mls.CloneGroup(template)
+	if got := fingerprint(t, f.alice.g); got != want {
+		t.Fatal("a second clone differs from the template")
+	}
 }

@@ -29,7 +29,7 @@ import (
 // fuzzStart is the starting group, built once and cloned per run.
 type fuzzStart struct {
 	cfg     *mls.Config
-	members [3][]byte        // alice, bob, carol: MarshalBinary
+	members [3]*mls.Group    // alice, bob, carol, decoded from a snapshot; cloned per run
 	pg      *mls.PublicGroup // built from alice's GroupInfo; cloned per run
 	fp      [3]string        // the members' fingerprints at the start
 	env     *advEnv          // its signers, credentials and dave's KeyPackage
@@ -70,14 +70,10 @@ func fuzzStartState(t testing.TB) *fuzzStart {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.members[i] = b
-		}
-		for i := range s.members {
-			g, err := mls.UnmarshalGroup(s.cfg, s.members[i])
-			if err != nil {
+			if s.members[i], err = mls.UnmarshalGroup(s.cfg, b); err != nil {
 				t.Fatal(err)
 			}
-			s.fp[i] = fuzzFingerprint(t, g)
+			s.fp[i] = fuzzFingerprint(t, s.members[i])
 		}
 		gi, err := e.alice.g.GroupInfo(true, false)
 		if err != nil {
@@ -139,11 +135,7 @@ func newFuzzRun(t *testing.T, s *fuzzStart, in []byte) *fuzzRun {
 	e.alice, e.bob, e.carol = &client{}, &client{}, &client{}
 	*e.alice, *e.bob, *e.carol = *s.env.alice, *s.env.bob, *s.env.carol
 	for i, c := range []*client{e.alice, e.bob, e.carol} {
-		g, err := mls.UnmarshalGroup(s.cfg, s.members[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.g = g
+		c.g = mls.CloneGroup(s.members[i])
 	}
 	e.members = []*client{e.alice, e.bob, e.carol}
 	pg, err := mls.ClonePublicGroup(s.pg)
@@ -534,6 +526,19 @@ func heapAllocated() uint64 {
 	return allocMetric[0].Value.Uint64()
 }
 
+// checkTemplates fails if a run changed the start state it cloned (outside
+// a campaign: it costs a direct fingerprint per member).
+func checkTemplates(t *testing.T, s *fuzzStart) {
+	if fuzzing() {
+		return
+	}
+	for i, g := range s.members {
+		if fp := fingerprint(t, g); fp != s.fp[i] {
+			t.Fatalf("a run changed the start state of member %d:\n%s", i, diffLines(s.fp[i], fp))
+		}
+	}
+}
+
 // FuzzStatefulGroup runs programs of at most 16 steps.
 func FuzzStatefulGroup(f *testing.F) {
 	for _, seed := range [][]byte{
@@ -562,6 +567,7 @@ func FuzzStatefulGroup(f *testing.F) {
 		r := newFuzzRun(t, s, in)
 		for i := 0; i < 16 && r.step(); i++ {
 		}
+		checkTemplates(t, s)
 		// Cloning the start state and the crypto of each step cost a fixed
 		// amount; beyond that the work is bounded by the input.
 		if got, limit := heapAllocated()-start, uint64(32<<20)+uint64(len(in))<<14; got > limit {
