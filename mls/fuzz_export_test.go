@@ -98,8 +98,8 @@ func describeAvailability(b *strings.Builder, label string, t *secrettree.Tree, 
 // would build it again from the same GroupInfo, without verifying the
 // GroupInfo again. A PublicGroup holds no secret, so nothing of it is
 // erased in place; the ratchet tree is copied on write (Tree.Clone); the
-// rest is copied.
-func ClonePublicGroup(p *PublicGroup) (*PublicGroup, error) {
+// rest is copied. The clone uses cfg.
+func ClonePublicGroup(p *PublicGroup, cfg *Config) (*PublicGroup, error) {
 	st := p.g.st
 	if st.priv != nil || st.keys != nil || st.secrets != nil || len(p.g.past) != 0 || p.g.pending != nil {
 		return nil, errors.New("mls: not a PublicGroup's state")
@@ -123,7 +123,7 @@ func ClonePublicGroup(p *PublicGroup) (*PublicGroup, error) {
 			return nil, err
 		}
 	}
-	return &PublicGroup{g: &Group{cfg: p.g.cfg, st: c, removed: p.g.removed}}, nil
+	return &PublicGroup{g: &Group{cfg: cfg, st: c, removed: p.g.removed}}, nil
 }
 
 // CloneGroup returns a deep copy of g that shares nothing it could write
@@ -135,9 +135,14 @@ func ClonePublicGroup(p *PublicGroup) (*PublicGroup, error) {
 // which re-validates the whole state and costs a quarter of a fuzz run;
 // TestFuzzHooks and every non-fuzzing run of FuzzStatefulGroup check that
 // a run on a clone leaves its template as it was.
-func CloneGroup(g *Group) *Group {
+//
+// The clone uses cfg from now on, as UnmarshalGroup would: a fuzz run gives
+// each clone a Config whose Rand starts afresh, so the run repeats.
+func CloneGroup(g *Group, cfg *Config) *Group {
 	c := &deepCopier{seen: map[deepKey]reflect.Value{}}
-	return c.copy(reflect.ValueOf(g)).Interface().(*Group)
+	n := c.copy(reflect.ValueOf(g)).Interface().(*Group)
+	n.cfg = cfg
+	return n
 }
 
 type deepKey struct {

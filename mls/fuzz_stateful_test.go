@@ -134,11 +134,16 @@ func newFuzzRun(t *testing.T, s *fuzzStart, in []byte) *fuzzRun {
 	e := *s.env
 	e.alice, e.bob, e.carol = &client{}, &client{}, &client{}
 	*e.alice, *e.bob, *e.carol = *s.env.alice, *s.env.bob, *s.env.carol
+	// Config.Rand is the library's only randomness: each run gets its
+	// own, started afresh, so that a run repeats whatever ran before it.
+	cfg := *s.cfg
+	cfg.Rand = seededRand("fuzz run")
+	e.cfg = &cfg
 	for i, c := range []*client{e.alice, e.bob, e.carol} {
-		c.g = mls.CloneGroup(s.members[i])
+		c.g = mls.CloneGroup(s.members[i], e.cfg)
 	}
 	e.members = []*client{e.alice, e.bob, e.carol}
-	pg, err := mls.ClonePublicGroup(s.pg)
+	pg, err := mls.ClonePublicGroup(s.pg, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,19 +564,50 @@ func FuzzStatefulGroup(f *testing.F) {
 		if len(in) > 512 {
 			return
 		}
-		// Every run draws the same randomness, so a crash replays.
-		seeded(t, 12)
-		s := fuzzStartState(t)
-		mls.ResetForged()
 		start := heapAllocated()
-		r := newFuzzRun(t, s, in)
-		for i := 0; i < 16 && r.step(); i++ {
-		}
-		checkTemplates(t, s)
+		runStatefulGroup(t, in)
 		// Cloning the start state and the crypto of each step cost a fixed
 		// amount; beyond that the work is bounded by the input.
 		if got, limit := heapAllocated()-start, uint64(32<<20)+uint64(len(in))<<14; got > limit {
 			t.Fatalf("a %d-byte program allocated %d bytes (limit %d)", len(in), got, limit)
+		}
+	})
+}
+
+// runStatefulGroup runs one program and returns the run.
+func runStatefulGroup(t *testing.T, in []byte) *fuzzRun {
+	// Every run draws the same randomness, so a crash replays: the start
+	// state (built by the first run in the process) from one stream, the
+	// run from another, started afresh after it.
+	seeded(t, 12)
+	s := fuzzStartState(t)
+	seeded(t, 12)
+	mls.ResetForged()
+	r := newFuzzRun(t, s, in)
+	for i := 0; i < 16 && r.step(); i++ {
+	}
+	checkTemplates(t, s)
+	return r
+}
+
+// TestFuzzRunsRepeat: a program ends in the same states whatever ran
+// before it in the process, so a crash found in a campaign replays alone.
+func TestFuzzRunsRepeat(t *testing.T) {
+	// Honest commits and messages, which draw on Config.Rand.
+	prog := []byte{0, 0, 6, 0, 0, 1, 7, 3, 1, 2, 0, 2, 0, 0, 1}
+	end := func(r *fuzzRun) string {
+		var b strings.Builder
+		for _, c := range r.e.members {
+			b.WriteString(fingerprint(t, c.g))
+		}
+		return b.String() + mls.PublicFingerprint(r.pg)
+	}
+	var first string
+	t.Run("first", func(t *testing.T) { first = end(runStatefulGroup(t, prog)) })
+	t.Run("other", func(t *testing.T) { runStatefulGroup(t, []byte{0, 2, 0, 1, 6, 1, 0, 0}) })
+	t.Run("again", func(t *testing.T) {
+		if again := end(runStatefulGroup(t, prog)); again != first {
+			t.Fatalf("the same program ended differently:\n%s", diffLines(first, again))
 		}
 	})
 }
