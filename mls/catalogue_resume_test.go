@@ -220,7 +220,7 @@ func runGroupIDExists(t *testing.T, e *advEnv, r rule) {
 }
 
 // reinitOf has bob propose a ReInit and alice commit it; every member and
-// the PublicGroup follow. It returns the ReInit commit.
+// the PublicGroup follow.
 func reinitOf(t *testing.T, e *advEnv) {
 	t.Helper()
 	p, err := e.bob.g.ProposeReInit([]byte("reinitialised"), fastSuite, nil)
