@@ -20,8 +20,14 @@ import (
 // less: a memoised KeyAvailability and a clone of a PublicGroup.
 
 // availMemo maps the structure of one secret tree (see availKey) to its
-// KeyAvailability lines.
-var availMemo sync.Map
+// KeyAvailability lines. A long campaign meets many structures: the memo
+// is emptied when it reaches availMemoMax entries, so it stays a few MiB.
+var availMemo = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const availMemoMax = 1 << 12
 
 // KeyAvailabilityMemo returns what KeyAvailability returns, computing the
 // lines of each secret tree once per tree structure. Peek's answer for a
@@ -36,14 +42,21 @@ func KeyAvailabilityMemo(g *Group, gens int) string {
 	var b strings.Builder
 	describe := func(label string, t *secrettree.Tree, members func(func(treemath.LeafIndex, *wire.LeafNode) bool)) {
 		key := availKey(label, t, members, gens)
-		if v, ok := availMemo.Load(key); ok {
-			b.WriteString(v.(string))
-			return
+		availMemo.Lock()
+		v, ok := availMemo.m[key]
+		availMemo.Unlock()
+		if !ok {
+			var lb strings.Builder
+			describeAvailability(&lb, label, t, members, gens)
+			v = lb.String()
+			availMemo.Lock()
+			if len(availMemo.m) >= availMemoMax {
+				clear(availMemo.m)
+			}
+			availMemo.m[key] = v
+			availMemo.Unlock()
 		}
-		var lb strings.Builder
-		describeAvailability(&lb, label, t, members, gens)
-		availMemo.Store(key, lb.String())
-		b.WriteString(lb.String())
+		b.WriteString(v)
 	}
 	if g.st.secrets != nil {
 		describe(fmt.Sprintf("epoch %d", g.st.ctx.Epoch), g.st.secrets, g.st.tree.Members)
