@@ -62,6 +62,52 @@ var chatCommands = map[string]string{
 	"members": "GROUP", "authenticator": "GROUP", "groups": "", "set-server": "URL", "offline": "COMMAND ...",
 }
 
+// chatHelp says what each chat command does, for "mls COMMAND --help".
+var chatHelp = map[string]string{
+	"init": "Creates an identity in the state directory: a new signature key and a Basic credential\n" +
+		"for NAME (or, with --ca-cert, an X.509 one from that CA). The name, suite, URL and a login\n" +
+		"are checked before anything is written; then 10 KeyPackages and a last-resort one are published.",
+	"cert":    "Installs an X.509 certificate or CRL (\"mls cert --help\").",
+	"publish": "Tops up your KeyPackages on the server: 10 and an unused last-resort one.",
+	"create":  "Creates a group with you as its only member. GROUP is the MLS group_id, unique on the server.",
+	"invite": "Adds users to GROUP: claims a KeyPackage of each, commits the Adds, and sends the commit,\n" +
+		"the Welcome and the new GroupInfo together. The group moves on only once the server accepts.",
+	"join": "Joins every group whose log holds a Welcome for you. An invitation that cannot be used is\n" +
+		"skipped and reported once (\"mls leave GROUP\" ignores it).",
+	"send": "Reads GROUP first, then encrypts TEXT and sends it in the newest epoch.",
+	"read": "Fetches what is new in every group (or GROUP), processes it and prints what you have not seen.",
+	"follow": "Prints events live. With GROUP, lines you type are sent there; /members, /auth, /help and\n" +
+		"/quit are commands. Reconnects with backoff when the server goes away.",
+	"remove":        "Commits the removal of USER from GROUP.",
+	"leave":         "Asks GROUP to remove you (the next member who reads commits it) and forgets it; for a\nskipped invitation, ignores that group from then on.",
+	"update":        "Refreshes your keys in GROUP: a commit with a fresh UpdatePath.",
+	"members":       "Prints GROUP's epoch and members (reads the state only; runs beside \"mls follow\").",
+	"authenticator": "Prints GROUP's epoch authenticator (RFC 9420, Section 8.7), to compare out of band with\nthe other members; equal values mean you see the same group.",
+	"groups":        "Lists your groups, their epochs, unread counts and skipped or ignored invitations.",
+	"set-server":    "Points this identity at another mlsd URL, after checking it and logging in there.",
+	"offline":       "File-based operations without a server (\"mls offline --help\").",
+}
+
+// offlineArgs and offlineHelp are the same for "mls offline COMMAND".
+var offlineArgs = map[string]string{
+	"init": "--name NAME [--suite N]", "keypackage": "-o FILE", "create": "GROUP",
+	"commit": "GROUP [--add KP]... [--remove NAME]... [--public] -o COMMIT [--welcome WELCOME]",
+	"join":   "WELCOME", "process": "GROUP FILE", "encrypt": "GROUP -o FILE TEXT...", "decrypt": "GROUP FILE",
+}
+
+var offlineHelp = map[string]string{
+	"init":       "Creates an identity that works without a server.",
+	"keypackage": "Writes a new KeyPackage (an MLSMessage) to FILE and keeps its private keys.",
+	"create":     "Creates a group driven by files.",
+	"commit": "Commits Adds of the KeyPackage files, Removes of the named members and a fresh UpdatePath,\n" +
+		"merges it at once, and writes the commit (and, when adding, the Welcome). --public sends it as\n" +
+		"a PublicMessage, for implementations that accept only PublicMessage handshakes.",
+	"join":    "Joins the group a Welcome file invites you to.",
+	"process": "Processes a commit, proposal or message file of GROUP (PrivateMessage or PublicMessage)\nand says what it did: who was added, removed or joined, and the new epoch.",
+	"encrypt": "Encrypts TEXT as an application message of GROUP into FILE.",
+	"decrypt": "Decrypts a message file of GROUP and prints its text.",
+}
+
 func isChatCommand(name string) bool { _, ok := chatCommands[name]; return ok }
 
 // multi is a repeatable string flag.
@@ -112,7 +158,6 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 	}()
 	fs := flag.NewFlagSet("mls "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dir := fs.String("dir", defaultDir(), "state directory")
 	var name, server, out, welcomeOut *string
 	var suiteID *uint
@@ -129,16 +174,16 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		caCert = fs.String("ca-cert", "", "CA certificate (PEM): use an X.509 credential from this CA and check every member's against it")
 		allowBasic = fs.Bool("allow-basic", false, "with --ca-cert, also accept members with Basic credentials")
 	case "offline":
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		if len(args) == 0 {
+			fmt.Fprint(stderr, offlineUsage)
+			return 2
+		}
+		if isHelp(args[0]) {
 			fmt.Fprint(stdout, offlineUsage)
-			if len(args) == 0 {
-				return 2
-			}
 			return 0
 		}
 		sub, args = args[0], args[1:]
 		fs = flag.NewFlagSet("mls offline "+sub, flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		dir = fs.String("dir", defaultDir(), "state directory")
 		hexIO = fs.Bool("hex", false, "read and write MLS objects as hex")
 		switch sub {
@@ -160,18 +205,15 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	fs.Usage = func() {
 		if cmd == "offline" {
-			fmt.Fprintf(fs.Output(), "usage: mls offline %s [flags]\n\n%s\nflags:\n", sub, offlineUsage)
+			fmt.Fprintf(fs.Output(), "usage: mls offline %s %s [--dir DIR]\n\n%s\n\nflags:\n", sub, offlineArgs[sub], offlineHelp[sub])
 		} else {
-			fmt.Fprintf(fs.Output(), "usage: mls %s %s [--dir DIR]\n\n%s\nflags:\n", cmd, chatCommands[cmd], chatUsage)
+			fmt.Fprintf(fs.Output(), "usage: mls %s %s [--dir DIR]\n\n%s\n\nflags:\n", cmd, chatCommands[cmd], chatHelp[cmd])
 		}
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	pos, code := parseFlags(fs, args, true, stdout, stderr)
+	if code != flagsOK {
+		return code
 	}
 	label := "mls " + cmd
 	if sub != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,19 +52,77 @@ func TestOfflineRoundTrip(t *testing.T) {
 	fails(t, a, "-o COMMIT", "offline", "commit", "files")
 }
 
-// TestHelpEverywhere: every command answers --help with its usage and exit
-// status 0.
+// TestHelpEverywhere: every command and subcommand answers -h, -help and
+// --help with its own usage on stdout and exit status 0; an unknown flag
+// or command is bad usage: a message on stderr and exit status 2.
 func TestHelpEverywhere(t *testing.T) {
-	for cmd := range chatCommands {
-		r := mlsCmd(t, t.TempDir(), cmd, "--help")
-		if r.code != 0 || !strings.Contains(r.out+r.err, "usage: mls "+cmd) {
-			t.Errorf("mls %s --help: exit %d, output %q", cmd, r.code, r.out+r.err)
-		}
+	type tc struct {
+		args []string
+		code int
+		out  string // a part of stdout
+		err  string // a part of stderr
 	}
-	for _, sub := range []string{"init", "keypackage", "create", "commit", "join", "process", "encrypt", "decrypt"} {
-		r := mlsCmd(t, t.TempDir(), "offline", sub, "-h")
-		if r.code != 0 || !strings.Contains(r.err, "usage: mls offline "+sub) {
-			t.Errorf("mls offline %s -h: exit %d, output %q", sub, r.code, r.out+r.err)
+	var cases []tc
+	for cmd := range chatCommands {
+		if cmd == "offline" || cmd == "cert" {
+			continue // subcommands below
+		}
+		for _, h := range []string{"-h", "--help"} {
+			cases = append(cases, tc{[]string{cmd, h}, 0, "usage: mls " + cmd + " " + chatCommands[cmd], ""})
+		}
+		// What the command does, not the list of every command.
+		cases = append(cases, tc{[]string{cmd, "-help"}, 0, chatHelp[cmd][:20], ""})
+		cases = append(cases, tc{[]string{cmd, "--bogus"}, 2, "", "flag provided but not defined: -bogus"})
+	}
+	for sub := range offlineArgs {
+		cases = append(cases,
+			tc{[]string{"offline", sub, "--help"}, 0, "usage: mls offline " + sub, ""},
+			tc{[]string{"offline", sub, "--bogus"}, 2, "", "flag provided but not defined"})
+	}
+	for _, sub := range []string{"import", "crl", "request"} {
+		cases = append(cases,
+			tc{[]string{"cert", sub, "--help"}, 0, "usage: mls cert " + sub, ""},
+			tc{[]string{"cert", sub, "--bogus"}, 2, "", "flag provided but not defined"})
+	}
+	cases = append(cases,
+		tc{[]string{"--help"}, 0, "usage: mls <command>", ""},
+		tc{[]string{"help"}, 0, "usage: mls <command>", ""},
+		tc{[]string{}, 2, "", "usage: mls <command>"},
+		tc{[]string{"frobnicate"}, 2, "", "unknown command \"frobnicate\""},
+		tc{[]string{"offline", "--help"}, 0, "MLS objects as files", ""},
+		tc{[]string{"offline"}, 2, "", "MLS objects as files"},
+		tc{[]string{"offline", "frobnicate"}, 2, "", "unknown command"},
+		tc{[]string{"cert", "--help"}, 0, "usage: mls cert <command>", ""},
+		tc{[]string{"cert"}, 2, "", "usage: mls cert <command>"},
+		tc{[]string{"demo", "--help"}, 0, "usage: mls demo", ""},
+		tc{[]string{"demo", "-h"}, 0, "-public-handshakes", ""},
+		tc{[]string{"demo", "--bogus"}, 2, "", "flag provided but not defined"},
+		tc{[]string{"demo", "extra"}, 2, "", "unexpected argument"},
+		tc{[]string{"vectors", "--help"}, 0, "usage: mls vectors verify", ""},
+		tc{[]string{"vectors", "verify", "--help"}, 0, "usage: mls vectors verify", ""},
+		tc{[]string{"vectors", "verify", "--bogus"}, 2, "", "flag provided but not defined"},
+		tc{[]string{"vectors"}, 2, "", "usage: mls vectors verify"},
+		tc{[]string{"inspect", "--help"}, 0, "usage: mls inspect", ""},
+		tc{[]string{"inspect", "-h"}, 0, "types: MLSMessage", ""},
+		tc{[]string{"inspect", "--bogus"}, 2, "", "flag provided but not defined"},
+	)
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		args := c.args
+		if len(args) > 0 && isChatCommand(args[0]) {
+			args = append(args, "--dir", t.TempDir())
+		}
+		code := run(args, &out, &errb)
+		name := "mls " + strings.Join(c.args, " ")
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", name, code, c.code, out.String(), errb.String())
+			continue
+		}
+		if c.code == 0 && (errb.Len() != 0 || !strings.Contains(out.String(), c.out)) {
+			t.Errorf("%s: want %q on stdout and nothing on stderr\nstdout: %s\nstderr: %s", name, c.out, out.String(), errb.String())
+		}
+		if c.code != 0 && (out.Len() != 0 || !strings.Contains(errb.String(), c.err)) {
+			t.Errorf("%s: want %q on stderr and nothing on stdout\nstdout: %s\nstderr: %s", name, c.err, out.String(), errb.String())
 		}
 	}
 }
