@@ -54,7 +54,7 @@ const (
 // again if the session is gone, catches up from the log, and says
 // StatusReconnected; it never gives up while ctx lives. A commit removing
 // this client is processed as it streams in, so removal is reported at
-// once (EventRemoved); Follow then ends with an error wrapping ErrRemoved
+// once (EventRemovedSelf); Follow then ends with an error wrapping ErrRemoved
 // if that was o.Group.
 func (c *Client) Follow(ctx context.Context, o FollowOptions, out func(Event)) error {
 	if o.Input != nil {

@@ -47,9 +47,12 @@ MLS objects as files, no server (for scripts and other implementations):
   keypackage -o FILE                create a KeyPackage (keeps its private keys)
   create GROUP                      create a group
   commit GROUP [--add KP]... [--remove NAME]... -o COMMIT [--welcome WELCOME]
-                                    commit adds, removes and a fresh UpdatePath
+         [--group-info GI] [--public]
+                                    commit adds, removes and a fresh UpdatePath;
+                                    --public sends it as a PublicMessage
   join WELCOME                      join from a Welcome file
-  process GROUP FILE                process a commit, proposal or message file
+  process GROUP FILE                process a commit (also an external one), proposal
+                                    or message file, PrivateMessage or PublicMessage
   encrypt GROUP -o FILE TEXT...     encrypt a message to a file
   decrypt GROUP FILE                decrypt a message file and print it
 Files are binary MLSMessages; -hex reads and writes hex instead.
@@ -91,7 +94,7 @@ var chatHelp = map[string]string{
 // offlineArgs and offlineHelp are the same for "mls offline COMMAND".
 var offlineArgs = map[string]string{
 	"init": "--name NAME [--suite N]", "keypackage": "-o FILE", "create": "GROUP",
-	"commit": "GROUP [--add KP]... [--remove NAME]... [--public] -o COMMIT [--welcome WELCOME]",
+	"commit": "GROUP [--add KP]... [--remove NAME]... [--public] -o COMMIT [--welcome WELCOME] [--group-info GI]",
 	"join":   "WELCOME", "process": "GROUP FILE", "encrypt": "GROUP -o FILE TEXT...", "decrypt": "GROUP FILE",
 }
 
@@ -159,7 +162,8 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}()
 	fs := flag.NewFlagSet("mls "+cmd, flag.ContinueOnError)
 	dir := fs.String("dir", defaultDir(), "state directory")
-	var name, server, out, welcomeOut *string
+	var name, server, out, welcomeOut, groupInfoOut *string
+	var public *bool
 	var suiteID *uint
 	var hexIO *bool
 	var caCert *string
@@ -195,6 +199,8 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		case "commit":
 			out = fs.String("o", "", "commit output file")
 			welcomeOut = fs.String("welcome", "", "Welcome output file (when adding)")
+			groupInfoOut = fs.String("group-info", "", "GroupInfo output file: the new epoch's, with the ratchet tree and external_pub (for \"mls inspect -group-info\" and external joins)")
+			public = fs.Bool("public", false, "send the commit as a PublicMessage (for implementations that accept only those)")
 			fs.Var(&adds, "add", "KeyPackage file to add (repeatable)")
 			fs.Var(&removes, "remove", "member name to remove (repeatable)")
 		case "create", "join", "process", "decrypt":
@@ -283,7 +289,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	defer c.Close()
 	if cmd == "offline" {
-		return runOffline(ctx, c, sub, pos, *hexIO, out, welcomeOut, adds, removes, stdout, fail, usageErr)
+		return runOffline(ctx, c, sub, pos, *hexIO, offlineFlags{out: out, welcome: welcomeOut, groupInfo: groupInfoOut, public: public, adds: adds, removes: removes}, stdout, fail, usageErr)
 	}
 	switch cmd {
 	case "publish", "join", "groups":
@@ -531,8 +537,17 @@ func groupHex(b []byte) string {
 	return strings.Join(parts, " ")
 }
 
-func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
-	adds, removes multi, stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
+// offlineFlags are the flags of the offline subcommands (nil if the
+// subcommand has no such flag).
+type offlineFlags struct {
+	out, welcome, groupInfo *string
+	public                  *bool
+	adds, removes           multi
+}
+
+func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, f offlineFlags,
+	stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
+	out, welcomeOut, adds := f.out, f.welcome, f.adds
 	read := func(path string) ([]byte, error) {
 		var data []byte
 		var err error
@@ -597,7 +612,7 @@ func runOffline(ctx context.Context, c *client.Client, sub string, pos []string,
 			}
 			kps = append(kps, kp)
 		}
-		res, err := c.CommitFiles(ctx, pos[0], kps, removes)
+		res, err := c.CommitFiles(ctx, pos[0], client.CommitFilesOptions{KeyPackages: kps, Remove: f.removes, PublicMessage: *f.public})
 		if err != nil {
 			return fail(err)
 		}
@@ -606,6 +621,11 @@ func runOffline(ctx context.Context, c *client.Client, sub string, pos []string,
 		}
 		if res.Welcome != nil {
 			if err := write(*welcomeOut, res.Welcome); err != nil {
+				return fail(err)
+			}
+		}
+		if *f.groupInfo != "" {
+			if err := write(*f.groupInfo, res.GroupInfo); err != nil {
 				return fail(err)
 			}
 		}

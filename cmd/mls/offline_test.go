@@ -35,14 +35,25 @@ func TestOfflineRoundTrip(t *testing.T) {
 	// A commit file moves both to the next epoch; old-epoch keys are gone
 	// for new messages.
 	ok(t, b, "offline", "commit", "files", "-o", f("c2"))
-	contains(t, ok(t, a, "offline", "process", "files", f("c2")), "bob committed", "epoch 2")
-	ok(t, a, "offline", "encrypt", "files", "-o", f("m3"), "after the commit")
-	if got := ok(t, b, "offline", "decrypt", "files", f("m3")); got != "after the commit\n" {
-		t.Fatalf("bob decrypted %q", got)
-	}
+	contains(t, ok(t, a, "offline", "process", "files", f("c2")), "bob updated their keys (epoch 2)")
 	a1 := authenticator(t, a, "files")
 	if b1 := authenticator(t, b, "files"); a1 != b1 {
 		t.Fatalf("authenticators differ: %s vs %s", a1, b1)
+	}
+	// --public: the commit is a PublicMessage (wire_format 1), which the
+	// other member processes like any other; --group-info writes the new
+	// epoch's GroupInfo, which inspect takes as context.
+	ok(t, a, "offline", "commit", "files", "--public", "-o", f("c3"), "--group-info", f("gi3"))
+	if data, _ := os.ReadFile(f("c3")); len(data) < 4 || data[3] != 1 {
+		t.Fatalf("--public wrote wire_format %x", data[2:4])
+	}
+	contains(t, ok(t, b, "offline", "process", "files", f("c3")), "alice updated their keys (epoch 3)")
+	if gi, _ := os.ReadFile(f("gi3")); len(gi) < 4 || gi[3] != 4 {
+		t.Fatalf("--group-info wrote no GroupInfo: %x", gi)
+	}
+	ok(t, a, "offline", "encrypt", "files", "-o", f("m3"), "after the commit")
+	if got := ok(t, b, "offline", "decrypt", "files", f("m3")); got != "after the commit\n" {
+		t.Fatalf("bob decrypted %q", got)
 	}
 	// A message is processed once; a damaged file fails with a clear error.
 	fails(t, b, "processing", "offline", "decrypt", "files", f("m3"))
