@@ -100,3 +100,46 @@ func ExampleCheckName() {
 	// the name "\u0430lice" mixes scripts (Cyrillic, Latin), so it could pass for another name: use letters of one script
 	// the name "bob\u202e" contains the invisible or control character U+202E
 }
+
+// An application receives events as they happen by ranging over Events:
+// here bob follows, and alice sends once bob is listening. Breaking out of
+// the loop stops following.
+func ExampleClient_Events() {
+	root, _ := os.MkdirTemp("", "client-example")
+	defer os.RemoveAll(root)
+	url, stop := startServer(filepath.Join(root, "mlsd"))
+	defer stop()
+	ctx := context.Background()
+
+	alice, _ := client.Init(ctx, filepath.Join(root, "alice"), client.InitOptions{Name: "alice", Server: url})
+	defer alice.Close()
+	bob, _ := client.Init(ctx, filepath.Join(root, "bob"), client.InitOptions{Name: "bob", Server: url})
+	defer bob.Close()
+	bob.Publish(ctx)
+	alice.CreateGroup(ctx, "team")
+	alice.Invite(ctx, "team", "bob")
+
+	for e, err := range bob.Events(ctx, client.FollowOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch e.Kind {
+		case client.EventJoined:
+			fmt.Printf("joined %s, invited by %s; members %v\n", e.Group, e.From, e.Members)
+		case client.EventStatus:
+			fmt.Println("status:", e.Text)
+			if e.Text == client.StatusReady {
+				alice.Send(ctx, "team", "hello bob")
+			}
+		case client.EventMessage:
+			fmt.Printf("%s in %s: %s\n", e.From, e.Group, e.Text)
+		}
+		if e.Kind == client.EventMessage {
+			break
+		}
+	}
+	// Output:
+	// joined team, invited by alice; members [alice bob]
+	// status: ready
+	// alice in team: hello bob
+}
