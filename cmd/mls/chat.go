@@ -429,7 +429,11 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			case g.Skipped:
 				state = " (invitation skipped: " + clean(g.Reason) + "; \"mls leave\" ignores it)"
 			}
-			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
+			names := make([]string, len(g.Members))
+			for i, n := range g.Members {
+				names[i] = showName(n)
+			}
+			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, strings.Join(names, ", "), state)
 		}
 	}
 	return 0
@@ -442,7 +446,15 @@ func printMembers(w io.Writer, st *client.Status) {
 		if m.Me {
 			me = " (you)"
 		}
-		fmt.Fprintf(w, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
+		// A name that reads as another member's is marked with it (UTS
+		// #39 skeletons): the pair could be one person shown twice.
+		var like string
+		for _, o := range st.Members {
+			if client.Confusable(m.Name, o.Name) {
+				like += fmt.Sprintf(" [looks like %s at leaf %d]", clean(o.Name), o.Leaf)
+			}
+		}
+		fmt.Fprintf(w, "  leaf %-4d %s%s%s\n", m.Leaf, showName(m.Name), me, like)
 	}
 }
 
