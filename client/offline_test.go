@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,7 +19,9 @@ func wireFormat(msg []byte) uint16 { return binary.BigEndian.Uint16(msg[2:4]) }
 // TestOfflinePublicHandshakesAndExternalJoin: offline commits go out as
 // PublicMessage when asked (implementations such as Wire's accept only
 // those) and are processed as such; an external commit is described by
-// who joined, never as "0 added".
+// who joined, never as "0 added"; and a member whose implementation sends
+// only PublicMessage handshakes (a proposal, a commit) is followed from
+// files.
 func TestOfflinePublicHandshakesAndExternalJoin(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -80,7 +83,8 @@ func TestOfflinePublicHandshakesAndExternalJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	join, err := mls.ExternalJoin(&mls.Config{}, last.GroupInfo, mls.BasicCredential([]byte("dave")), sig, nil)
+	// Dave's implementation sends handshakes only as PublicMessage.
+	join, err := mls.ExternalJoin(&mls.Config{PublicHandshakes: true}, last.GroupInfo, mls.BasicCredential([]byte("dave")), sig, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +110,58 @@ func TestOfflinePublicHandshakesAndExternalJoin(t *testing.T) {
 		}
 		if string(st.Authenticator) != string(join.Group.EpochAuthenticator()) {
 			t.Fatalf("%s disagrees with dave on the epoch authenticator", who.Identity().Name)
+		}
+	}
+
+	// Dave's PublicMessage proposal and commit, processed from files.
+	dave := join.Group
+	prop, err := dave.ProposeUpdate(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wireFormat(prop) != 1 {
+		t.Fatal("dave's proposal is not a PublicMessage")
+	}
+	for _, who := range []*client.Client{alice, bob} {
+		evs, err := who.ProcessFile(ctx, "g", prop)
+		if err != nil || len(evs) != 1 || evs[0].From != "dave" || !strings.Contains(evs[0].Text, "dave proposed a change (type 2)") {
+			t.Fatalf("%s: proposal: %+v, %v", who.Identity().Name, evs, err)
+		}
+	}
+	// Alice commits it (by reference); dave and bob follow.
+	c, err := alice.CommitFiles(ctx, "g", client.CommitFilesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.ProcessFile(ctx, "g", c.Commit); err != nil {
+		t.Fatal(err)
+	}
+	r, err := dave.Process(c.Commit)
+	if err != nil || r.Commit == nil {
+		t.Fatalf("dave: %v", err)
+	}
+	if err := dave.MergeStagedCommit(r.Commit); err != nil {
+		t.Fatal(err)
+	}
+	// Dave commits; his commit is a PublicMessage too.
+	dc, err := dave.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wireFormat(dc.Commit) != 1 {
+		t.Fatal("dave's commit is not a PublicMessage")
+	}
+	if err := dave.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []*client.Client{alice, bob} {
+		evs, err := who.ProcessFile(ctx, "g", dc.Commit)
+		if err != nil || len(evs) != 1 || evs[0].Text != fmt.Sprintf("dave updated their keys (epoch %d)", dave.Epoch()) {
+			t.Fatalf("%s: dave's commit: %+v, %v", who.Identity().Name, evs, err)
+		}
+		st, err := who.Status(ctx, "g")
+		if err != nil || string(st.Authenticator) != string(dave.EpochAuthenticator()) {
+			t.Fatalf("%s disagrees with dave after his commit (%v)", who.Identity().Name, err)
 		}
 	}
 }
