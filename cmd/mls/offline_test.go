@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mlskit/mlskit/mls"
 )
 
 // TestOfflineRoundTrip: two state directories form a group and exchange
@@ -51,6 +53,26 @@ func TestOfflineRoundTrip(t *testing.T) {
 	if gi, _ := os.ReadFile(f("gi3")); len(gi) < 4 || gi[3] != 4 {
 		t.Fatalf("--group-info wrote no GroupInfo: %x", gi)
 	}
+	// Dave joins by external commit from that GroupInfo (as another
+	// implementation would); process says who joined.
+	gi, err := os.ReadFile(f("gi3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := mls.GenerateSignatureKeyPair(mls.X25519_AES128GCM_SHA256_Ed25519, nil)
+	join, err := mls.ExternalJoin(&mls.Config{}, gi, mls.BasicCredential([]byte("dave")), sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(f("ext"), join.Commit, 0o644)
+	for _, dir := range []string{a, b} {
+		out := ok(t, dir, "offline", "process", "files", f("ext"))
+		contains(t, out, "dave joined the group from outside (external commit, epoch 4)")
+		if strings.Contains(out, "0 added") {
+			t.Fatalf("process of an external commit: %s", out)
+		}
+	}
+	contains(t, ok(t, a, "members", "files"), "epoch 4, 3 members", "leaf 2    dave")
 	ok(t, a, "offline", "encrypt", "files", "-o", f("m3"), "after the commit")
 	if got := ok(t, b, "offline", "decrypt", "files", f("m3")); got != "after the commit\n" {
 		t.Fatalf("bob decrypted %q", got)
