@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -158,4 +159,22 @@ func TestHelpEverywhere(t *testing.T) {
 			t.Errorf("%s: want %q on stderr and nothing on stdout\nstdout: %s\nstderr: %s", name, c.err, out.String(), errb.String())
 		}
 	}
+}
+
+// TestBusyDirectory: a directory another process uses is an error (exit
+// 1, docs/CLI.md), not bad usage; looking at it still works.
+func TestBusyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "offline", "init", "--name", "alice")
+	ok(t, dir, "offline", "create", "g")
+	held, err := client.Open(dir) // as a running "mls follow" would
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	r := mlsCmd(t, dir, "offline", "create", "h")
+	if r.code != 1 || !strings.Contains(r.err, "another mls command is using") {
+		t.Fatalf("busy directory: exit %d, stderr %q", r.code, r.err)
+	}
+	contains(t, ok(t, dir, "members", "g"), "alice (you)")
 }
