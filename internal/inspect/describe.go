@@ -118,6 +118,7 @@ func authNode(a *wire.FramedContentAuthData, ct wire.ContentType) *Node {
 // publicMessage describes a PublicMessage (RFC 9420, Section 6.2) and checks
 // what can be checked without the group's secrets.
 func (in *inspector) publicMessage(path string, pm *wire.PublicMessage) *Node {
+	in.groupInfoFromState(pm.Content.GroupID, pm.Content.Epoch)
 	e := env{suite: in.messageSuite(pm)}
 	n := structNode("", "PublicMessage",
 		in.framedContent(join(path, "content"), &pm.Content, e),

@@ -42,7 +42,8 @@
 // of its group is decrypted, a PublicMessage processed (membership and
 // confirmation tags), a GroupInfo's confirmation_tag compared with the one
 // the member computed in that epoch, and a Welcome to one of its
-// KeyPackages opened.
+// KeyPackages opened. Without Context.GroupInfo, the member's own group
+// info for a PublicMessage's epoch stands in for it.
 //
 // An external commit's path leaf signs the leaf its joiner takes; with
 // Context.GroupInfo of the commit's epoch that leaf is known (the leftmost

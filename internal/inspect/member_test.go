@@ -168,6 +168,10 @@ func TestMemberState(t *testing.T) {
 		wantStatus(t, rep, "public_message", "signature", StatusOK, "the key in the commit's path")
 		rep = mustInspect(t, join.Commit, "", Context{Now: now, Suite: wire.CipherSuite(cs)})
 		wantStatus(t, rep, leaf, "signature", StatusNotVerified, "not known here")
+		// -state alone: the member's group at that epoch tells the leaf.
+		rep = mustInspect(t, join.Commit, "", Context{Now: now, Member: bob})
+		wantStatus(t, rep, leaf, "signature", StatusOK, "")
+		wantStatus(t, rep, "public_message", "membership_tag and validity as this client's member of the group", StatusOK, "")
 		// A leaf signed for another position fails.
 		m, _ := wire.UnmarshalMLSMessage(join.Commit)
 		pm := *m.PublicMessage
@@ -190,6 +194,9 @@ func TestMemberState(t *testing.T) {
 		}
 		rep := mustInspect(t, res.Commit, "", Context{Now: now, Member: bob})
 		wantStatus(t, rep, "public_message", "membership_tag and validity as this client's member of the group", StatusOK, "by the member at leaf 1")
+		// The member's state gives the group context -group-info would.
+		wantStatus(t, rep, "public_message", "signature", StatusOK, "by member at leaf 0")
+		wantStatus(t, rep, "public_message.content.commit.path.leaf_node", "signature", StatusOK, "")
 		if c := findCheck(rep, "public_message", "membership_tag"); c != nil {
 			t.Fatalf("membership_tag reported as %s though the member checked it", c.Status)
 		}

@@ -35,7 +35,7 @@ const (
 	whyCredentialPolicy  = "whether a credential is acceptable is the application's decision"
 	whyNoTreeForGroup    = "no ratchet tree: the group info has no ratchet_tree extension and no -tree was given"
 	whyNoTreeForMessage  = "no ratchet tree for the group (give -group-info, with a ratchet_tree extension or -tree)"
-	whyNoGroupForMessage = "needs the group's GroupContext (give -group-info)"
+	whyNoGroupForMessage = "needs the group's GroupContext (give -group-info, or -state of a member in that epoch)"
 )
 
 // inspector walks one object, building its Nodes and the report's checks.
@@ -51,7 +51,9 @@ type inspector struct {
 	treeRaw  []byte            // Context.Tree
 	treeWhy  string            // why tree is nil
 	member   Member            // Context.Member
-	input    []byte            // the input, when it is an MLSMessage
+	// giFromState: gi is the member's own, for want of Context.GroupInfo.
+	giFromState bool
+	input       []byte // the input, when it is an MLSMessage
 }
 
 func (in *inspector) addCheck(c Check) { in.rep.Checks = append(in.rep.Checks, c) }
