@@ -264,6 +264,9 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 		defer c.Close()
 		fmt.Fprintf(stdout, "created identity %q in %s\n", *name, *dir)
+		if script, ok := client.LooksLatin(*name); ok {
+			fmt.Fprintf(stderr, "note: %q is written in %s letters that all look Latin; others will see it marked as a possible look-alike\n", *name, script)
+		}
 		if srv != "" {
 			n, err := c.Publish(ctx)
 			if err != nil {

@@ -78,3 +78,15 @@ func TestShowNames(t *testing.T) {
 		}
 	}
 }
+
+// TestInitNotesLookAlike: choosing a name made of another script's Latin
+// look-alikes works, with a note saying how others will see it.
+func TestInitNotesLookAlike(t *testing.T) {
+	r := mlsCmd(t, t.TempDir(), "offline", "init", "--name", "\u0412\u0435\u0440\u0430") // Вера
+	if r.code != 0 || !strings.Contains(r.err, "Cyrillic letters that all look Latin") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.err)
+	}
+	if r := mlsCmd(t, t.TempDir(), "offline", "init", "--name", "Дмитрий"); r.code != 0 || r.err != "" {
+		t.Fatalf("a Cyrillic name without look-alikes: exit %d, stderr %q", r.code, r.err)
+	}
+}
