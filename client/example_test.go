@@ -14,6 +14,7 @@ import (
 	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
+	"github.com/mlskit/mlskit/storage/memory"
 )
 
 // startServer runs an in-process mlsd for the examples; an application
@@ -142,4 +143,38 @@ func ExampleClient_Events() {
 	// joined team, invited by alice; members [alice bob]
 	// status: ready
 	// alice in team: hello bob
+}
+
+// A client whose MLS state lives in an application's storage.Store, here
+// storage/memory, so its groups and keys end with the process: the
+// directory keeps only the identity and the bookkeeping.
+func ExampleOpenWithStore() {
+	dir, _ := os.MkdirTemp("", "client-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	st := memory.New()
+	defer st.Close()
+
+	c, err := client.Init(ctx, dir, client.InitOptions{Name: "alice", Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.CreateOfflineGroup(ctx, "notes"); err != nil {
+		log.Fatal(err)
+	}
+	c.Close()
+
+	// Later, in the same process: the same store, the same groups.
+	c, err = client.OpenWithStore(dir, st)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	gs, _ := c.Groups(ctx)
+	fmt.Println(gs[0].Name, gs[0].Members, "durable:", c.Durable())
+	_, err = os.Stat(filepath.Join(dir, "state.db"))
+	fmt.Println("state.db written:", err == nil)
+	// Output:
+	// notes [alice] durable: false
+	// state.db written: false
 }
