@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,8 +122,8 @@ func TestEvents(t *testing.T) {
 	for _, err := range bob.Events(ctx, client.FollowOptions{Group: "team", Input: in}) {
 		last = err
 	}
-	if last == nil {
-		t.Fatal("following a group bob was removed from yielded no error")
+	if !errors.Is(last, client.ErrRemoved) {
+		t.Fatalf("following a group bob was removed from yielded %v, want ErrRemoved", last)
 	}
 }
 
