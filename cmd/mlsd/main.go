@@ -206,7 +206,7 @@ func caCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("mlsd ca "+args[0], flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: mlsd ca %s [flags]\n\n%s\nflags:\n", args[0], caUsage)
+		fmt.Fprintf(fs.Output(), "usage: mlsd ca %s\n\n%s\n\nflags:\n", caArgs[args[0]], caHelp[args[0]])
 		fs.PrintDefaults()
 	}
 	dir := fs.String("dir", "mlsd-ca", "CA state directory")

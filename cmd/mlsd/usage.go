@@ -31,6 +31,21 @@ Administers the authentication service's CA (docs/mlsd.md):
   crl      write the current CRL (DER) to standard output
 `
 
+// caArgs and caHelp describe each "mlsd ca" command for its --help.
+var caArgs = map[string]string{
+	"init":   "init -dir DIR [-name NAME] [-days N] [-force]",
+	"issue":  "issue -dir DIR -client ID -suite N -key HEX [-days N]",
+	"revoke": "revoke -dir DIR -serial N",
+	"crl":    "crl -dir DIR > crl.der",
+}
+
+var caHelp = map[string]string{
+	"init":   "Creates a CA (key, certificate, empty revocation list) in -dir. It refuses to replace an\nexisting CA unless -force is given: the old key and revocation list would be lost.",
+	"issue":  "Issues a device certificate for client ID's MLS signature public key (-key, hex, of cipher\nsuite -suite) and writes it as PEM to standard output.",
+	"revoke": "Revokes the certificate with serial number -serial; the next CRL lists it.",
+	"crl":    "Writes the current CRL (DER) to standard output, valid for 7 days.",
+}
+
 // usageError is bad usage whose message (and usage) was already printed.
 type usageError struct{ err error }
 

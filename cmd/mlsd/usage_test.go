@@ -24,7 +24,7 @@ func TestUsageExitCodes(t *testing.T) {
 		{"serve -h", 0, "-max-message-size", "", ""},
 		{"ca --help", 0, "usage: mlsd ca <command>", "", ""},
 		{"ca init --help", 0, "usage: mlsd ca init", "", ""},
-		{"ca issue -help", 0, "-client", "", ""},
+		{"ca issue -help", 0, "usage: mlsd ca issue -dir DIR -client ID", "", ""},
 		{"ca revoke --help", 0, "-serial", "", ""},
 		{"ca crl --help", 0, "usage: mlsd ca crl", "", ""},
 		{"--no-such-flag", 2, "", "flag provided but not defined: -no-such-flag", ""},
