@@ -11,7 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/ds/chain"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -154,7 +154,7 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte, d *declined) (bool
 	var joinErr error
 	for i := len(recs) - 1; i >= 0; i-- {
 		r := recs[i]
-		if r.Kind != uint32(store.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
+		if r.Kind != uint32(chain.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
 			continue
 		}
 		g, err := c.adoptOrJoin(ctx, r, gid)
@@ -348,9 +348,9 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		return Event{Group: group, Seq: r.Seq, Epoch: g.Epoch(), Time: at, Kind: kind, From: from, Text: text}
 	}
 	switch uint8(r.Kind) {
-	case store.KindWelcome:
+	case chain.KindWelcome:
 		return nil, false // for new members; this client is in already
-	case store.KindApplication, store.KindProposal, store.KindCommit:
+	case chain.KindApplication, chain.KindProposal, chain.KindCommit:
 	default:
 		return []Event{ev(EventError, r.Sender, fmt.Sprintf("record %d has unknown kind %d", r.Seq, r.Kind))}, false
 	}
@@ -359,7 +359,7 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		// decrypt its own PrivateMessages (their keys are deleted on use,
 		// RFC 9420, Section 9.2). The exception: an own commit the server
 		// accepted while this client died before merging it.
-		if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() && r.Epoch == g.Epoch() {
+		if uint8(r.Kind) == chain.KindCommit && g.HasPendingCommit() && r.Epoch == g.Epoch() {
 			if err := g.MergePendingCommit(); err != nil {
 				return []Event{ev(EventError, r.Sender, fmt.Sprintf("could not merge own commit in record %d: %v", r.Seq, err))}, false
 			}
@@ -367,7 +367,7 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		}
 		return nil, false
 	}
-	if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() {
+	if uint8(r.Kind) == chain.KindCommit && g.HasPendingCommit() {
 		// Another member's commit won this epoch (RFC 9750, Section 5.2.1).
 		g.DiscardPendingCommit()
 	}
