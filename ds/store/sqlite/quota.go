@@ -37,7 +37,7 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 }
 
 func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO usage (key, bytes) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, []byte(key), delta)
 		if err != nil {
@@ -81,7 +81,7 @@ var _ store.LastResortClaimer = (*Store)(nil)
 func (s *Store) ClaimLastResort(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite, LastResort: true}
 	var notAfter int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE key_packages SET used = 1 WHERE owner = ? AND suite = ? AND last_resort = 1 AND not_after >= ?
 			RETURNING ref, data, not_after`, owner, suite, ms(now)).Scan(&kp.Ref, &kp.Data, &notAfter)
 		if errors.Is(err, sql.ErrNoRows) {
