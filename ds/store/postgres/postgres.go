@@ -14,14 +14,12 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,11 +34,13 @@ import (
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
 	pool    *pgxpool.Pool
+	lim     *pgxpool.Pool // token buckets: synchronous_commit off
 	schema  string
 	channel string
 
 	seed    maphash.Seed
 	appends [appendShards]store.Batcher[*appendOp] // group commit
+	usage   store.UsageBuffer                      // usage totals, written behind
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,16 +71,28 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
+	// Token buckets are not worth an fsync each (see TakeTokens): their
+	// connections commit without waiting for the WAL flush.
+	limCfg := cfg.Copy()
+	limCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	limCfg.MaxConns = max(2, cfg.MaxConns/4)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, schema: opt.Schema, channel: "mlsd_" + opt.Schema, seed: maphash.MakeSeed()}
+	lim, err := pgxpool.NewWithConfig(ctx, limCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, lim: lim, schema: opt.Schema, channel: "mlsd_" + opt.Schema, seed: maphash.MakeSeed()}
 	for i := range s.appends {
 		s.appends[i].Run = s.runAppends
 	}
+	s.usage.Write = s.writeUsage
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
+		lim.Close()
 		return nil, err
 	}
 	return s, nil
@@ -192,6 +204,8 @@ func (s *Store) DropSchema(ctx context.Context) error {
 
 // Close closes the pool.
 func (s *Store) Close() error {
+	s.usage.Flush()
+	s.lim.Close()
 	s.pool.Close()
 	return nil
 }
@@ -635,44 +649,6 @@ func (s *Store) appendAlone(ctx context.Context, op *appendOp) error {
 		return refused
 	}
 	return wrap(err)
-}
-
-// appendBatch runs ops in one transaction. A refused append (stale epoch,
-// duplicate, not a member, ...) has written nothing when it is refused, so
-// it needs no savepoint; any database error ends the whole batch.
-func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return wrap(err)
-	}
-	defer tx.Rollback(ctx)
-	// Lock every group's head in one order (byte order of the ids), so two
-	// nodes' batches over the same groups cannot deadlock.
-	ids := make([][]byte, 0, len(ops))
-	seen := map[string]bool{}
-	for _, op := range ops {
-		if !seen[string(op.Fn.a.GroupID)] {
-			seen[string(op.Fn.a.GroupID)] = true
-			ids = append(ids, op.Fn.a.GroupID)
-		}
-	}
-	slices.SortFunc(ids, bytes.Compare)
-	for _, id := range ids {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM groups WHERE group_id = $1 FOR UPDATE`, id); err != nil {
-			return wrap(err)
-		}
-	}
-	for _, op := range ops {
-		var err error
-		op.Fn.recs, op.Err, err = s.appendTx(ctx, tx, op.Fn.a)
-		if err != nil {
-			return wrap(err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("%w: %w", errCommit, err)
-	}
-	return nil
 }
 
 // appendTx checks and writes one Append in tx. A refusal (the rules of

@@ -28,20 +28,29 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE key = ?`, []byte(key)).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		err = nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: %w", err)
 	}
-	return n, nil
+	return n + s.usage.Unwritten(key), nil
 }
 
+// AddUsage is written behind (store.UsageBuffer): it returns at once, and
+// the totals are written in one of the next batches.
 func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
+	s.usage.Add(key, delta)
+	return nil
+}
+
+func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO usage (key, bytes) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, []byte(key), delta)
-		if err != nil {
-			return fmt.Errorf("sqlite: %w", err)
+		for key, delta := range deltas {
+			_, err := tx.ExecContext(ctx, `INSERT INTO usage (key, bytes) VALUES (?, ?)
+				ON CONFLICT (key) DO UPDATE SET bytes = bytes + excluded.bytes`, []byte(key), delta)
+			if err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
 		}
 		return nil
 	})

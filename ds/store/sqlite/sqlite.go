@@ -30,6 +30,7 @@ type Store struct {
 	w, r *sql.DB
 
 	batch store.Batcher[txFunc] // group commit of every write
+	usage store.UsageBuffer     // usage totals, written behind
 
 	mu       sync.Mutex
 	watchers map[int]func(store.Notification)
@@ -165,11 +166,13 @@ func Open(dir string) (*Store, error) {
 	r.SetMaxIdleConns(8)
 	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}}
 	s.batch.Run = s.runBatch
+	s.usage.Write = s.writeUsage
 	return s, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.usage.Flush()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
