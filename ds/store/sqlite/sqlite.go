@@ -29,8 +29,10 @@ import (
 type Store struct {
 	w, r *sql.DB
 
-	batch store.Batcher[txFunc] // group commit of every write
-	usage store.UsageBuffer     // usage totals, written behind
+	batch  store.Batcher[txFunc] // group commit of every write
+	stmts  map[string]*sql.Stmt  // hot statements, prepared on w
+	usage  store.UsageBuffer     // usage totals, written behind
+	totals usageTotals           // and kept in memory once read
 
 	mu       sync.Mutex
 	watchers map[int]func(store.Notification)
@@ -164,7 +166,16 @@ func Open(dir string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}}
+	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}, stmts: map[string]*sql.Stmt{}}
+	for _, q := range hotStatements {
+		st, err := w.Prepare(q)
+		if err != nil {
+			r.Close()
+			w.Close()
+			return nil, fmt.Errorf("sqlite: preparing %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
 	s.batch.Run = s.runBatch
 	s.usage.Write = s.writeUsage
 	return s, nil
@@ -268,23 +279,24 @@ func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
 	if err != nil {
 		return errBatch
 	}
+	p := s.prepared(tx)
 	exec := func(q string) bool {
-		_, err := tx.ExecContext(ctx, q)
+		_, err := p.ExecContext(ctx, q)
 		return err == nil
 	}
 	for _, op := range ops {
-		if !exec(`SAVEPOINT w`) {
+		if !exec(qSavepointW) {
 			tx.Rollback()
 			return errBatch
 		}
 		op.Err = op.Fn(ctx, tx)
-		if op.Err != nil && !exec(`ROLLBACK TO w`) {
+		if op.Err != nil && !exec(qRollbackToW) {
 			// The transaction itself is gone (SQLite rolls back a whole
 			// transaction on some errors): so are the earlier writes.
 			tx.Rollback()
 			return errBatch
 		}
-		if !exec(`RELEASE w`) {
+		if !exec(qReleaseW) {
 			tx.Rollback()
 			return errBatch
 		}
@@ -521,11 +533,49 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
+// The statements on every append's path, prepared once on the writer
+// connection: parsing them again for each append cost more CPU than
+// running them.
+const (
+	qHead = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+		public_handshakes, external_joins FROM groups WHERE group_id = ?`
+	qMember       = `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`
+	qDup          = `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`
+	qInsertRecord = `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`
+	qSavepointW   = `SAVEPOINT w`
+	qRollbackToW  = `ROLLBACK TO w`
+	qReleaseW     = `RELEASE w`
+)
+
+var hotStatements = []string{qHead, qMember, qDup, qInsertRecord, qUpdateHead, qSavepointW, qRollbackToW, qReleaseW}
+
+// prepTx runs the hot statements prepared, others as given.
+type prepTx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (s *Store) prepared(tx *sql.Tx) prepTx { return prepTx{tx, s.stmts} }
+
+func (p prepTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := p.stmts[q]; ok {
+		return p.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return p.Tx.QueryRowContext(ctx, q, args...)
+}
+
+func (p prepTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st, ok := p.stmts[q]; ok {
+		return p.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.Tx.ExecContext(ctx, q, args...)
+}
+
 func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead, error) {
 	h := &store.GroupHead{}
 	var until int64
-	err := q.QueryRowContext(ctx, `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
-		public_handshakes, external_joins FROM groups WHERE group_id = ?`, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+	err := q.QueryRowContext(ctx, qHead, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
 		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -587,8 +637,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	}
 	var recs []store.Record
 	var notes []store.Notification
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, wtx *sql.Tx) error {
 		notes = notes[:0] // a batch that failed runs this again alone
+		tx := s.prepared(wtx)
 		// The single writer connection serialises this transaction with
 		// every other write: the head read here cannot change under us.
 		h, err := loadHead(ctx, tx, a.GroupID)
@@ -597,7 +648,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		if !a.ExternalJoin {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`, a.GroupID, a.Sender).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, qMember, a.GroupID, a.Sender).Scan(&n); err != nil {
 				return fmt.Errorf("sqlite: %w", err)
 			}
 			if n == 0 {
@@ -612,7 +663,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		for _, e := range a.Entries {
 			var seq uint64
-			err := tx.QueryRowContext(ctx, `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
+			err := tx.QueryRowContext(ctx, qDup, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
 			if err == nil {
 				return &store.DuplicateError{Seq: seq}
 			}
@@ -623,7 +674,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		recs = store.BuildRecords(h, &a)
 		for i := range recs {
 			r := &recs[i]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO records (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, qInsertRecord,
 				r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
 				r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time)); err != nil {
 				return fmt.Errorf("sqlite: %w", err)
@@ -669,7 +720,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		if a.GroupInfo != nil {
 			gi = a.GroupInfo
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`,
+		if _, err := tx.ExecContext(ctx, qUpdateHead,
 			epoch, last.Seq, last.ChainHash, gi, a.GroupID); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
