@@ -6,7 +6,8 @@
 // last transactions on power loss). SQLite has one writer at a time, so all
 // writes go through a single connection, which also serialises each group's
 // head without further locking; reads use a separate pool and see committed
-// snapshots concurrently.
+// snapshots concurrently. Concurrent writes share one transaction and one
+// fsync (group commit, Store.tx).
 package sqlite
 
 import (
