@@ -7,7 +7,10 @@
 // ds/store/sqlite is the embedded default (WAL, synchronous=FULL);
 // ds/store/postgres lets any number of stateless mlsd nodes share one
 // database and wake each other's subscribers with LISTEN/NOTIFY. Both pass
-// the conformance suite in ds/store/storetest.
+// the conformance suite in ds/store/storetest. Both group-commit appends
+// from concurrent callers into one transaction and one fsync (Batcher),
+// deciding each as if it ran alone and answering none before the
+// transaction committed.
 //
 // # Ordering (RFC 9750, Section 5.2.1)
 //
