@@ -13,14 +13,19 @@
 // it again later. Publish uploads KeyPackages so that others can add you.
 // CreateGroup, Invite, Send, Remove, SelfUpdate and Leave change groups;
 // Read brings every group up to date (joining the groups you were invited
-// to) and returns what happened as Events; Follow does the same live from
-// the server's stream and sends the lines you give it. Status returns a
-// group's members and its epoch authenticator, which members compare out
-// of band (RFC 9420, Section 8.7). See Example.
+// to) and returns what happened as Events; Events yields the same live
+// from the server's stream, as an iterator (Follow is the callback form,
+// which also sends the lines you give it). Status returns a group's
+// members and its epoch authenticator, which members compare out of band
+// (RFC 9420, Section 8.7). See Example and Client.Events.
 //
 // # Events are data
 //
-// An Event carries the sender's identity (authenticated by MLS) and the
+// An Event has a Kind: EventMessage, EventJoined (an invitation this
+// client took up), EventAdded, EventRemoved and EventJoinedExternally
+// (membership changes, naming the Members concerned), EventRemovedSelf
+// (this client was removed), EventLeave, EventUpdated, EventSkipped,
+// EventError and, from Follow and Events, EventStatus. An Event carries the sender's identity (authenticated by MLS) and the
 // text as data; the package never prints. Everything in an event, and
 // every member name, was chosen by another person: render it safely (the
 // mls command escapes control characters, ANSI/OSC sequences and bidi
@@ -40,6 +45,11 @@
 // process. Open removes temporary files a crash left, makes loose
 // permissions private again, and reports a damaged state.db or a missing
 // chat.json (ErrDamaged) instead of showing no groups.
+//
+// An application that keeps MLS state in its own engine passes a
+// storage.Store to OpenWithStore (or InitOptions.Store) instead: the
+// groups and KeyPackage private keys then live there, not in state.db;
+// storage/memory gives a client whose groups end with the process.
 //
 // # What users should not have to think about
 //
@@ -81,6 +91,8 @@ import (
 	dsclient "github.com/mlskit/mlskit/ds/client"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/mls"
+	"github.com/mlskit/mlskit/storage"
+	"github.com/mlskit/mlskit/storage/memory"
 )
 
 // DefaultSuite is the cipher suite of new identities.
@@ -105,7 +117,7 @@ type Client struct {
 	id    *Identity
 	cfg   *mls.Config
 	sig   *mls.SignatureKeyPair
-	store Store
+	store groupStore
 	meta  *meta
 	lock  *os.File
 	ds    *dsclient.Client
@@ -124,6 +136,9 @@ type InitOptions struct {
 	Name   string
 	Server string          // mlsd base URL; empty for offline use only
 	Suite  mls.CipherSuite // 0 means DefaultSuite
+	// Store, if set, keeps the MLS state (groups, KeyPackage private keys)
+	// instead of the directory's state.db, as with OpenWithStore.
+	Store storage.Store
 }
 
 // Init creates a state directory with a fresh signature key and a Basic
@@ -175,7 +190,7 @@ func initDir(ctx context.Context, dir string, o InitOptions, tr *trust) (*Client
 	if err := saveIdentity(dir, id); err != nil {
 		return nil, fmt.Errorf("writing the identity: %w", err)
 	}
-	return Open(dir)
+	return open(dir, false, o.Store)
 }
 
 // checkServerURL accepts an empty URL (offline use) or an absolute http or
@@ -192,19 +207,36 @@ func checkServerURL(s string) error {
 }
 
 // Open opens an existing state directory.
-func Open(dir string) (*Client, error) { return open(dir, false) }
+func Open(dir string) (*Client, error) { return open(dir, false, nil) }
+
+// OpenWithStore opens an existing state directory whose MLS state (groups,
+// their epoch secrets, KeyPackage private keys) lives in st, an engine the
+// application chose, instead of the directory's state.db: for example
+// storage/memory for a client whose groups must not outlive the process,
+// or an engine over the application's own database. The directory still
+// holds the identity and the per-group bookkeeping (chat.json), which must
+// stay in step with st: give the same st (or a copy of it) every time.
+// st must keep the promises of storage.Store (atomic writes, deleted keys
+// unrecoverable, RFC 9420, Section 16.6); storage/storagetest checks an
+// engine against them. Close does not close st.
+func OpenWithStore(dir string, st storage.Store) (*Client, error) {
+	if st == nil {
+		return nil, errors.New("client: OpenWithStore needs a store")
+	}
+	return open(dir, false, st)
+}
 
 // OpenReadOnly opens a state directory to look at it (Status, Groups)
 // without taking its lock, so it works while another process, such as a
 // running Follow, uses the directory. It reads what that process last
 // saved. Everything that would change the state or talk to the server
 // fails with ErrReadOnly.
-func OpenReadOnly(dir string) (*Client, error) { return open(dir, true) }
+func OpenReadOnly(dir string) (*Client, error) { return open(dir, true, nil) }
 
 // ErrReadOnly: the Client was opened with OpenReadOnly.
 var ErrReadOnly = errors.New("client: opened read-only")
 
-func open(dir string, readOnly bool) (*Client, error) {
+func open(dir string, readOnly bool, st storage.Store) (*Client, error) {
 	id, err := loadIdentity(dir)
 	if err != nil {
 		return nil, err
@@ -235,7 +267,10 @@ func open(dir string, readOnly bool) (*Client, error) {
 	if c.sig, err = mls.NewSignatureKeyPair(id.Suite, id.SignatureKey); err != nil {
 		return fail(fmt.Errorf("%s: bad signature key: %w", identityFile, err))
 	}
-	if c.store, err = openStore(dir, c.cfg); err != nil {
+	if st != nil {
+		_, inMemory := st.(*memory.Store)
+		c.store = &mlsStore{st: st, cfg: c.cfg, durable: !inMemory}
+	} else if c.store, err = openStore(dir, c.cfg); err != nil {
 		return fail(&UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", filepath.Join(dir, stateDB), err), Err: ErrDamaged})
 	}
 	if readOnly {

@@ -14,6 +14,7 @@ import (
 	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
+	"github.com/mlskit/mlskit/storage/memory"
 )
 
 // startServer runs an in-process mlsd for the examples; an application
@@ -99,4 +100,81 @@ func ExampleCheckName() {
 	// <nil>
 	// the name "\u0430lice" mixes scripts (Cyrillic, Latin), so it could pass for another name: use letters of one script
 	// the name "bob\u202e" contains the invisible or control character U+202E
+}
+
+// An application receives events as they happen by ranging over Events:
+// here bob follows, and alice sends once bob is listening. Breaking out of
+// the loop stops following.
+func ExampleClient_Events() {
+	root, _ := os.MkdirTemp("", "client-example")
+	defer os.RemoveAll(root)
+	url, stop := startServer(filepath.Join(root, "mlsd"))
+	defer stop()
+	ctx := context.Background()
+
+	alice, _ := client.Init(ctx, filepath.Join(root, "alice"), client.InitOptions{Name: "alice", Server: url})
+	defer alice.Close()
+	bob, _ := client.Init(ctx, filepath.Join(root, "bob"), client.InitOptions{Name: "bob", Server: url})
+	defer bob.Close()
+	bob.Publish(ctx)
+	alice.CreateGroup(ctx, "team")
+	alice.Invite(ctx, "team", "bob")
+
+	for e, err := range bob.Events(ctx, client.FollowOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch e.Kind {
+		case client.EventJoined:
+			fmt.Printf("joined %s, invited by %s; members %v\n", e.Group, e.From, e.Members)
+		case client.EventStatus:
+			fmt.Println("status:", e.Text)
+			if e.Text == client.StatusReady {
+				alice.Send(ctx, "team", "hello bob")
+			}
+		case client.EventMessage:
+			fmt.Printf("%s in %s: %s\n", e.From, e.Group, e.Text)
+		}
+		if e.Kind == client.EventMessage {
+			break
+		}
+	}
+	// Output:
+	// joined team, invited by alice; members [alice bob]
+	// status: ready
+	// alice in team: hello bob
+}
+
+// A client whose MLS state lives in an application's storage.Store, here
+// storage/memory, so its groups and keys end with the process: the
+// directory keeps only the identity and the bookkeeping.
+func ExampleOpenWithStore() {
+	dir, _ := os.MkdirTemp("", "client-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	st := memory.New()
+	defer st.Close()
+
+	c, err := client.Init(ctx, dir, client.InitOptions{Name: "alice", Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.CreateOfflineGroup(ctx, "notes"); err != nil {
+		log.Fatal(err)
+	}
+	c.Close()
+
+	// Later, in the same process: the same store, the same groups.
+	c, err = client.OpenWithStore(dir, st)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	gs, _ := c.Groups(ctx)
+	fmt.Println(gs[0].Name, gs[0].Members, "durable:", c.Durable())
+	_, err = os.Stat(filepath.Join(dir, "state.db"))
+	fmt.Println("state.db written:", err == nil)
+	// Output:
+	// notes [alice] durable: false
+	// state.db written: false
 }

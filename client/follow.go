@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ const (
 // again if the session is gone, catches up from the log, and says
 // StatusReconnected; it never gives up while ctx lives. A commit removing
 // this client is processed as it streams in, so removal is reported at
-// once (EventRemoved); Follow then ends with an error wrapping ErrRemoved
+// once (EventRemovedSelf); Follow then ends with an error wrapping ErrRemoved
 // if that was o.Group.
 func (c *Client) Follow(ctx context.Context, o FollowOptions, out func(Event)) error {
 	if o.Input != nil {
@@ -246,6 +247,58 @@ func (c *Client) Follow(ctx context.Context, o FollowOptions, out func(Event)) e
 			if gm := c.meta.group([]byte(o.Group)); o.Input != nil && gm != nil && gm.Removed {
 				return userErr(ErrRemoved, "you were removed from group %q", o.Group)
 			}
+		}
+	}
+}
+
+// Events follows the server as Follow does and yields each event as it
+// happens, so an application receives messages, membership changes,
+// invitations it joined and its own removal without polling:
+//
+//	for e, err := range c.Events(ctx, client.FollowOptions{}) {
+//		if err != nil { ... }            // Follow ended with an error
+//		switch e.Kind { ... }
+//	}
+//
+// The first events are those not shown before, then an EventStatus
+// StatusReady; connection losses and reconnections are EventStatus events
+// too. Breaking out of the loop stops following; so does cancelling ctx
+// or closing o.Input, which ends the loop without an error. Events that
+// were due after the one the loop stopped at are kept and come first from
+// the next Read, Follow or Events. An error that ends Follow is yielded
+// once, last, with a zero Event.
+//
+// Like every method, Events must not run concurrently with other calls on
+// the same Client, except from o.Command (which runs on Follow's
+// goroutine) and from the loop body, which also runs there.
+func (c *Client) Events(ctx context.Context, o FollowOptions) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stopped := false
+		var unseen []Event
+		err := c.Follow(ctx, o, func(e Event) {
+			if stopped {
+				// The loop ended; Follow notices the cancellation next.
+				// What it had already taken from the inbox is kept.
+				if e.Kind != EventStatus {
+					unseen = append(unseen, e)
+				}
+				return
+			}
+			if !yield(e, nil) {
+				stopped = true
+				cancel()
+			}
+		})
+		if len(unseen) > 0 {
+			c.meta.Notices = append(unseen, c.meta.Notices...)
+			if serr := c.saveMeta(); err == nil {
+				err = serr
+			}
+		}
+		if err != nil && !stopped {
+			yield(Event{}, err)
 		}
 	}
 }

@@ -124,14 +124,20 @@ type EventKind string
 // Event kinds.
 const (
 	EventMessage EventKind = "message" // an application message
-	EventJoined  EventKind = "joined"  // this client joined from a Welcome
-	EventAdded   EventKind = "added"   // a commit added members
-	EventRemoved EventKind = "removed" // a commit removed members
-	EventUpdated EventKind = "updated" // a commit refreshed keys (new epoch)
-	EventLeave   EventKind = "leave"   // a member asked to leave (Remove proposal)
-	EventError   EventKind = "error"   // a record that could not be processed
-	EventSkipped EventKind = "skipped" // an invitation that could not be used
-	EventStatus  EventKind = "status"  // Follow's connection: StatusReady, StatusLost..., StatusReconnected
+	EventJoined  EventKind = "joined"  // this client joined from a Welcome (an invitation)
+	EventAdded   EventKind = "added"   // a commit added members (Members)
+	EventRemoved EventKind = "removed" // a commit removed other members (Members)
+	// EventRemovedSelf: a commit removed this client; the group is kept,
+	// read-only.
+	EventRemovedSelf EventKind = "removed-self"
+	// EventJoinedExternally: a new member joined by external commit
+	// (RFC 9420, Section 12.4.3.2), named in Members when known.
+	EventJoinedExternally EventKind = "joined-externally"
+	EventUpdated          EventKind = "updated" // a commit refreshed keys (new epoch)
+	EventLeave            EventKind = "leave"   // a member asked to leave (Remove proposal)
+	EventError            EventKind = "error"   // a record that could not be processed
+	EventSkipped          EventKind = "skipped" // an invitation that could not be used
+	EventStatus           EventKind = "status"  // Follow's connection: StatusReady, StatusLost..., StatusReconnected
 )
 
 // Event is one thing that happened in a group, as this client saw it.
@@ -141,8 +147,15 @@ type Event struct {
 	Epoch uint64    `json:"epoch"`
 	Time  time.Time `json:"time"`
 	Kind  EventKind `json:"kind"`
-	From  string    `json:"from,omitempty"`
-	Text  string    `json:"text"`
+	// From is who did it: for a member, the identity in its credential,
+	// authenticated by MLS.
+	From string `json:"from,omitempty"`
+	// Text describes the event for people; for EventMessage it is the
+	// message. It is chosen by others: render it safely.
+	Text string `json:"text"`
+	// Members names the members an EventAdded, EventRemoved or
+	// EventJoinedExternally is about.
+	Members []string `json:"members,omitempty"`
 	// Own marks what this client did itself; Read does not repeat it.
 	Own bool `json:"own,omitempty"`
 }

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"golang.org/x/text/secure/precis"
 
 	"github.com/mlskit/mlskit/mls"
@@ -69,6 +70,40 @@ func CheckName(name string) error {
 		return bad("mixes scripts (%s), so it could pass for another name: use letters of one script", strings.Join(scripts, ", "))
 	}
 	return nil
+}
+
+// LooksLatin reports whether name is a whole-script confusable of a Latin
+// name (UTS #39, Section 4): it is written in one script other than Latin,
+// and each of its characters has a Latin look-alike in Unicode's
+// confusables data, so a person reading a Latin interface takes it for a
+// Latin name (Cyrillic "аре" for "ape", or "Вера", which reads "Bepa").
+// It returns that script. CheckName accepts such names, since many real
+// names in Cyrillic or Greek are made of such letters; a program that shows
+// names should mark them (mls does), and Confusable finds the member a name
+// could pass for.
+func LooksLatin(name string) (script string, ok bool) {
+	scripts := scriptsOf(name)
+	if len(scripts) != 1 || scripts[0] == "Latin" {
+		return "", false
+	}
+	sk := confusables.Skeleton(name)
+	if sk == name {
+		return "", false
+	}
+	for _, s := range scriptsOf(sk) {
+		if s != "Latin" {
+			return "", false
+		}
+	}
+	return scripts[0], true
+}
+
+// Confusable reports whether a person could read names a and b as the same
+// name: they differ, but their UTS #39 skeletons (Section 4: each character
+// mapped to its prototype look-alike in Unicode's confusables data) are
+// equal, as for "alice" and the Cyrillic "аІісе".
+func Confusable(a, b string) bool {
+	return a != b && confusables.Skeleton(a) == confusables.Skeleton(b)
 }
 
 // scriptsOf lists the scripts of name's characters, leaving out Common and

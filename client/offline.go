@@ -51,10 +51,25 @@ type OfflineCommit struct {
 	Epoch     uint64
 }
 
-// CommitFiles commits Adds of the given KeyPackages (MLSMessages), Removes
-// of the named members, and an UpdatePath (RFC 9420, Section 12.4), and
-// merges it.
-func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]byte, remove []string) (*OfflineCommit, error) {
+// CommitFilesOptions says what CommitFiles commits.
+type CommitFilesOptions struct {
+	// KeyPackages to add, as MLSMessages.
+	KeyPackages [][]byte
+	// Remove names members to remove.
+	Remove []string
+	// PublicMessage sends the commit as a PublicMessage instead of a
+	// PrivateMessage (RFC 9420, Section 6.2), for implementations that
+	// accept only PublicMessage handshakes.
+	PublicMessage bool
+}
+
+// CommitFiles commits Adds of o.KeyPackages, Removes of the members named
+// in o.Remove, and an UpdatePath (RFC 9420, Section 12.4), and merges it.
+// The GroupInfo it returns carries the ratchet tree and external_pub, so
+// others can inspect messages of the new epoch and join by external commit
+// (Section 12.4.3.2).
+func (c *Client) CommitFiles(ctx context.Context, group string, o CommitFilesOptions) (*OfflineCommit, error) {
+	keyPackages, remove := o.KeyPackages, o.Remove
 	g, _, err := c.group(ctx, group)
 	if err != nil {
 		return nil, err
@@ -77,7 +92,8 @@ func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]
 		}
 		props = append(props, mls.RemoveProposal(leaf))
 	}
-	res, err := g.Commit(&mls.CommitOptions{Proposals: props})
+	pub := o.PublicMessage
+	res, err := g.Commit(&mls.CommitOptions{Proposals: props, PublicMessage: &pub, ExternalPub: true})
 	if err != nil {
 		return nil, fmt.Errorf("creating the commit: %w", err)
 	}
@@ -130,32 +146,39 @@ func (c *Client) ProcessFile(ctx context.Context, group string, msg []byte) ([]E
 	if err != nil {
 		return nil, fmt.Errorf("processing: %w", err)
 	}
-	from := "?"
-	if res.Sender.Type == mls.SenderMember {
-		if m, ok := g.Member(res.Sender.Leaf); ok {
-			from = NameOf(m.Credential)
-		}
-	}
+	from := senderName(g, res.Sender, senderTypeName(res.Sender))
 	ev := Event{Group: group, Epoch: g.Epoch(), Time: c.now(), From: from}
+	evs := []Event{ev}
 	switch {
 	case res.Application != nil:
-		ev.Kind, ev.Text = EventMessage, string(res.Application)
+		evs[0].Kind, evs[0].Text = EventMessage, string(res.Application)
 	case res.Proposal != nil:
-		ev.Kind, ev.Text = EventUpdated, fmt.Sprintf("%s proposed a change (type %d), cached for the next commit", from, res.Proposal.Type)
+		evs[0].Kind, evs[0].Text = EventUpdated, fmt.Sprintf("%s proposed a change (type %d), cached for the next commit", from, res.Proposal.Type)
 	case res.Commit != nil:
-		sc := res.Commit
-		if err := g.MergeStagedCommit(sc); err != nil {
+		var removed bool
+		evs, removed, err = applyCommit(g, res.Commit, from, func(kind EventKind, from, text string, members []string) Event {
+			e := ev
+			e.Epoch, e.Kind, e.From, e.Text, e.Members = g.Epoch(), kind, from, text, members
+			return e
+		})
+		if err != nil {
 			return nil, err
 		}
-		ev.Epoch = g.Epoch()
-		ev.Kind, ev.Text = EventUpdated, fmt.Sprintf("%s committed: %d added, %d removed (epoch %d)", from, len(sc.Added), len(sc.Removed), g.Epoch())
-		if sc.SelfRemoved {
-			ev.Kind, ev.Text = EventRemoved, from+" removed you from the group"
-			gm.Removed = true
-		}
+		gm.Removed = removed
 	}
 	if err := c.saveGroup(ctx, g); err != nil {
 		return nil, err
 	}
-	return []Event{ev}, c.saveMeta()
+	return evs, c.saveMeta()
+}
+
+// senderTypeName names a sender outside the tree, for events.
+func senderTypeName(s mls.Sender) string {
+	switch s.Type {
+	case mls.SenderExternal:
+		return fmt.Sprintf("external sender %d", s.Leaf)
+	case mls.SenderNewMemberCommit, mls.SenderNewMemberProposal:
+		return "a new member"
+	}
+	return "?"
 }

@@ -408,9 +408,9 @@ func (c *Client) sendCommit(ctx context.Context, g *mls.Group, opts *mls.CommitO
 	ev := Event{Group: name, Seq: resp.Seq, Epoch: g.Epoch(), Time: c.now(), Kind: EventUpdated, Own: true}
 	switch {
 	case len(added) > 0:
-		ev.Kind, ev.Text = EventAdded, fmt.Sprintf("you added %s (epoch %d)", joinNames(added), g.Epoch())
+		ev.Kind, ev.Text, ev.Members = EventAdded, fmt.Sprintf("you added %s (epoch %d)", joinNames(added), g.Epoch()), added
 	case len(req.RemoveMembers) > 0:
-		ev.Kind, ev.Text = EventRemoved, fmt.Sprintf("you removed %s (epoch %d)", joinNames(req.RemoveMembers), g.Epoch())
+		ev.Kind, ev.Text, ev.Members = EventRemoved, fmt.Sprintf("you removed %s (epoch %d)", joinNames(req.RemoveMembers), g.Epoch()), req.RemoveMembers
 	default:
 		ev.Text = fmt.Sprintf("you updated your keys (epoch %d)", g.Epoch())
 	}

@@ -10,11 +10,12 @@ import (
 	"github.com/mlskit/mlskit/storage/sqlite"
 )
 
-// Store keeps the state whose encoding package mls owns: this client's
-// groups and the private keys of the KeyPackages it published (RFC 9420,
-// Section 16.8). Everything else the CLI remembers (cursors, the inbox) is
-// its own small JSON file (meta.go), not an encoding of mls.Group.
-type Store interface {
+// groupStore keeps the state whose encoding package mls owns: this
+// client's groups and the private keys of the KeyPackages it published
+// (RFC 9420, Section 16.8), over a storage.Store. Everything else the
+// client remembers (cursors, the inbox) is its own small JSON file
+// (meta.go), not an encoding of mls.Group.
+type groupStore interface {
 	// LoadGroup returns the group, or an error wrapping errNoGroup.
 	LoadGroup(ctx context.Context, groupID []byte) (*mls.Group, error)
 	// SaveGroup records the group's changes since it was loaded or last
@@ -44,7 +45,7 @@ var (
 )
 
 // readOnlyStore refuses every change, for OpenReadOnly.
-type readOnlyStore struct{ Store }
+type readOnlyStore struct{ groupStore }
 
 func (readOnlyStore) SaveGroup(context.Context, *mls.Group) error { return ErrReadOnly }
 func (readOnlyStore) DeleteGroup(context.Context, []byte) error   { return ErrReadOnly }
@@ -60,7 +61,7 @@ const stateDB = "state.db"
 
 // openStore opens the SQLite store of a state directory (package mls's
 // Save/LoadGroup over storage/sqlite).
-func openStore(dir string, cfg *mls.Config) (Store, error) {
+func openStore(dir string, cfg *mls.Config) (groupStore, error) {
 	path := filepath.Join(dir, stateDB)
 	if err := precreate(path); err != nil {
 		return nil, err
@@ -69,15 +70,22 @@ func openStore(dir string, cfg *mls.Config) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sqliteStore{st: st, cfg: cfg}, nil
+	return &mlsStore{st: st, cfg: cfg, owned: true, durable: true}, nil
 }
 
-type sqliteStore struct {
+// mlsStore is package mls's persistence (Group.Save, LoadGroup,
+// SaveKeyPackage, JoinFromStore) over a storage.Store: the directory's
+// state.db, or the engine an application gave OpenWithStore.
+type mlsStore struct {
 	st  storage.Store
 	cfg *mls.Config
+	// owned: Close closes st (state.db); a store the application passed
+	// in is the application's to close.
+	owned   bool
+	durable bool
 }
 
-func (s *sqliteStore) LoadGroup(ctx context.Context, id []byte) (*mls.Group, error) {
+func (s *mlsStore) LoadGroup(ctx context.Context, id []byte) (*mls.Group, error) {
 	g, err := mls.LoadGroup(ctx, s.cfg, s.st, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errNoGroup
@@ -85,16 +93,16 @@ func (s *sqliteStore) LoadGroup(ctx context.Context, id []byte) (*mls.Group, err
 	return g, err
 }
 
-func (s *sqliteStore) SaveGroup(ctx context.Context, g *mls.Group) error { return g.Save(ctx, s.st) }
+func (s *mlsStore) SaveGroup(ctx context.Context, g *mls.Group) error { return g.Save(ctx, s.st) }
 
-func (s *sqliteStore) DeleteGroup(ctx context.Context, id []byte) error {
+func (s *mlsStore) DeleteGroup(ctx context.Context, id []byte) error {
 	if err := s.st.DeleteGroup(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
 	return nil
 }
 
-func (s *sqliteStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBundle) error {
+func (s *mlsStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBundle) error {
 	for _, b := range bs {
 		if err := mls.SaveKeyPackage(ctx, s.st, b); err != nil {
 			return err
@@ -104,7 +112,7 @@ func (s *sqliteStore) PutKeyPackages(ctx context.Context, bs []*mls.KeyPackageBu
 	return nil
 }
 
-func (s *sqliteStore) Join(ctx context.Context, welcome []byte, check func([]byte) error) (*mls.Group, error) {
+func (s *mlsStore) Join(ctx context.Context, welcome []byte, check func([]byte) error) (*mls.Group, error) {
 	// Open the Welcome in memory first: JoinFromStore saves the group under
 	// whatever group id the Welcome carries, before the caller could object.
 	refs, err := mls.WelcomeKeyPackageRefs(welcome)
@@ -149,7 +157,13 @@ func (s *sqliteStore) Join(ctx context.Context, welcome []byte, check func([]byt
 	return s.LoadGroup(ctx, id)
 }
 
-func (s *sqliteStore) ListGroups(ctx context.Context) ([][]byte, error) { return s.st.ListGroups(ctx) }
+func (s *mlsStore) ListGroups(ctx context.Context) ([][]byte, error) { return s.st.ListGroups(ctx) }
 
-func (s *sqliteStore) Durable() bool { return true }
-func (s *sqliteStore) Close() error  { return s.st.Close() }
+func (s *mlsStore) Durable() bool { return s.durable }
+
+func (s *mlsStore) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return s.st.Close()
+}

@@ -11,7 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/ds/chain"
 	"github.com/mlskit/mlskit/mls"
 )
 
@@ -154,7 +154,7 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte, d *declined) (bool
 	var joinErr error
 	for i := len(recs) - 1; i >= 0; i-- {
 		r := recs[i]
-		if r.Kind != uint32(store.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
+		if r.Kind != uint32(chain.KindWelcome) || !slices.Contains(r.Recipients, c.id.Name) || len(r.Body) == 0 {
 			continue
 		}
 		g, err := c.adoptOrJoin(ctx, r, gid)
@@ -172,7 +172,7 @@ func (c *Client) joinFromLog(ctx context.Context, gid []byte, d *declined) (bool
 			return false, fmt.Errorf("group %q: %w", name, err)
 		}
 		gm.Cursor, gm.ChainHash = r.Seq, r.ChainHash
-		c.appendEvents(name, Event{Group: name, Seq: r.Seq, Epoch: g.Epoch(), Time: time.UnixMilli(r.TimeUnixMs), Kind: EventJoined, From: r.Sender,
+		c.appendEvents(name, Event{Group: name, Seq: r.Seq, Epoch: g.Epoch(), Time: time.UnixMilli(r.TimeUnixMs), Kind: EventJoined, From: r.Sender, Members: memberNames(g),
 			Text: fmt.Sprintf("%s added you; members: %s (epoch %d)", r.Sender, joinNames(memberNames(g)), g.Epoch())})
 		if err := c.saveMeta(); err != nil {
 			return false, err
@@ -348,9 +348,9 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		return Event{Group: group, Seq: r.Seq, Epoch: g.Epoch(), Time: at, Kind: kind, From: from, Text: text}
 	}
 	switch uint8(r.Kind) {
-	case store.KindWelcome:
+	case chain.KindWelcome:
 		return nil, false // for new members; this client is in already
-	case store.KindApplication, store.KindProposal, store.KindCommit:
+	case chain.KindApplication, chain.KindProposal, chain.KindCommit:
 	default:
 		return []Event{ev(EventError, r.Sender, fmt.Sprintf("record %d has unknown kind %d", r.Seq, r.Kind))}, false
 	}
@@ -359,7 +359,7 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		// decrypt its own PrivateMessages (their keys are deleted on use,
 		// RFC 9420, Section 9.2). The exception: an own commit the server
 		// accepted while this client died before merging it.
-		if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() && r.Epoch == g.Epoch() {
+		if uint8(r.Kind) == chain.KindCommit && g.HasPendingCommit() && r.Epoch == g.Epoch() {
 			if err := g.MergePendingCommit(); err != nil {
 				return []Event{ev(EventError, r.Sender, fmt.Sprintf("could not merge own commit in record %d: %v", r.Seq, err))}, false
 			}
@@ -367,7 +367,7 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		}
 		return nil, false
 	}
-	if uint8(r.Kind) == store.KindCommit && g.HasPendingCommit() {
+	if uint8(r.Kind) == chain.KindCommit && g.HasPendingCommit() {
 		// Another member's commit won this epoch (RFC 9750, Section 5.2.1).
 		g.DiscardPendingCommit()
 	}
@@ -375,12 +375,9 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 	if err != nil {
 		return []Event{ev(EventError, r.Sender, fmt.Sprintf("could not process record %d from %s: %v", r.Seq, r.Sender, err))}, false
 	}
-	from := r.Sender
-	if res.Sender.Type == mls.SenderMember {
-		if m, ok := g.Member(res.Sender.Leaf); ok {
-			from = NameOf(m.Credential) // authenticated by the MLS signature
-		}
-	}
+	// The server's name for the sender is only a fallback: a member's
+	// name comes from its credential, authenticated by the signature.
+	from := senderName(g, res.Sender, r.Sender)
 	switch {
 	case res.Application != nil:
 		return []Event{ev(EventMessage, from, string(res.Application))}, false
@@ -391,30 +388,15 @@ func (c *Client) handle(g *mls.Group, group string, r *v1.Record) (evs []Event, 
 		}
 		return []Event{ev(EventUpdated, from, fmt.Sprintf("%s proposed a change (type %d)", from, p.Type))}, false
 	case res.Commit != nil:
-		sc := res.Commit
-		var added, gone []string
-		for _, a := range sc.Added {
-			added = append(added, NameOf(a.KeyPackage.Credential()))
-		}
-		for _, rm := range sc.Removed {
-			gone = append(gone, NameOf(rm.Credential))
-		}
-		if err := g.MergeStagedCommit(sc); err != nil {
+		evs, removed, err := applyCommit(g, res.Commit, from, func(kind EventKind, from, text string, members []string) Event {
+			e := ev(kind, from, text)
+			e.Epoch, e.Members = g.Epoch(), members
+			return e
+		})
+		if err != nil {
 			return []Event{ev(EventError, from, fmt.Sprintf("could not apply the commit in record %d: %v", r.Seq, err))}, false
 		}
-		if sc.SelfRemoved {
-			return []Event{ev(EventRemoved, from, fmt.Sprintf("%s removed you from the group", from))}, true
-		}
-		if len(added) > 0 {
-			evs = append(evs, ev(EventAdded, from, fmt.Sprintf("%s added %s (epoch %d)", from, joinNames(added), g.Epoch())))
-		}
-		if len(gone) > 0 {
-			evs = append(evs, ev(EventRemoved, from, fmt.Sprintf("%s removed %s (epoch %d)", from, joinNames(gone), g.Epoch())))
-		}
-		if len(evs) == 0 {
-			evs = append(evs, ev(EventUpdated, from, fmt.Sprintf("%s updated their keys (epoch %d)", from, g.Epoch())))
-		}
-		return evs, false
+		return evs, removed
 	}
 	return nil, false
 }

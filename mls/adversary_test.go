@@ -676,3 +676,16 @@ func ResumptionSecret(g *Group, epoch uint64) []byte {
 	s, _ := g.resumptionPSK(epoch)
 	return bytes.Clone(s)
 }
+
+// EncodeRatchetTree encodes nodes and returns their tree hash in g's
+// suite, for a forger who edits the tree a GroupInfo carries.
+func EncodeRatchetTree(g *Group, nodes wire.RatchetTree) (enc, treeHash []byte, err error) {
+	if enc, err = codec.Marshal(&nodes); err != nil {
+		return nil, nil, err
+	}
+	t, err := ratchettree.Decode(g.st.s, enc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, t.TreeHash(), nil
+}

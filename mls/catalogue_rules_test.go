@@ -21,6 +21,8 @@ func catalogue() []rule {
 	rs = append(rs, welcomeRules()...)
 	rs = append(rs, groupInfoRules()...)
 	rs = append(rs, extensionRules()...)
+	rs = append(rs, reinitRules()...)
+	rs = append(rs, unmergedRules()...)
 	return rs
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -27,10 +29,31 @@ import (
 // fuzzStart is the starting group, built once and cloned per run.
 type fuzzStart struct {
 	cfg     *mls.Config
-	members [3][]byte // alice, bob, carol: MarshalBinary
-	gi      []byte    // GroupInfo for the PublicGroup
-	fp      [3]string // the members' fingerprints at the start
-	env     *advEnv   // its signers, credentials and dave's KeyPackage
+	members [3]*mls.Group    // alice, bob, carol, decoded from a snapshot; cloned per run
+	pg      *mls.PublicGroup // built from alice's GroupInfo; cloned per run
+	fp      [3]string        // the members' fingerprints at the start
+	env     *advEnv          // its signers, credentials and dave's KeyPackage
+}
+
+// fuzzing is set when the test binary runs a fuzz campaign (-test.fuzz),
+// or when MLSKIT_FUZZ_PROFILE is set (to profile the corpus as the
+// campaign runs it): the memoised fingerprint is then trusted; in every
+// other run it is checked against the direct one.
+var fuzzing = func() bool {
+	f := flag.Lookup("test.fuzz")
+	return (f != nil && f.Value.String() != "") || os.Getenv("MLSKIT_FUZZ_PROFILE") != ""
+}
+
+// fuzzFingerprint is fingerprint with the memoised key availability.
+func fuzzFingerprint(t testing.TB, g *mls.Group) string {
+	t.Helper()
+	fp := fingerprintWith(t, g, mls.KeyAvailabilityMemo)
+	if !fuzzing() {
+		if direct := fingerprint(t, g); direct != fp {
+			t.Fatalf("memoised fingerprint differs from the direct one:\n%s", diffLines(direct, fp))
+		}
+	}
+	return fp
 }
 
 var (
@@ -47,17 +70,16 @@ func fuzzStartState(t testing.TB) *fuzzStart {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.members[i] = b
-		}
-		for i := range s.members {
-			g, err := mls.UnmarshalGroup(s.cfg, s.members[i])
-			if err != nil {
+			if s.members[i], err = mls.UnmarshalGroup(s.cfg, b); err != nil {
 				t.Fatal(err)
 			}
-			s.fp[i] = fingerprint(t, g)
+			s.fp[i] = fuzzFingerprint(t, s.members[i])
 		}
-		var err error
-		if s.gi, err = e.alice.g.GroupInfo(true, false); err != nil {
+		gi, err := e.alice.g.GroupInfo(true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.pg, err = mls.NewPublicGroup(s.cfg, gi, nil); err != nil {
 			t.Fatal(err)
 		}
 		fuzzState = s
@@ -112,15 +134,16 @@ func newFuzzRun(t *testing.T, s *fuzzStart, in []byte) *fuzzRun {
 	e := *s.env
 	e.alice, e.bob, e.carol = &client{}, &client{}, &client{}
 	*e.alice, *e.bob, *e.carol = *s.env.alice, *s.env.bob, *s.env.carol
+	// Config.Rand is the library's only randomness: each run gets its
+	// own, started afresh, so that a run repeats whatever ran before it.
+	cfg := *s.cfg
+	cfg.Rand = seededRand("fuzz run")
+	e.cfg = &cfg
 	for i, c := range []*client{e.alice, e.bob, e.carol} {
-		g, err := mls.UnmarshalGroup(s.cfg, s.members[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.g = g
+		c.g = mls.CloneGroup(s.members[i], e.cfg)
 	}
 	e.members = []*client{e.alice, e.bob, e.carol}
-	pg, err := mls.NewPublicGroup(s.cfg, s.gi, nil)
+	pg, err := mls.ClonePublicGroup(s.pg, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +245,7 @@ func (r *fuzzRun) deliverHostile(what string, msg []byte, private bool) bool {
 	for _, c := range r.receivers() {
 		before, ok := r.fp[c]
 		if !ok {
-			before = fingerprint(t, c.g)
+			before = fuzzFingerprint(t, c.g)
 		}
 		delete(r.fp, c)
 		var res *mls.Received
@@ -230,7 +253,7 @@ func (r *fuzzRun) deliverHostile(what string, msg []byte, private bool) bool {
 		noPanic(t, what, func() { res, err = c.g.Process(msg) })
 		if err != nil {
 			typed(t, what+" at "+c.name, err)
-			after := fingerprint(t, c.g)
+			after := fuzzFingerprint(t, c.g)
 			if after != before {
 				if !private {
 					t.Fatalf("%s at %s changed the group:\n%s", what, c.name, diffLines(before, after))
@@ -508,6 +531,19 @@ func heapAllocated() uint64 {
 	return allocMetric[0].Value.Uint64()
 }
 
+// checkTemplates fails if a run changed the start state it cloned (outside
+// a campaign: it costs a direct fingerprint per member).
+func checkTemplates(t *testing.T, s *fuzzStart) {
+	if fuzzing() {
+		return
+	}
+	for i, g := range s.members {
+		if fp := fingerprint(t, g); fp != s.fp[i] {
+			t.Fatalf("a run changed the start state of member %d:\n%s", i, diffLines(s.fp[i], fp))
+		}
+	}
+}
+
 // FuzzStatefulGroup runs programs of at most 16 steps.
 func FuzzStatefulGroup(f *testing.F) {
 	for _, seed := range [][]byte{
@@ -528,18 +564,50 @@ func FuzzStatefulGroup(f *testing.F) {
 		if len(in) > 512 {
 			return
 		}
-		// Every run draws the same randomness, so a crash replays.
-		seeded(t, 12)
-		s := fuzzStartState(t)
-		mls.ResetForged()
 		start := heapAllocated()
-		r := newFuzzRun(t, s, in)
-		for i := 0; i < 16 && r.step(); i++ {
-		}
+		runStatefulGroup(t, in)
 		// Cloning the start state and the crypto of each step cost a fixed
 		// amount; beyond that the work is bounded by the input.
 		if got, limit := heapAllocated()-start, uint64(32<<20)+uint64(len(in))<<14; got > limit {
 			t.Fatalf("a %d-byte program allocated %d bytes (limit %d)", len(in), got, limit)
+		}
+	})
+}
+
+// runStatefulGroup runs one program and returns the run.
+func runStatefulGroup(t *testing.T, in []byte) *fuzzRun {
+	// Every run draws the same randomness, so a crash replays: the start
+	// state (built by the first run in the process) from one stream, the
+	// run from another, started afresh after it.
+	seeded(t, 12)
+	s := fuzzStartState(t)
+	seeded(t, 12)
+	mls.ResetForged()
+	r := newFuzzRun(t, s, in)
+	for i := 0; i < 16 && r.step(); i++ {
+	}
+	checkTemplates(t, s)
+	return r
+}
+
+// TestFuzzRunsRepeat: a program ends in the same states whatever ran
+// before it in the process, so a crash found in a campaign replays alone.
+func TestFuzzRunsRepeat(t *testing.T) {
+	// Honest commits and messages, which draw on Config.Rand.
+	prog := []byte{0, 0, 6, 0, 0, 1, 7, 3, 1, 2, 0, 2, 0, 0, 1}
+	end := func(r *fuzzRun) string {
+		var b strings.Builder
+		for _, c := range r.e.members {
+			b.WriteString(fingerprint(t, c.g))
+		}
+		return b.String() + mls.PublicFingerprint(r.pg)
+	}
+	var first string
+	t.Run("first", func(t *testing.T) { first = end(runStatefulGroup(t, prog)) })
+	t.Run("other", func(t *testing.T) { runStatefulGroup(t, []byte{0, 2, 0, 1, 6, 1, 0, 0}) })
+	t.Run("again", func(t *testing.T) {
+		if again := end(runStatefulGroup(t, prog)); again != first {
+			t.Fatalf("the same program ended differently:\n%s", diffLines(first, again))
 		}
 	})
 }

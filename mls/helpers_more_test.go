@@ -114,7 +114,7 @@ var publicSentinels = []error{mls.ErrMalformed, mls.ErrWrongGroup, mls.ErrWrongE
 	mls.ErrInvalidMembershipTag, mls.ErrInvalidConfirmationTag, mls.ErrUnknownSender, mls.ErrDecrypt,
 	mls.ErrKeyUnavailable, mls.ErrInvalidProposal, mls.ErrInvalidCommit, mls.ErrInvalidTree,
 	mls.ErrInvalidKeyPackage, mls.ErrInvalidWelcome, mls.ErrNoMatchingKeyPackage, mls.ErrMissingPSK,
-	mls.ErrCredentialRejected, mls.ErrUnsupported, mls.ErrNotAuthorized}
+	mls.ErrCredentialRejected, mls.ErrUnsupported, mls.ErrNotAuthorized, mls.ErrGroupInactive, mls.ErrGroupExists}
 
 // sentinelOf names the public classes err matches ("" for none).
 func sentinelOf(err error) string {
@@ -164,6 +164,13 @@ func noPanic(t testing.TB, what string, f func()) {
 // hook; this catches a consumed generation).
 func fingerprint(t testing.TB, g *mls.Group) string {
 	t.Helper()
+	return fingerprintWith(t, g, mls.KeyAvailability)
+}
+
+// fingerprintWith is fingerprint with the key availability computed by
+// avail (mls.KeyAvailability or its memoised form).
+func fingerprintWith(t testing.TB, g *mls.Group, avail func(*mls.Group, int) string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "epoch=%d active=%v pending=%v\n", g.Epoch(), g.Active(), g.HasPendingCommit())
 	fmt.Fprintf(&b, "auth=%x\ntree=%x\n", g.EpochAuthenticator(), g.TreeHash())
@@ -178,7 +185,7 @@ func fingerprint(t testing.TB, g *mls.Group) string {
 	for _, m := range g.Members() {
 		fmt.Fprintf(&b, "member %d %x\n", m.Index, m.SignatureKey)
 	}
-	b.WriteString(mls.KeyAvailability(g, 12))
+	b.WriteString(avail(g, 12))
 	return b.String()
 }
 

@@ -47,9 +47,12 @@ MLS objects as files, no server (for scripts and other implementations):
   keypackage -o FILE                create a KeyPackage (keeps its private keys)
   create GROUP                      create a group
   commit GROUP [--add KP]... [--remove NAME]... -o COMMIT [--welcome WELCOME]
-                                    commit adds, removes and a fresh UpdatePath
+         [--group-info GI] [--public]
+                                    commit adds, removes and a fresh UpdatePath;
+                                    --public sends it as a PublicMessage
   join WELCOME                      join from a Welcome file
-  process GROUP FILE                process a commit, proposal or message file
+  process GROUP FILE                process a commit (also an external one), proposal
+                                    or message file, PrivateMessage or PublicMessage
   encrypt GROUP -o FILE TEXT...     encrypt a message to a file
   decrypt GROUP FILE                decrypt a message file and print it
 Files are binary MLSMessages; -hex reads and writes hex instead.
@@ -60,6 +63,52 @@ var chatCommands = map[string]string{
 	"invite": "GROUP USER...", "join": "", "send": "GROUP TEXT...", "read": "[GROUP]",
 	"follow": "[GROUP]", "remove": "GROUP USER", "leave": "GROUP", "update": "GROUP",
 	"members": "GROUP", "authenticator": "GROUP", "groups": "", "set-server": "URL", "offline": "COMMAND ...",
+}
+
+// chatHelp says what each chat command does, for "mls COMMAND --help".
+var chatHelp = map[string]string{
+	"init": "Creates an identity in the state directory: a new signature key and a Basic credential\n" +
+		"for NAME (or, with --ca-cert, an X.509 one from that CA). The name, suite, URL and a login\n" +
+		"are checked before anything is written; then 10 KeyPackages and a last-resort one are published.",
+	"cert":    "Installs an X.509 certificate or CRL (\"mls cert --help\").",
+	"publish": "Tops up your KeyPackages on the server: 10 and an unused last-resort one.",
+	"create":  "Creates a group with you as its only member. GROUP is the MLS group_id, unique on the server.",
+	"invite": "Adds users to GROUP: claims a KeyPackage of each, commits the Adds, and sends the commit,\n" +
+		"the Welcome and the new GroupInfo together. The group moves on only once the server accepts.",
+	"join": "Joins every group whose log holds a Welcome for you. An invitation that cannot be used is\n" +
+		"skipped and reported once (\"mls leave GROUP\" ignores it).",
+	"send": "Reads GROUP first, then encrypts TEXT and sends it in the newest epoch.",
+	"read": "Fetches what is new in every group (or GROUP), processes it and prints what you have not seen.",
+	"follow": "Prints events live. With GROUP, lines you type are sent there; /members, /auth, /help and\n" +
+		"/quit are commands. Reconnects with backoff when the server goes away.",
+	"remove":        "Commits the removal of USER from GROUP.",
+	"leave":         "Asks GROUP to remove you (the next member who reads commits it) and forgets it; for a\nskipped invitation, ignores that group from then on.",
+	"update":        "Refreshes your keys in GROUP: a commit with a fresh UpdatePath.",
+	"members":       "Prints GROUP's epoch and members (reads the state only; runs beside \"mls follow\").",
+	"authenticator": "Prints GROUP's epoch authenticator (RFC 9420, Section 8.7), to compare out of band with\nthe other members; equal values mean you see the same group.",
+	"groups":        "Lists your groups, their epochs, unread counts and skipped or ignored invitations.",
+	"set-server":    "Points this identity at another mlsd URL, after checking it and logging in there.",
+	"offline":       "File-based operations without a server (\"mls offline --help\").",
+}
+
+// offlineArgs and offlineHelp are the same for "mls offline COMMAND".
+var offlineArgs = map[string]string{
+	"init": "--name NAME [--suite N]", "keypackage": "-o FILE", "create": "GROUP",
+	"commit": "GROUP [--add KP]... [--remove NAME]... [--public] -o COMMIT [--welcome WELCOME] [--group-info GI]",
+	"join":   "WELCOME", "process": "GROUP FILE", "encrypt": "GROUP -o FILE TEXT...", "decrypt": "GROUP FILE",
+}
+
+var offlineHelp = map[string]string{
+	"init":       "Creates an identity that works without a server.",
+	"keypackage": "Writes a new KeyPackage (an MLSMessage) to FILE and keeps its private keys.",
+	"create":     "Creates a group driven by files.",
+	"commit": "Commits Adds of the KeyPackage files, Removes of the named members and a fresh UpdatePath,\n" +
+		"merges it at once, and writes the commit (and, when adding, the Welcome). --public sends it as\n" +
+		"a PublicMessage, for implementations that accept only PublicMessage handshakes.",
+	"join":    "Joins the group a Welcome file invites you to.",
+	"process": "Processes a commit, proposal or message file of GROUP (PrivateMessage or PublicMessage)\nand says what it did: who was added, removed or joined, and the new epoch.",
+	"encrypt": "Encrypts TEXT as an application message of GROUP into FILE.",
+	"decrypt": "Decrypts a message file of GROUP and prints its text.",
 }
 
 func isChatCommand(name string) bool { _, ok := chatCommands[name]; return ok }
@@ -112,9 +161,9 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 	}()
 	fs := flag.NewFlagSet("mls "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dir := fs.String("dir", defaultDir(), "state directory")
-	var name, server, out, welcomeOut *string
+	var name, server, out, welcomeOut, groupInfoOut *string
+	var public *bool
 	var suiteID *uint
 	var hexIO *bool
 	var caCert *string
@@ -129,16 +178,16 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		caCert = fs.String("ca-cert", "", "CA certificate (PEM): use an X.509 credential from this CA and check every member's against it")
 		allowBasic = fs.Bool("allow-basic", false, "with --ca-cert, also accept members with Basic credentials")
 	case "offline":
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		if len(args) == 0 {
+			fmt.Fprint(stderr, offlineUsage)
+			return 2
+		}
+		if isHelp(args[0]) {
 			fmt.Fprint(stdout, offlineUsage)
-			if len(args) == 0 {
-				return 2
-			}
 			return 0
 		}
 		sub, args = args[0], args[1:]
 		fs = flag.NewFlagSet("mls offline "+sub, flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		dir = fs.String("dir", defaultDir(), "state directory")
 		hexIO = fs.Bool("hex", false, "read and write MLS objects as hex")
 		switch sub {
@@ -150,6 +199,8 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		case "commit":
 			out = fs.String("o", "", "commit output file")
 			welcomeOut = fs.String("welcome", "", "Welcome output file (when adding)")
+			groupInfoOut = fs.String("group-info", "", "GroupInfo output file: the new epoch's, with the ratchet tree and external_pub (for \"mls inspect -group-info\" and external joins)")
+			public = fs.Bool("public", false, "send the commit as a PublicMessage (for implementations that accept only those)")
 			fs.Var(&adds, "add", "KeyPackage file to add (repeatable)")
 			fs.Var(&removes, "remove", "member name to remove (repeatable)")
 		case "create", "join", "process", "decrypt":
@@ -160,18 +211,15 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	fs.Usage = func() {
 		if cmd == "offline" {
-			fmt.Fprintf(fs.Output(), "usage: mls offline %s [flags]\n\n%s\nflags:\n", sub, offlineUsage)
+			fmt.Fprintf(fs.Output(), "usage: mls offline %s %s [--dir DIR]\n\n%s\n\nflags:\n", sub, offlineArgs[sub], offlineHelp[sub])
 		} else {
-			fmt.Fprintf(fs.Output(), "usage: mls %s %s [--dir DIR]\n\n%s\nflags:\n", cmd, chatCommands[cmd], chatUsage)
+			fmt.Fprintf(fs.Output(), "usage: mls %s %s [--dir DIR]\n\n%s\n\nflags:\n", cmd, chatCommands[cmd], chatHelp[cmd])
 		}
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	pos, code := parseFlags(fs, args, true, stdout, stderr)
+	if code != flagsOK {
+		return code
 	}
 	label := "mls " + cmd
 	if sub != "" {
@@ -216,6 +264,9 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 		defer c.Close()
 		fmt.Fprintf(stdout, "created identity %q in %s\n", *name, *dir)
+		if script, ok := client.LooksLatin(*name); ok {
+			fmt.Fprintf(stderr, "note: %q is written in %s letters that all look Latin; others will see it marked as a possible look-alike\n", *name, script)
+		}
 		if srv != "" {
 			n, err := c.Publish(ctx)
 			if err != nil {
@@ -241,7 +292,7 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	defer c.Close()
 	if cmd == "offline" {
-		return runOffline(ctx, c, sub, pos, *hexIO, out, welcomeOut, adds, removes, stdout, fail, usageErr)
+		return runOffline(ctx, c, sub, pos, *hexIO, offlineFlags{out: out, welcome: welcomeOut, groupInfo: groupInfoOut, public: public, adds: adds, removes: removes}, stdout, fail, usageErr)
 	}
 	switch cmd {
 	case "publish", "join", "groups":
@@ -381,7 +432,11 @@ func runChat(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			case g.Skipped:
 				state = " (invitation skipped: " + clean(g.Reason) + "; \"mls leave\" ignores it)"
 			}
-			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, clean(strings.Join(g.Members, ", ")), state)
+			names := make([]string, len(g.Members))
+			for i, n := range g.Members {
+				names[i] = showName(n)
+			}
+			fmt.Fprintf(stdout, "%-20s epoch %-4d %d unread  %s%s\n", clean(g.Name), g.Epoch, g.Unread, strings.Join(names, ", "), state)
 		}
 	}
 	return 0
@@ -394,7 +449,15 @@ func printMembers(w io.Writer, st *client.Status) {
 		if m.Me {
 			me = " (you)"
 		}
-		fmt.Fprintf(w, "  leaf %-4d %s%s\n", m.Leaf, clean(m.Name), me)
+		// A name that reads as another member's is marked with it (UTS
+		// #39 skeletons): the pair could be one person shown twice.
+		var like string
+		for _, o := range st.Members {
+			if client.Confusable(m.Name, o.Name) {
+				like += fmt.Sprintf(" [looks like %s at leaf %d]", clean(o.Name), o.Leaf)
+			}
+		}
+		fmt.Fprintf(w, "  leaf %-4d %s%s%s\n", m.Leaf, showName(m.Name), me, like)
 	}
 }
 
@@ -489,8 +552,17 @@ func groupHex(b []byte) string {
 	return strings.Join(parts, " ")
 }
 
-func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, out, welcomeOut *string,
-	adds, removes multi, stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
+// offlineFlags are the flags of the offline subcommands (nil if the
+// subcommand has no such flag).
+type offlineFlags struct {
+	out, welcome, groupInfo *string
+	public                  *bool
+	adds, removes           multi
+}
+
+func runOffline(ctx context.Context, c *client.Client, sub string, pos []string, hexIO bool, f offlineFlags,
+	stdout io.Writer, fail func(error) int, usageErr func(string, ...any) int) int {
+	out, welcomeOut, adds := f.out, f.welcome, f.adds
 	read := func(path string) ([]byte, error) {
 		var data []byte
 		var err error
@@ -555,7 +627,7 @@ func runOffline(ctx context.Context, c *client.Client, sub string, pos []string,
 			}
 			kps = append(kps, kp)
 		}
-		res, err := c.CommitFiles(ctx, pos[0], kps, removes)
+		res, err := c.CommitFiles(ctx, pos[0], client.CommitFilesOptions{KeyPackages: kps, Remove: f.removes, PublicMessage: *f.public})
 		if err != nil {
 			return fail(err)
 		}
@@ -564,6 +636,11 @@ func runOffline(ctx context.Context, c *client.Client, sub string, pos []string,
 		}
 		if res.Welcome != nil {
 			if err := write(*welcomeOut, res.Welcome); err != nil {
+				return fail(err)
+			}
+		}
+		if *f.groupInfo != "" {
+			if err := write(*f.groupInfo, res.GroupInfo); err != nil {
 				return fail(err)
 			}
 		}

@@ -13,12 +13,21 @@ import (
 // runDemo implements "mls demo": an in-process group that goes through the
 // life of a real one, printing each step with its time.
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("mls demo", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: mls demo [-n N] [-suite N] [-public-handshakes]\n\n"+
+			"Runs an in-process group of N members: add, update, remove, exchange\nmessages, and prints what happened with timings.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	n := fs.Int("n", 5, "number of members")
 	suite := fs.Uint("suite", uint(mls.X25519_AES128GCM_SHA256_Ed25519), "cipher suite (RFC 9420 code point)")
 	public := fs.Bool("public-handshakes", false, "send proposals and commits as PublicMessage")
-	if err := fs.Parse(args); err != nil {
+	pos, code := parseFlags(fs, args, false, stdout, stderr)
+	if code != flagsOK {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "mls demo: unexpected argument %q\n", clean(pos[0]))
 		return 2
 	}
 	if *n < 2 {

@@ -37,11 +37,10 @@ flags:
 // runInspect implements "mls inspect".
 func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, inspectUsage)
+		fmt.Fprint(fs.Output(), inspectUsage)
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\ntypes: %s\n", strings.Join(inspect.Types(), ", "))
+		fmt.Fprintf(fs.Output(), "\ntypes: %s\n", strings.Join(inspect.Types(), ", "))
 	}
 	typ := fs.String("type", "", "decode as this struct instead of MLSMessage (see types below)")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
@@ -53,11 +52,8 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	giFile := fs.String("group-info", "", "`FILE` holding the group's GroupInfo (MLSMessage), to verify messages against")
 	treeFile := fs.String("tree", "", "`FILE` holding the group's ratchet tree, when the GroupInfo has no ratchet_tree extension")
 	stateDir := fs.String("state", "", "a client's state `DIR` (or its state.db), to decrypt and verify what that client can")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if _, code := parseFlags(fs, args, false, stdout, stderr); code != flagsOK {
+		return code
 	}
 	if fs.NArg() > 1 || (*forceHex && *forceBin) {
 		fs.Usage()

@@ -209,8 +209,8 @@ func TestInspectCLI(t *testing.T) {
 				t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.stderr)
 			}
 		}
-		if r := runInspectArgs(nil, "-h"); r.code != 0 || !strings.Contains(r.stderr, "types: MLSMessage, ") {
-			t.Errorf("-h: exit %d\n%s", r.code, r.stderr)
+		if r := runInspectArgs(nil, "-h"); r.code != 0 || !strings.Contains(r.stdout, "types: MLSMessage, ") || r.stderr != "" {
+			t.Errorf("-h: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
 		if r := runInspectArgs([]byte(" \n")); r.code != 1 || !strings.Contains(r.stderr, "standard input: input is only whitespace") {
 			t.Errorf("blank stdin: exit %d, %q", r.code, r.stderr)
@@ -261,9 +261,10 @@ func TestInspectCLICorrupted(t *testing.T) {
 
 func TestRunDispatchesInspect(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"inspect", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "usage: mls inspect") {
-		t.Fatalf("mls inspect -h: exit %d\n%s", code, errb.String())
+	if code := run([]string{"inspect", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "usage: mls inspect") {
+		t.Fatalf("mls inspect -h: exit %d\n%s", code, out.String())
 	}
+	out.Reset()
 	run([]string{"help"}, &out, &errb)
 	if !strings.Contains(out.String(), "inspect [flags] [FILE]") {
 		t.Fatalf("usage does not list inspect:\n%s", out.String())

@@ -48,6 +48,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "cert":
 		return runCert(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" && args[1] != "help" {
+			// "mls help COMMAND" is "mls COMMAND --help".
+			return run(append(args[1:2:2], "--help"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}

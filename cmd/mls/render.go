@@ -70,13 +70,36 @@ func cleanLines(s string) string {
 	return strings.Join(lines, "\n")
 }
 
+// showName renders a member's name: cleaned, and marked when it is a
+// whole-script confusable (UTS #39, Section 4), a name in another script
+// made only of letters that look Latin, such as a Cyrillic "аІісе", which
+// CheckName lets through because real names are written so.
+func showName(name string) string {
+	if script, ok := client.LooksLatin(name); ok {
+		return fmt.Sprintf("%s [%s letters that look Latin]", clean(name), script)
+	}
+	return clean(name)
+}
+
+// nameNotes marks the names of an event's Members that showName would
+// mark, for events whose text names them.
+func nameNotes(names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		if script, ok := client.LooksLatin(n); ok {
+			fmt.Fprintf(&b, " [%q is written in %s letters that look Latin]", n, script)
+		}
+	}
+	return b.String()
+}
+
 // eventLine formats one event as one terminal line.
 func eventLine(e client.Event) string {
 	ts := e.Time.In(time.Local).Format("15:04:05")
 	if e.Kind == client.EventMessage {
-		return fmt.Sprintf("%s [%s] %s: %s", ts, clean(e.Group), clean(e.From), clean(e.Text))
+		return fmt.Sprintf("%s [%s] %s: %s", ts, clean(e.Group), showName(e.From), clean(e.Text))
 	}
-	return fmt.Sprintf("%s [%s] * %s", ts, clean(e.Group), clean(e.Text))
+	return fmt.Sprintf("%s [%s] * %s%s", ts, clean(e.Group), clean(e.Text), nameNotes(e.Members))
 }
 
 // followLine formats an event of "mls follow"; its own status lines say

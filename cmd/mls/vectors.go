@@ -12,15 +12,25 @@ import (
 // "<file>: N passed, N failed, N skipped", then a total. Any failure or skip
 // makes the exit code non-zero.
 func runVectors(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: mls vectors verify [-v] [DIR]\n\n" +
+		"Runs the official MLS test vectors in DIR (default: $MLS_TEST_VECTORS, or\n" +
+		"../shared/test-vectors beside the repository). Exit status 1 if any fails.\n"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: mls vectors verify [-v] [DIR]")
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	fs := flag.NewFlagSet("vectors verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("mls vectors verify", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
 	verbose := fs.Bool("v", false, "print each failing case")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if _, code := parseFlags(fs, args[1:], false, stdout, stderr); code != flagsOK {
+		return code
 	}
 	var dir string
 	switch fs.NArg() {

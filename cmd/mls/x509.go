@@ -48,11 +48,12 @@ func initX509(ctx context.Context, dir string, o client.InitOptions, caPath stri
 }
 
 func runCert(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, certUsage)
+		return 2
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, certUsage)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	sub := args[0]
@@ -60,7 +61,10 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	label := "mls cert " + sub
 	fs := flag.NewFlagSet(label, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\n%s\nflags:\n", label, certUsage)
+		fs.PrintDefaults()
+	}
 	dir := fs.String("dir", defaultDir(), "state directory")
 	var file *string
 	switch sub {
@@ -73,12 +77,9 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mls cert: unknown command %q\n\n%s", sub, certUsage)
 		return 2
 	}
-	pos, err := parseInterleaved(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	pos, code := parseFlags(fs, args[1:], true, stdout, stderr)
+	if code != flagsOK {
+		return code
 	}
 	if len(pos) > 0 || file != nil && *file == "" {
 		fmt.Fprintf(stderr, "%s: bad arguments\n\n%s", label, certUsage)

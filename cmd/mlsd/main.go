@@ -41,21 +41,28 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "mlsd:", err)
-		os.Exit(1)
-	}
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
+// run runs one command line. Help (errHelp) and bad usage (*usageError)
+// have been printed when it returns; exitCode turns its error into the
+// exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return errHelp
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "serve":
 			return serve(ctx, args[1:], stdout, stderr)
 		case "ca":
-			return caCmd(args[1:], stdout)
+			return caCmd(args[1:], stdout, stderr)
 		default:
-			return fmt.Errorf("unknown command %q (want serve or ca)", args[0])
+			fmt.Fprintf(stderr, "mlsd: unknown command %q\n\n%s", args[0], usage)
+			return &usageError{fmt.Errorf("unknown command %q (want serve or ca)", args[0])}
 		}
 	}
 	return serve(ctx, args, stdout, stderr)
@@ -63,7 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mlsd serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: mlsd [serve] [flags]\n\nRuns the delivery service (RFC 9750, Section 5); docs/mlsd.md explains every flag.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	listen := fs.String("listen", "127.0.0.1:7420", "address to serve gRPC, gRPC-Web and Connect on (h2c and HTTP/1.1)")
 	data := fs.String("data", "mlsd-data", "SQLite data directory (ignored with -postgres)")
 	pg := fs.String("postgres", os.Getenv("MLSD_POSTGRES"), "PostgreSQL DSN; nodes sharing it form one service")
@@ -76,12 +86,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "longest wait for calls in progress on SIGTERM")
 	cfg := server.Config{}
 	limitFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return err
+		fmt.Fprintf(stderr, "mlsd serve: -log-level %q: want debug, info, warn or error\n", *logLevel)
+		return &usageError{err}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
@@ -178,11 +189,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func caCmd(args []string, stdout io.Writer) error {
+func caCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("ca: want init, issue, revoke or crl")
+		fmt.Fprint(stderr, caUsage)
+		return &usageError{errors.New("ca: want init, issue, revoke or crl")}
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, caUsage)
+		return errHelp
+	}
+	switch args[0] {
+	case "init", "issue", "revoke", "crl":
+	default:
+		fmt.Fprintf(stderr, "mlsd ca: unknown command %q\n\n%s", args[0], caUsage)
+		return &usageError{fmt.Errorf("ca: unknown command %q", args[0])}
 	}
 	fs := flag.NewFlagSet("mlsd ca "+args[0], flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mlsd ca %s\n\n%s\n\nflags:\n", caArgs[args[0]], caHelp[args[0]])
+		fs.PrintDefaults()
+	}
 	dir := fs.String("dir", "mlsd-ca", "CA state directory")
 	name := fs.String("name", "mlskit device CA", "CA name (init)")
 	client := fs.String("client", "", "client identity (issue)")
@@ -191,7 +217,7 @@ func caCmd(args []string, stdout io.Writer) error {
 	days := fs.Int("days", 365, "validity in days")
 	serial := fs.String("serial", "", "certificate serial number, decimal (revoke)")
 	force := fs.Bool("force", false, "init: replace an existing CA (its key and revocation list are lost)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
 	switch args[0] {

@@ -19,8 +19,8 @@ import (
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
 	"github.com/mlskit/mlskit/ds/api/mlsdv1/mlsdv1connect"
+	"github.com/mlskit/mlskit/ds/chain"
 	"github.com/mlskit/mlskit/ds/dsproto"
-	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/internal/suite"
 )
 
@@ -204,8 +204,8 @@ func (c *Client) Ack(ctx context.Context, groupID []byte, seq uint64) error {
 // join on: the server gives a member nothing from before it was added) and
 // verifies its chain: from the genesis hash for the creator, else from the
 // first record's predecessor hash, trusting that one (as Verify does).
-func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, error) {
-	var out []store.Record
+func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]chain.Record, error) {
+	var out []chain.Record
 	after := uint64(0)
 	for {
 		resp, err := c.Fetch(ctx, groupID, &after, 1000)
@@ -220,11 +220,11 @@ func (c *Client) FetchAll(ctx context.Context, groupID []byte) ([]store.Record, 
 		}
 		after = out[len(out)-1].Seq
 	}
-	seq, hash := uint64(0), store.GenesisHash(groupID)
+	seq, hash := uint64(0), chain.GenesisHash(groupID)
 	if len(out) > 0 && out[0].Seq > 1 {
 		seq, hash = out[0].Seq-1, out[0].PrevHash
 	}
-	if err := store.VerifyChain(seq, hash, out); err != nil {
+	if err := chain.VerifyChain(seq, hash, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -243,13 +243,13 @@ func (c *Client) Verify(rec *v1.Record) (old bool, err error) {
 	pos, ok := c.chains[string(r.GroupID)]
 	switch {
 	case !ok && r.Seq == 1:
-		pos = chainPos{hash: store.GenesisHash(r.GroupID)}
+		pos = chainPos{hash: chain.GenesisHash(r.GroupID)}
 	case !ok:
 		pos = chainPos{seq: r.Seq - 1, hash: r.PrevHash}
 	case r.Seq <= pos.seq:
 		return true, nil
 	}
-	if err := store.VerifyChain(pos.seq, pos.hash, []store.Record{r}); err != nil {
+	if err := chain.VerifyChain(pos.seq, pos.hash, []chain.Record{r}); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrChain, err)
 	}
 	c.chains[string(r.GroupID)] = chainPos{seq: r.Seq, hash: r.ChainHash}

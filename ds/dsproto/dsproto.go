@@ -1,7 +1,7 @@
 // Package dsproto is what the delivery service's client and server share
 // beyond the generated API (ds/api/mlsdv1): the login proof both sign and
 // check, and the conversion between the API's Record and the log's
-// store.Record, whose hash chain clients verify. It sits below ds/client and
+// chain.Record, whose hash chain clients verify. It sits below ds/client and
 // ds/server, so a client binary links no server code.
 package dsproto
 
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
-	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/ds/chain"
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/suite"
 )
@@ -54,13 +54,13 @@ func VerifyAuth(suiteID uint16, signatureKey, challenge, credential, sig []byte)
 // RecordToProto converts a log record for clientID: the body only if it is
 // a recipient (a Welcome goes to its joiners alone; the others get the
 // header and hashes, enough to follow the chain).
-func RecordToProto(r *store.Record, clientID string) *v1.Record {
+func RecordToProto(r *chain.Record, clientID string) *v1.Record {
 	p := &v1.Record{
 		GroupId: r.GroupID, Seq: r.Seq, Epoch: r.Epoch, Kind: uint32(r.Kind), WireFormat: uint32(r.WireFormat),
 		Sender: r.Sender, Recipients: r.Recipients, BodyHash: r.BodyHash, PrevHash: r.PrevHash, ChainHash: r.ChainHash,
 		TimeUnixMs: r.Time.UnixMilli(),
 	}
-	if store.IsRecipient(r, clientID) {
+	if chain.IsRecipient(r, clientID) {
 		p.Body = r.Body
 	}
 	return p
@@ -68,8 +68,8 @@ func RecordToProto(r *store.Record, clientID string) *v1.Record {
 
 // RecordFromProto converts an API record back, for clients verifying the
 // chain.
-func RecordFromProto(p *v1.Record) store.Record {
-	return store.Record{
+func RecordFromProto(p *v1.Record) chain.Record {
+	return chain.Record{
 		GroupID: p.GroupId, Seq: p.Seq, Epoch: p.Epoch, Kind: uint8(p.Kind), WireFormat: uint16(p.WireFormat),
 		Sender: p.Sender, Recipients: p.Recipients, BodyHash: p.BodyHash, PrevHash: p.PrevHash, ChainHash: p.ChainHash,
 		Body: p.Body, Time: time.UnixMilli(p.TimeUnixMs),

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlskit/mlskit/ds/store"
+	"github.com/mlskit/mlskit/ds/chain"
 	"github.com/mlskit/mlskit/internal/suite"
 )
 
@@ -44,7 +44,7 @@ func TestAuthProof(t *testing.T) {
 }
 
 func TestRecordConversion(t *testing.T) {
-	r := store.Record{GroupID: []byte("g"), Seq: 3, Epoch: 2, Kind: store.KindWelcome, WireFormat: 3, Sender: "alice",
+	r := chain.Record{GroupID: []byte("g"), Seq: 3, Epoch: 2, Kind: chain.KindWelcome, WireFormat: 3, Sender: "alice",
 		Recipients: []string{"bob"}, Body: []byte("welcome"), BodyHash: []byte{1}, PrevHash: []byte{2}, ChainHash: []byte{3},
 		Time: time.UnixMilli(1234)}
 	for _, c := range []struct {

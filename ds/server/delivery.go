@@ -173,6 +173,7 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 		return err
 	}
 	rc, _ := ctx.Value(rcKey{}).(*http.ResponseController)
+	shared := binaryCodec(req.Header().Get("Content-Type")) // fan-out: one encoding per record (fanout.go)
 	sub := s.hub.add(sess.ClientID)
 	defer s.hub.remove(sub)
 	// Send the response headers now, so the client's call returns before
@@ -289,7 +290,7 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[v1.Subscrib
 					recs = upTo(recs, end)
 				}
 				for i := range recs {
-					if err := send(&v1.SubscribeResponse{Event: &v1.SubscribeResponse_Record{Record: dsproto.RecordToProto(&recs[i], sess.ClientID)}}); err != nil {
+					if err := send(s.recordEvent(&recs[i], sess.ClientID, shared)); err != nil {
 						return err
 					}
 					d = recs[i].Seq

@@ -236,6 +236,7 @@ type Server struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*flight
+	encoded  encodedCache // fan-out: each record encoded once for all streams
 
 	fairMu sync.Mutex
 	losses map[string]int // group id + "\x00" + client -> consecutive stale commits

@@ -339,3 +339,18 @@ func TestGREASENames(t *testing.T) {
 		}
 	}
 }
+
+// TestErrTextSaysEachPartOnce: a wrapped error that repeats its class is
+// worded with each part once.
+func TestErrTextSaysEachPartOnce(t *testing.T) {
+	for in, want := range map[string]string{
+		"mls: decryption failed: decryption failed (failed check: content decrypts, RFC 9420, Section 6.3.1): mls: decryption failed": "decryption failed (failed check: content decrypts, RFC 9420, Section 6.3.1)",
+		"mls: invalid signature: leaf signature (RFC 9420, Section 7.3)":                                                              "invalid signature: leaf signature (RFC 9420, Section 7.3)",
+		"a: b: a":                               "a: b",
+		"wrong epoch: epoch 3 (want 4): (a: b)": "wrong epoch: epoch 3 (want 4): (a: b)",
+	} {
+		if got := errText(errors.New(in)); got != want {
+			t.Errorf("errText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

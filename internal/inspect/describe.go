@@ -81,9 +81,18 @@ func (in *inspector) contentBody(path string, ct wire.ContentType, app []byte, p
 // content itself.
 func (in *inspector) framedContent(path string, fc *wire.FramedContent, e env) *Node {
 	e.groupID = fc.GroupID
-	if fc.Sender.SenderType == wire.SenderTypeMember {
+	switch fc.Sender.SenderType {
+	case wire.SenderTypeMember:
 		l := fc.Sender.LeafIndex
 		e.sender = &l
+	case wire.SenderTypeNewMemberCommit:
+		// The joiner's path leaf signs the leaf it will take, which the
+		// group's tree tells (RFC 9420, Sections 7.3 and 12.4.3.2).
+		if fc.ContentType == wire.ContentTypeCommit && fc.Commit != nil {
+			if l, ok := in.externalJoinerLeaf(fc); ok {
+				e.sender = &l
+			}
+		}
 	}
 	n := structNode("content", "FramedContent",
 		textBytesNode("group_id", "opaque<V>", fc.GroupID),
@@ -109,6 +118,7 @@ func authNode(a *wire.FramedContentAuthData, ct wire.ContentType) *Node {
 // publicMessage describes a PublicMessage (RFC 9420, Section 6.2) and checks
 // what can be checked without the group's secrets.
 func (in *inspector) publicMessage(path string, pm *wire.PublicMessage) *Node {
+	in.groupInfoFromState(pm.Content.GroupID, pm.Content.Epoch)
 	e := env{suite: in.messageSuite(pm)}
 	n := structNode("", "PublicMessage",
 		in.framedContent(join(path, "content"), &pm.Content, e),

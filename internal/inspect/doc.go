@@ -37,7 +37,17 @@
 //   - Welcome: the size of each new_member reference.
 //
 // Membership tags, confirmation tags and everything encrypted need a
-// member's epoch secrets and are reported as not verified.
+// member's epoch secrets and are reported as not verified, unless
+// Context.Member gives a client's state (member.go): then a PrivateMessage
+// of its group is decrypted, a PublicMessage processed (membership and
+// confirmation tags), a GroupInfo's confirmation_tag compared with the one
+// the member computed in that epoch, and a Welcome to one of its
+// KeyPackages opened. Without Context.GroupInfo, the member's own group
+// info for a PublicMessage's epoch stands in for it.
+//
+// An external commit's path leaf signs the leaf its joiner takes; with
+// Context.GroupInfo of the commit's epoch that leaf is known (the leftmost
+// blank one once the commit's Removes apply), so the signature is checked.
 //
 // # Output
 //

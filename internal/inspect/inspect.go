@@ -252,21 +252,28 @@ func (in *inspector) setContext(ctx *Context) error {
 	if ctx.GroupInfo == nil {
 		return nil
 	}
-	m, err := wire.UnmarshalMLSMessage(ctx.GroupInfo)
+	return in.useGroupInfo(ctx.GroupInfo, ctx.Suite)
+}
+
+// useGroupInfo takes a group info (an MLSMessage) as the context of the
+// messages inspected: their group's GroupContext, cipher suite and tree.
+// suite is the cipher suite the caller named, or 0.
+func (in *inspector) useGroupInfo(raw []byte, cs wire.CipherSuite) error {
+	m, err := wire.UnmarshalMLSMessage(raw)
 	if err != nil {
 		return &InputError{Input: "group info", Err: err}
 	}
 	if m.WireFormat != wire.WireFormatGroupInfo {
 		return &InputError{Input: "group info", Err: fmt.Errorf("the MLSMessage is a %s, not a GroupInfo", m.WireFormat)}
 	}
-	in.gi, in.giRaw = m.GroupInfo, bytes.Clone(ctx.GroupInfo)
+	in.gi, in.giRaw = m.GroupInfo, bytes.Clone(raw)
 	s, err := lookupSuite(in.gi.GroupContext.CipherSuite)
 	if err != nil {
 		return &InputError{Input: "group info", Err: err}
 	}
 	if in.ctxSuite != nil && in.ctxSuite != s {
 		return &InputError{Input: "suite", Err: fmt.Errorf("cipher suite 0x%04x differs from the group info's 0x%04x",
-			uint16(ctx.Suite), uint16(in.gi.GroupContext.CipherSuite))}
+			uint16(cs), uint16(in.gi.GroupContext.CipherSuite))}
 	}
 	in.ctxSuite = s
 	treeBytes := in.treeRaw
@@ -284,6 +291,29 @@ func (in *inspector) setContext(ctx *Context) error {
 	}
 	in.tree = t
 	return nil
+}
+
+// groupInfoFromState gives a message of a group the member is in, at the
+// member's epoch, the context -group-info would: the group info the member
+// would publish for that epoch, with its tree. The member's own state is
+// what it checks against, so nothing from outside is trusted more for it.
+func (in *inspector) groupInfoFromState(groupID []byte, epoch uint64) {
+	if in.gi != nil || in.member == nil {
+		return
+	}
+	g, err := in.member.Group(groupID)
+	if err != nil || g == nil || g.Epoch() != epoch {
+		return
+	}
+	raw, err := g.GroupInfo(true, false)
+	if err != nil {
+		return
+	}
+	if in.useGroupInfo(raw, 0) != nil {
+		in.gi, in.giRaw, in.tree = nil, nil, nil
+		return
+	}
+	in.giFromState = true
 }
 
 // Encoding says how input bytes are written.

@@ -109,6 +109,10 @@ func TestMemberState(t *testing.T) {
 		bad := encodeMessage(t, &wire.MLSMessage{WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: &pm})
 		rep := mustInspect(t, bad, "", Context{Now: now, Member: bob})
 		wantStatus(t, rep, "private_message", "decryption and verification as this client's member of the group", StatusFailed, "decrypt")
+		// Reported once, clearly: not "decryption failed: decryption failed (...): decryption failed".
+		if d := findCheck(rep, "private_message", "decryption and verification as this client's member of the group").Detail; strings.Count(d, "decryption failed") != 1 {
+			t.Fatalf("the failure repeats itself: %q", d)
+		}
 		// The bare PrivateMessage decrypts too.
 		bare, err := wire.Encode(m.PrivateMessage)
 		if err != nil {
@@ -120,6 +124,68 @@ func TestMemberState(t *testing.T) {
 		wantStatus(t, rep, "private_message", "decryption and verification as this client's member of the group", StatusNotVerified, "the state holds no group")
 	})
 
+	t.Run("group info confirmation tag", func(t *testing.T) {
+		// res.GroupInfo is alice's for epoch 1, where bob's state is.
+		rep := mustInspect(t, res.GroupInfo, "", Context{Now: now, Member: bob})
+		wantStatus(t, rep, "group_info", "confirmation_tag", StatusOK, "by the member at leaf 1")
+		rep = mustInspect(t, res.GroupInfo, "", Context{Now: now})
+		wantStatus(t, rep, "group_info", "confirmation_tag", StatusNotVerified, "give -state")
+		m, _ := wire.UnmarshalMLSMessage(res.GroupInfo)
+		gi := *m.GroupInfo
+		gi.ConfirmationTag = bytes.Clone(gi.ConfirmationTag)
+		gi.ConfirmationTag[0] ^= 1
+		bad := encodeMessage(t, &wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: &gi})
+		rep = mustInspect(t, bad, "", Context{Now: now, Member: bob})
+		wantStatus(t, rep, "group_info", "confirmation_tag", StatusFailed, "is not MAC(confirmation_key")
+		// A group info of another epoch: the member has not that epoch's key.
+		old, err := alice.GroupInfo(true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ = wire.UnmarshalMLSMessage(old)
+		gi = *m.GroupInfo
+		gi.GroupContext.Epoch = 7
+		other := encodeMessage(t, &wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: &gi})
+		rep = mustInspect(t, other, "", Context{Now: now, Member: bob})
+		wantStatus(t, rep, "group_info", "confirmation_tag", StatusNotVerified, "the state holds epoch 1 of the group, the group info is for epoch 7")
+	})
+
+	t.Run("external commit leaf", func(t *testing.T) {
+		gi, err := alice.GroupInfo(true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigD, _ := mls.GenerateSignatureKeyPair(cs, nil)
+		join, err := mls.ExternalJoin(cfg, gi, mls.BasicCredential([]byte("dave")), sigD, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const leaf = "public_message.content.commit.path.leaf_node"
+		// With the group info of the commit's epoch the joiner's leaf (2,
+		// after alice and bob) is known, so the leaf's signature is checked.
+		rep := mustInspect(t, join.Commit, "", Context{Now: now, GroupInfo: gi})
+		wantStatus(t, rep, leaf, "signature", StatusOK, "")
+		wantStatus(t, rep, "public_message", "signature", StatusOK, "the key in the commit's path")
+		rep = mustInspect(t, join.Commit, "", Context{Now: now, Suite: wire.CipherSuite(cs)})
+		wantStatus(t, rep, leaf, "signature", StatusNotVerified, "not known here")
+		// -state alone: the member's group at that epoch tells the leaf.
+		rep = mustInspect(t, join.Commit, "", Context{Now: now, Member: bob})
+		wantStatus(t, rep, leaf, "signature", StatusOK, "")
+		wantStatus(t, rep, "public_message", "membership_tag and validity as this client's member of the group", StatusOK, "")
+		// A leaf signed for another position fails.
+		m, _ := wire.UnmarshalMLSMessage(join.Commit)
+		pm := *m.PublicMessage
+		c := *pm.Content.Commit
+		path := *c.Path
+		path.LeafNode.Signature = bytes.Clone(path.LeafNode.Signature)
+		path.LeafNode.Signature[0] ^= 1
+		c.Path = &path
+		pm.Content.Commit = &c
+		bad := encodeMessage(t, &wire.MLSMessage{WireFormat: wire.WireFormatPublicMessage, PublicMessage: &pm})
+		rep = mustInspect(t, bad, "", Context{Now: now, GroupInfo: gi})
+		wantStatus(t, rep, leaf, "signature", StatusFailed, "signature does not verify")
+	})
+
 	t.Run("public message", func(t *testing.T) {
 		pub := true
 		res, err := alice.Commit(&mls.CommitOptions{PublicMessage: &pub})
@@ -128,6 +194,9 @@ func TestMemberState(t *testing.T) {
 		}
 		rep := mustInspect(t, res.Commit, "", Context{Now: now, Member: bob})
 		wantStatus(t, rep, "public_message", "membership_tag and validity as this client's member of the group", StatusOK, "by the member at leaf 1")
+		// The member's state gives the group context -group-info would.
+		wantStatus(t, rep, "public_message", "signature", StatusOK, "by member at leaf 0")
+		wantStatus(t, rep, "public_message.content.commit.path.leaf_node", "signature", StatusOK, "")
 		if c := findCheck(rep, "public_message", "membership_tag"); c != nil {
 			t.Fatalf("membership_tag reported as %s though the member checked it", c.Status)
 		}

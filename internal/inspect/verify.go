@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,7 +35,7 @@ const (
 	whyCredentialPolicy  = "whether a credential is acceptable is the application's decision"
 	whyNoTreeForGroup    = "no ratchet tree: the group info has no ratchet_tree extension and no -tree was given"
 	whyNoTreeForMessage  = "no ratchet tree for the group (give -group-info, with a ratchet_tree extension or -tree)"
-	whyNoGroupForMessage = "needs the group's GroupContext (give -group-info)"
+	whyNoGroupForMessage = "needs the group's GroupContext (give -group-info, or -state of a member in that epoch)"
 )
 
 // inspector walks one object, building its Nodes and the report's checks.
@@ -50,7 +51,9 @@ type inspector struct {
 	treeRaw  []byte            // Context.Tree
 	treeWhy  string            // why tree is nil
 	member   Member            // Context.Member
-	input    []byte            // the input, when it is an MLSMessage
+	// giFromState: gi is the member's own, for want of Context.GroupInfo.
+	giFromState bool
+	input       []byte // the input, when it is an MLSMessage
 }
 
 func (in *inspector) addCheck(c Check) { in.rep.Checks = append(in.rep.Checks, c) }
@@ -94,7 +97,44 @@ func errText(err error) string {
 		}
 		return s
 	}
-	return strings.ReplaceAll(err.Error(), "mls: ", "")
+	return dedupe(strings.ReplaceAll(err.Error(), "mls: ", ""))
+}
+
+// dedupe says each part of an error chain once. Layers that wrap an error
+// and also name its class repeat it ("decryption failed: decryption failed
+// (failed check: content decrypts, ...): decryption failed"); a part
+// (split at ": " outside parentheses) is dropped when an earlier part is
+// the same, or another part says it and more.
+func dedupe(s string) string {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '(':
+			depth++
+		case s[i] == ')' && depth > 0:
+			depth--
+		case depth == 0 && strings.HasPrefix(s[i:], ": "):
+			parts = append(parts, s[start:i])
+			start = i + 2
+			i++
+		}
+	}
+	parts = append(parts, s[start:])
+	var out []string
+	for i, p := range parts {
+		redundant := false
+		for j, q := range parts {
+			if j < i && q == p || len(q) > len(p) && strings.HasPrefix(q, p) {
+				redundant = true
+				break
+			}
+		}
+		if !redundant {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ": ")
 }
 
 // sigErr words a failed signature check.
@@ -379,7 +419,7 @@ func (in *inspector) checkGroupInfo(path string, gi *wire.GroupInfo) {
 	if gc.Version != wire.ProtocolVersionMLS10 {
 		in.failed(join(path, "group_context"), "version is mls10", "12.4.3.1", fmt.Sprintf("version is 0x%04x", uint16(gc.Version)))
 	}
-	in.notVerified(path, "confirmation_tag", "12.4.3.1", whyConfirmationKey)
+	in.checkGroupInfoTag(path, gi)
 	s, err := lookupSuite(gc.CipherSuite)
 	if err != nil {
 		in.notVerified(path, "signature and tree", "12.4.3.1", err.Error())
@@ -649,4 +689,69 @@ func (in *inspector) observe(path string, pm *wire.PublicMessage) {
 		return
 	}
 	in.okDetail(path, name, sec, "every credential accepted")
+}
+
+// checkGroupInfoTag verifies a GroupInfo's confirmation_tag as a member in
+// the GroupInfo's epoch can (RFC 9420, Section 12.4.3.1). The tag is
+// MAC(confirmation_key, confirmed_transcript_hash) of that epoch (Section
+// 8.1); the member computed it when it entered the epoch, and the GroupInfo
+// it would publish carries it. Equal transcript hashes and equal tags
+// verify the GroupInfo's.
+func (in *inspector) checkGroupInfoTag(path string, gi *wire.GroupInfo) {
+	const name, sec = "confirmation_tag", "12.4.3.1"
+	if in.member == nil {
+		in.notVerified(path, name, sec, whyConfirmationKey)
+		return
+	}
+	gc := &gi.GroupContext
+	g := in.memberGroup(path, name, sec, gc.GroupID)
+	if g == nil {
+		return
+	}
+	if g.Epoch() != gc.Epoch {
+		in.notVerified(path, name, sec, fmt.Sprintf("the state holds epoch %d of the group, the group info is for epoch %d; only that epoch's confirmation_key verifies it", g.Epoch(), gc.Epoch))
+		return
+	}
+	own, err := g.GroupInfo(false, false)
+	var m *wire.MLSMessage
+	if err == nil {
+		m, err = wire.UnmarshalMLSMessage(own)
+	}
+	if err != nil || m.GroupInfo == nil {
+		in.notVerified(path, name, sec, "the member's own group info for the epoch could not be made")
+		return
+	}
+	mine := m.GroupInfo
+	switch {
+	case !bytes.Equal(mine.GroupContext.ConfirmedTranscriptHash, gc.ConfirmedTranscriptHash):
+		in.failed(path, name, sec, fmt.Sprintf("group_context.confirmed_transcript_hash differs from that of the member at leaf %d in epoch %d", g.LeafIndex(), gc.Epoch))
+	case !hmac.Equal(mine.ConfirmationTag, gi.ConfirmationTag):
+		in.failed(path, name, sec, fmt.Sprintf("is not MAC(confirmation_key, confirmed_transcript_hash) of epoch %d, as the member at leaf %d computes it", gc.Epoch, g.LeafIndex()))
+	default:
+		in.okDetail(path, name, sec, fmt.Sprintf("MAC(confirmation_key, confirmed_transcript_hash) of epoch %d, by the member at leaf %d", gc.Epoch, g.LeafIndex()))
+	}
+}
+
+// externalJoinerLeaf returns the leaf an external commit's joiner takes in
+// the group of the context's group info: the leftmost blank leaf once the
+// commit's Removes (a resync removes the joiner's old leaf) are applied,
+// or a new leaf at the end (RFC 9420, Sections 12.1.1 and 12.4.3.2). It
+// needs the group info of the commit's epoch with its tree, and Removes
+// by value.
+func (in *inspector) externalJoinerLeaf(fc *wire.FramedContent) (uint32, bool) {
+	if in.tree == nil || in.gi == nil || !bytes.Equal(in.gi.GroupContext.GroupID, fc.GroupID) || in.gi.GroupContext.Epoch != fc.Epoch {
+		return 0, false
+	}
+	t := in.tree.Clone()
+	for _, p := range fc.Commit.Proposals {
+		switch {
+		case p.Type != wire.ProposalOrRefTypeProposal || p.Proposal == nil:
+			return 0, false // a reference: its proposal is unknown here
+		case p.Proposal.ProposalType == wire.ProposalTypeRemove && p.Proposal.Remove != nil:
+			if err := t.RemoveLeaf(treemath.LeafIndex(p.Proposal.Remove.Removed)); err != nil {
+				return 0, false // reported by the public observer's checks
+			}
+		}
+	}
+	return uint32(t.FreeLeaf()), true
 }

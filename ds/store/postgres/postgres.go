@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,8 +34,13 @@ import (
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
 	pool    *pgxpool.Pool
+	lim     *pgxpool.Pool // token buckets: synchronous_commit off
 	schema  string
 	channel string
+
+	seed    maphash.Seed
+	appends [appendShards]store.Batcher[*appendOp] // group commit
+	usage   store.UsageBuffer                      // usage totals, written behind
 }
 
 var _ store.Store = (*Store)(nil)
@@ -65,13 +71,28 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
+	// Token buckets are not worth an fsync each (see TakeTokens): their
+	// connections commit without waiting for the WAL flush.
+	limCfg := cfg.Copy()
+	limCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	limCfg.MaxConns = max(2, cfg.MaxConns/4)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, schema: opt.Schema, channel: "mlsd_" + opt.Schema}
+	lim, err := pgxpool.NewWithConfig(ctx, limCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, lim: lim, schema: opt.Schema, channel: "mlsd_" + opt.Schema, seed: maphash.MakeSeed()}
+	for i := range s.appends {
+		s.appends[i].Run = s.runAppends
+	}
+	s.usage.Write = s.writeUsage
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
+		lim.Close()
 		return nil, err
 	}
 	return s, nil
@@ -183,6 +204,8 @@ func (s *Store) DropSchema(ctx context.Context) error {
 
 // Close closes the pool.
 func (s *Store) Close() error {
+	s.usage.Flush()
+	s.lim.Close()
 	s.pool.Close()
 	return nil
 }
@@ -538,107 +561,197 @@ func (s *Store) CommitRecord(ctx context.Context, groupID []byte, epoch uint64) 
 	return commitRecord(ctx, s.pool, groupID, epoch)
 }
 
+// appendOp is one Append waiting for group commit.
+type appendOp struct {
+	a    *store.Append
+	recs []store.Record
+}
+
+// appendShards spreads groups over this many batchers: appends to one group
+// always meet in the same one (they serialise on the group's row lock
+// anyway), while other groups' batches commit in parallel.
+const appendShards = 8
+
+// Append implements store.Store with group commit: concurrent appends (to
+// one group, or to groups of one shard) share one transaction and one
+// fsync. The rules of each are checked in order inside that transaction, as
+// if each ran alone: a later commit in a batch sees the epoch an earlier one
+// advanced and loses with the same StaleEpochError. Append returns only
+// after the transaction holding its records committed.
 func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, error) {
 	if err := store.ValidateAppend(&a); err != nil {
 		return nil, err
 	}
-	var recs []store.Record
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		// The row lock on the head serialises appends to this group
-		// across every node.
-		h, err := loadHead(ctx, tx, a.GroupID, true)
-		if err != nil {
-			return err
-		}
-		if !a.ExternalJoin {
-			var ok bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE group_id = $1 AND client_id = $2 AND left_seq = 0)`, a.GroupID, a.Sender).Scan(&ok); err != nil {
-				return wrap(err)
-			}
-			if !ok {
-				return store.ErrNotMember
-			}
-		}
-		if err := store.CheckEpoch(h, &a, func(e uint64) (store.Record, error) { return commitRecord(ctx, tx, a.GroupID, e) }); err != nil {
-			return err
-		}
-		if err := store.CheckPriority(h, &a); err != nil {
-			return err
-		}
-		hashes := make([][]byte, len(a.Entries))
-		for i, e := range a.Entries {
-			hashes[i] = store.BodyHash(e.Body)
-		}
-		var dup int64
-		err = tx.QueryRow(ctx, `SELECT seq FROM records WHERE group_id = $1 AND body_hash = ANY($2) LIMIT 1`, a.GroupID, hashes).Scan(&dup)
-		if err == nil {
-			return &store.DuplicateError{Seq: uint64(dup)}
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return wrap(err)
-		}
-		recs = store.BuildRecords(h, &a)
-		batch := &pgx.Batch{}
-		for i := range recs {
-			r := &recs[i]
-			batch.Queue(`INSERT INTO records (`+recordCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-				r.GroupID, int64(r.Seq), int64(r.Epoch), int16(r.Kind), int32(r.WireFormat), r.Sender, store.EncodeRecipients(r.Recipients),
-				r.Body, r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time))
-		}
-		last := recs[len(recs)-1]
-		epoch := h.Epoch
-		var notes []store.Notification
-		if a.Commit {
-			epoch++
-			batch.Queue(`INSERT INTO commits (group_id, epoch, seq) VALUES ($1, $2, $3)`, a.GroupID, int64(a.Epoch), int64(recs[0].Seq))
-			add := a.AddMembers
-			if a.ExternalJoin {
-				add = append(add[:len(add):len(add)], a.Sender)
-			}
-			for _, c := range add {
-				// Added members start after the commit; a removed member
-				// added again starts over.
-				batch.Queue(`INSERT INTO members (group_id, client_id, acked_seq, joined_seq, left_seq) VALUES ($1, $2, $3, $3, 0)
-					ON CONFLICT (group_id, client_id) DO UPDATE SET acked_seq = excluded.acked_seq, joined_seq = excluded.joined_seq, left_seq = 0
-					WHERE members.left_seq <> 0`, a.GroupID, c, int64(recs[0].Seq))
-				notes = append(notes, store.Notification{ClientID: c})
-			}
-			for _, c := range a.RemoveMembers {
-				// The removed member still receives this commit.
-				batch.Queue(`UPDATE members SET left_seq = $3 WHERE group_id = $1 AND client_id = $2 AND left_seq = 0`, a.GroupID, c, int64(recs[0].Seq))
-				notes = append(notes, store.Notification{ClientID: c})
-			}
-			if len(a.UseClaims) > 0 {
-				batch.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
-			}
-		}
-		gi := h.GroupInfo
-		if a.GroupInfo != nil {
-			gi = a.GroupInfo
-		}
-		batch.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
-			int64(epoch), int64(last.Seq), last.ChainHash, gi, a.GroupID)
-		// Members' changes first: a removed member's stream learns it
-		// before it reads past its removal.
-		for _, n := range notes {
-			batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "c"+hex.EncodeToString([]byte(n.ClientID)))
-		}
-		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "commits_pkey" {
-				// Cannot happen under the row lock; if it does, the
-				// database still refuses a second winner.
-				return &store.StaleEpochError{Epoch: a.Epoch, CurrentEpoch: a.Epoch + 1}
-			}
-			return wrap(err)
-		}
-		return nil
-	})
-	if err != nil {
+	op := &appendOp{a: &a}
+	b := &s.appends[maphash.Bytes(s.seed, a.GroupID)%appendShards]
+	if err := b.Do(ctx, op); err != nil {
 		return nil, err
 	}
-	return recs, nil
+	return op.recs, nil
+}
+
+// BatchStats implements store.BatchStats (appends only: the other writes
+// are single statements or transactions of their own).
+func (s *Store) BatchStats() (writes, transactions uint64) {
+	for i := range s.appends {
+		w, t := s.appends[i].Stats()
+		writes += w
+		transactions += t
+	}
+	return writes, transactions
+}
+
+func (s *Store) runAppends(ops []*store.Op[*appendOp]) {
+	ctx := context.WithoutCancel(ops[0].Ctx)
+	if len(ops) > 1 {
+		err := s.appendBatch(ctx, ops)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errCommit) {
+			for _, op := range ops {
+				if op.Err == nil {
+					op.Err = err
+				}
+			}
+			return
+		}
+		// Rolled back before COMMIT (a deadlock with another node, a
+		// failed statement): each append goes again alone, so no append
+		// fails for another's sake.
+	}
+	for _, op := range ops {
+		op.Err = s.appendAlone(ctx, op.Fn)
+	}
+}
+
+// errCommit says COMMIT failed: the outcome is unknown, so nothing of the
+// batch is acknowledged.
+var errCommit = errors.New("postgres: commit failed")
+
+func (s *Store) appendAlone(ctx context.Context, op *appendOp) error {
+	var refused error
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		op.recs, refused, err = s.appendTx(ctx, tx, op.a)
+		if err == nil && refused != nil {
+			err = refused
+		}
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "commits_pkey" {
+		// Cannot happen under the row lock; if it does, the database
+		// still refuses a second winner.
+		return &store.StaleEpochError{Epoch: op.a.Epoch, CurrentEpoch: op.a.Epoch + 1}
+	}
+	if refused != nil {
+		return refused
+	}
+	return wrap(err)
+}
+
+// appendTx checks and writes one Append in tx. A refusal (the rules of
+// store.Store.Append) comes back as refused, before anything is written;
+// err is a database failure, after which tx is unusable.
+func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, a *store.Append) (recs []store.Record, refused, err error) {
+	// The row lock on the head serialises appends to this group
+	// across every node.
+	h, err := loadHead(ctx, tx, a.GroupID, true)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !a.ExternalJoin {
+		var ok bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE group_id = $1 AND client_id = $2 AND left_seq = 0)`, a.GroupID, a.Sender).Scan(&ok); err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, store.ErrNotMember, nil
+		}
+	}
+	var lookupErr error
+	if err := store.CheckEpoch(h, a, func(e uint64) (store.Record, error) {
+		r, err := commitRecord(ctx, tx, a.GroupID, e)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			lookupErr = err
+		}
+		return r, err
+	}); err != nil {
+		if lookupErr != nil {
+			return nil, nil, lookupErr
+		}
+		return nil, err, nil
+	}
+	if err := store.CheckPriority(h, a); err != nil {
+		return nil, err, nil
+	}
+	hashes := make([][]byte, len(a.Entries))
+	for i, e := range a.Entries {
+		hashes[i] = store.BodyHash(e.Body)
+	}
+	var dup int64
+	err = tx.QueryRow(ctx, `SELECT seq FROM records WHERE group_id = $1 AND body_hash = ANY($2) LIMIT 1`, a.GroupID, hashes).Scan(&dup)
+	if err == nil {
+		return nil, &store.DuplicateError{Seq: uint64(dup)}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, err
+	}
+	recs = store.BuildRecords(h, a)
+	batch := &pgx.Batch{}
+	for i := range recs {
+		r := &recs[i]
+		batch.Queue(`INSERT INTO records (`+recordCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			r.GroupID, int64(r.Seq), int64(r.Epoch), int16(r.Kind), int32(r.WireFormat), r.Sender, store.EncodeRecipients(r.Recipients),
+			r.Body, r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time))
+	}
+	last := recs[len(recs)-1]
+	epoch := h.Epoch
+	var notes []store.Notification
+	if a.Commit {
+		epoch++
+		batch.Queue(`INSERT INTO commits (group_id, epoch, seq) VALUES ($1, $2, $3)`, a.GroupID, int64(a.Epoch), int64(recs[0].Seq))
+		add := a.AddMembers
+		if a.ExternalJoin {
+			add = append(add[:len(add):len(add)], a.Sender)
+		}
+		for _, c := range add {
+			// Added members start after the commit; a removed member
+			// added again starts over.
+			batch.Queue(`INSERT INTO members (group_id, client_id, acked_seq, joined_seq, left_seq) VALUES ($1, $2, $3, $3, 0)
+				ON CONFLICT (group_id, client_id) DO UPDATE SET acked_seq = excluded.acked_seq, joined_seq = excluded.joined_seq, left_seq = 0
+				WHERE members.left_seq <> 0`, a.GroupID, c, int64(recs[0].Seq))
+			notes = append(notes, store.Notification{ClientID: c})
+		}
+		for _, c := range a.RemoveMembers {
+			// The removed member still receives this commit.
+			batch.Queue(`UPDATE members SET left_seq = $3 WHERE group_id = $1 AND client_id = $2 AND left_seq = 0`, a.GroupID, c, int64(recs[0].Seq))
+			notes = append(notes, store.Notification{ClientID: c})
+		}
+		if len(a.UseClaims) > 0 {
+			batch.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
+		}
+	}
+	gi := h.GroupInfo
+	if a.GroupInfo != nil {
+		gi = a.GroupInfo
+	}
+	batch.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
+		int64(epoch), int64(last.Seq), last.ChainHash, gi, a.GroupID)
+	// Members' changes first: a removed member's stream learns it
+	// before it reads past its removal.
+	for _, n := range notes {
+		batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "c"+hex.EncodeToString([]byte(n.ClientID)))
+	}
+	batch.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(a.GroupID)+":"+strconv.FormatUint(last.Seq, 10))
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, nil, err
+	}
+	return recs, nil, nil
 }
 
 func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,9 +35,16 @@ var (
 // TakeTokens is one statement: the row lock the upsert takes serialises
 // nodes drawing on one bucket, and a bucket without the tokens is left as
 // it was (the WHERE refuses the update, and nothing is returned).
+//
+// It commits without waiting for the WAL flush (synchronous_commit off on
+// its connections): a bucket is on every request's path, and a group's
+// bucket is one row that every sender locks in turn, so waiting for an
+// fsync each would cap a group at one request per flush. After a crash a
+// bucket may have its last moments' takes back; the database stays
+// consistent (PostgreSQL, "Asynchronous Commit").
 func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float64, now time.Time) (bool, error) {
 	var left float64 // tokens left, unused but for the RETURNING row
-	err := s.pool.QueryRow(ctx, `INSERT INTO rate_limits AS b (key, tokens, updated) VALUES ($1, $2::float8 - $3::float8, $4)
+	err := s.lim.QueryRow(ctx, `INSERT INTO rate_limits AS b (key, tokens, updated) VALUES ($1, $2::float8 - $3::float8, $4)
 		ON CONFLICT (key) DO UPDATE
 			SET tokens = least($2::float8, b.tokens + greatest(0, $4 - b.updated) / 1000.0 * $5::float8) - $3::float8,
 			    updated = greatest(b.updated, $4)
@@ -50,7 +58,7 @@ func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float
 	}
 	// Full buckets are worth nothing: sweep old ones now and then.
 	if rand.IntN(1000) == 0 {
-		s.pool.Exec(ctx, `DELETE FROM rate_limits WHERE updated < $1`, ms(now)-24*3600*1000)
+		s.lim.Exec(ctx, `DELETE FROM rate_limits WHERE updated < $1`, ms(now)-24*3600*1000)
 	}
 	return true, nil
 }
@@ -59,15 +67,36 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT bytes FROM usage WHERE key = $1`, []byte(key)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+		err = nil
 	}
-	return n, wrap(err)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return n + s.usage.Unwritten(key), nil
 }
 
+// AddUsage is written behind (store.UsageBuffer): it returns at once, and
+// this node's totals are written together soon after, in one transaction.
+// Other nodes see them once written.
 func (s *Store) AddUsage(ctx context.Context, key string, delta int64) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO usage (key, bytes) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, []byte(key), delta)
-	return wrap(err)
+	s.usage.Add(key, delta)
+	return nil
+}
+
+func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
+	keys := make([]string, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // one lock order for every node
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, k := range keys {
+			b.Queue(`INSERT INTO usage (key, bytes) VALUES ($1, $2)
+				ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, []byte(k), deltas[k])
+		}
+		return wrap(tx.SendBatch(ctx, b).Close())
+	})
 }
 
 // Check asks the database to answer and to read every table.

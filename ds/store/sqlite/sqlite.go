@@ -6,7 +6,8 @@
 // last transactions on power loss). SQLite has one writer at a time, so all
 // writes go through a single connection, which also serialises each group's
 // head without further locking; reads use a separate pool and see committed
-// snapshots concurrently.
+// snapshots concurrently. Concurrent writes share one transaction and one
+// fsync (group commit, Store.tx).
 package sqlite
 
 import (
@@ -28,6 +29,11 @@ import (
 // Store is a SQLite-backed store.Store.
 type Store struct {
 	w, r *sql.DB
+
+	batch  store.Batcher[txFunc] // group commit of every write
+	stmts  map[string]*sql.Stmt  // hot statements, prepared on w
+	usage  store.UsageBuffer     // usage totals, written behind
+	totals usageTotals           // and kept in memory once read
 
 	mu       sync.Mutex
 	watchers map[int]func(store.Notification)
@@ -161,11 +167,24 @@ func Open(dir string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &Store{w: w, r: r, watchers: map[int]func(store.Notification){}}, nil
+	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}, stmts: map[string]*sql.Stmt{}}
+	for _, q := range hotStatements {
+		st, err := w.Prepare(q)
+		if err != nil {
+			r.Close()
+			w.Close()
+			return nil, fmt.Errorf("sqlite: preparing %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	s.batch.Run = s.runBatch
+	s.usage.Write = s.writeUsage
+	return s, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.usage.Flush()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -200,13 +219,51 @@ func (s *Store) Watch(ctx context.Context, f func(store.Notification)) error {
 	return nil
 }
 
+// txFunc is one write: it runs inside a transaction it does not own, with
+// the context it is given (not its caller's: a caller that goes away must
+// not interrupt the shared transaction, which SQLite would roll back whole).
+type txFunc func(ctx context.Context, tx *sql.Tx) error
+
 // tx runs f in a write transaction, committing only if f succeeds.
-func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+//
+// Group commit: concurrent writes share one transaction and so one fsync
+// (store.Batcher). Each runs inside its own SAVEPOINT, so one that fails is
+// rolled back alone and the others still commit, exactly as if each had run
+// alone in the order of the batch. tx returns only after the transaction
+// holding f committed: acknowledged means durable.
+func (s *Store) tx(ctx context.Context, f txFunc) error {
+	return s.batch.Do(ctx, f)
+}
+
+// BatchStats implements store.BatchStats.
+func (s *Store) BatchStats() (writes, transactions uint64) { return s.batch.Stats() }
+
+// errBatch says a shared transaction failed before COMMIT: nothing of it
+// was written, and each write is tried again alone.
+var errBatch = errors.New("sqlite: batch failed")
+
+func (s *Store) runBatch(ops []*store.Op[txFunc]) {
+	ctx := context.WithoutCancel(ops[0].Ctx)
+	if len(ops) == 1 {
+		ops[0].Err = s.txAlone(ctx, ops[0].Fn)
+		return
+	}
+	if err := s.txBatch(ctx, ops); errors.Is(err, errBatch) {
+		// Rolled back whole (an I/O error, an interrupted statement): the
+		// writes go again, each in its own transaction, so one write's
+		// failure is never another's.
+		for _, op := range ops {
+			op.Err = s.txAlone(ctx, op.Fn)
+		}
+	}
+}
+
+func (s *Store) txAlone(ctx context.Context, f txFunc) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := f(tx); err != nil {
+	if err := f(ctx, tx); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -216,8 +273,48 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return nil
 }
 
+// txBatch runs ops in one transaction, each under a savepoint. It sets each
+// op's Err, or returns errBatch when the transaction failed before COMMIT.
+func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return errBatch
+	}
+	p := s.prepared(tx)
+	exec := func(q string) bool {
+		_, err := p.ExecContext(ctx, q)
+		return err == nil
+	}
+	for _, op := range ops {
+		if !exec(qSavepointW) {
+			tx.Rollback()
+			return errBatch
+		}
+		op.Err = op.Fn(ctx, tx)
+		if op.Err != nil && !exec(qRollbackToW) {
+			// The transaction itself is gone (SQLite rolls back a whole
+			// transaction on some errors): so are the earlier writes.
+			tx.Rollback()
+			return errBatch
+		}
+		if !exec(qReleaseW) {
+			tx.Rollback()
+			return errBatch
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// The outcome is unknown: no write of the batch is acknowledged.
+		for _, op := range ops {
+			if op.Err == nil {
+				op.Err = fmt.Errorf("sqlite: commit: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 func (s *Store) PutChallenge(ctx context.Context, c []byte, expires time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Expired challenges are swept on the way.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE expires < ?`, ms(time.Now())-60_000); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
@@ -230,7 +327,7 @@ func (s *Store) PutChallenge(ctx context.Context, c []byte, expires time.Time) e
 }
 
 func (s *Store) ConsumeChallenge(ctx context.Context, c []byte, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM challenges WHERE challenge = ? AND expires >= ?`, c, ms(now))
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
@@ -243,7 +340,7 @@ func (s *Store) ConsumeChallenge(ctx context.Context, c []byte, now time.Time) e
 }
 
 func (s *Store) BindClientKey(ctx context.Context, clientID string, key []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var have []byte
 		err := tx.QueryRowContext(ctx, `SELECT sig_key FROM client_keys WHERE client_id = ?`, clientID).Scan(&have)
 		switch {
@@ -263,7 +360,7 @@ func (s *Store) BindClientKey(ctx context.Context, clientID string, key []byte) 
 }
 
 func (s *Store) PutSession(ctx context.Context, tokenHash []byte, sess store.Session) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires < ?`, ms(time.Now())); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
@@ -292,7 +389,7 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (s
 }
 
 func (s *Store) PutKeyPackage(ctx context.Context, kp store.KeyPackage) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM key_packages WHERE ref = ?`, kp.Ref).Scan(&n); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
@@ -319,7 +416,8 @@ func (s *Store) PutKeyPackage(ctx context.Context, kp store.KeyPackage) error {
 func (s *Store) ClaimKeyPackage(ctx context.Context, claimer, owner string, suite uint16, now time.Time) (store.KeyPackage, error) {
 	kp := store.KeyPackage{Owner: owner, Suite: suite}
 	var notAfter int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		kp.LastResort = false // a batch that failed runs this again alone
 		// Expired KeyPackages are dropped on the way (RFC 9420, Section 10).
 		if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE owner = ? AND suite = ? AND last_resort = 0 AND not_after < ?`, owner, suite, ms(now)); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
@@ -411,7 +509,7 @@ func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time
 
 func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy store.Policy, now time.Time) (store.Group, error) {
 	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo, Policy: policy}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at, public_handshakes, external_joins)
 			VALUES (?, 0, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now), policy.PublicHandshakes, policy.ExternalJoins)
 		if err != nil {
@@ -436,11 +534,49 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
+// The statements on every append's path, prepared once on the writer
+// connection: parsing them again for each append cost more CPU than
+// running them.
+const (
+	qHead = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+		public_handshakes, external_joins FROM groups WHERE group_id = ?`
+	qMember       = `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`
+	qDup          = `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`
+	qInsertRecord = `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`
+	qSavepointW   = `SAVEPOINT w`
+	qRollbackToW  = `ROLLBACK TO w`
+	qReleaseW     = `RELEASE w`
+)
+
+var hotStatements = []string{qHead, qMember, qDup, qInsertRecord, qUpdateHead, qSavepointW, qRollbackToW, qReleaseW}
+
+// prepTx runs the hot statements prepared, others as given.
+type prepTx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (s *Store) prepared(tx *sql.Tx) prepTx { return prepTx{tx, s.stmts} }
+
+func (p prepTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := p.stmts[q]; ok {
+		return p.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return p.Tx.QueryRowContext(ctx, q, args...)
+}
+
+func (p prepTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st, ok := p.stmts[q]; ok {
+		return p.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.Tx.ExecContext(ctx, q, args...)
+}
+
 func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead, error) {
 	h := &store.GroupHead{}
 	var until int64
-	err := q.QueryRowContext(ctx, `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
-		public_handshakes, external_joins FROM groups WHERE group_id = ?`, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+	err := q.QueryRowContext(ctx, qHead, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
 		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -502,7 +638,9 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	}
 	var recs []store.Record
 	var notes []store.Notification
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, wtx *sql.Tx) error {
+		notes = notes[:0] // a batch that failed runs this again alone
+		tx := s.prepared(wtx)
 		// The single writer connection serialises this transaction with
 		// every other write: the head read here cannot change under us.
 		h, err := loadHead(ctx, tx, a.GroupID)
@@ -511,7 +649,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		if !a.ExternalJoin {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`, a.GroupID, a.Sender).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, qMember, a.GroupID, a.Sender).Scan(&n); err != nil {
 				return fmt.Errorf("sqlite: %w", err)
 			}
 			if n == 0 {
@@ -526,7 +664,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		for _, e := range a.Entries {
 			var seq uint64
-			err := tx.QueryRowContext(ctx, `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
+			err := tx.QueryRowContext(ctx, qDup, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
 			if err == nil {
 				return &store.DuplicateError{Seq: seq}
 			}
@@ -537,7 +675,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		recs = store.BuildRecords(h, &a)
 		for i := range recs {
 			r := &recs[i]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO records (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, qInsertRecord,
 				r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
 				r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time)); err != nil {
 				return fmt.Errorf("sqlite: %w", err)
@@ -583,7 +721,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		if a.GroupInfo != nil {
 			gi = a.GroupInfo
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`,
+		if _, err := tx.ExecContext(ctx, qUpdateHead,
 			epoch, last.Seq, last.ChainHash, gi, a.GroupID); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
@@ -668,7 +806,7 @@ func (s *Store) Members(ctx context.Context, groupID []byte) ([]string, error) {
 
 func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq uint64) error {
 	seq = min(seq, store.MaxSeq) // the driver cannot bind more; the head caps it anyway
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = max(acked_seq, min(?, (SELECT head_seq FROM groups WHERE group_id = ?),
 				CASE left_seq WHEN 0 THEN ? ELSE left_seq END))
 			WHERE group_id = ? AND client_id = ?`, seq, groupID, seq, groupID, clientID)
@@ -688,7 +826,7 @@ func (s *Store) Ack(ctx context.Context, groupID []byte, clientID string, seq ui
 }
 
 func (s *Store) SetPriority(ctx context.Context, groupID []byte, clientID string, epoch uint64, until time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE groups SET prio_client = ?, prio_epoch = ?, prio_until = ? WHERE group_id = ? AND epoch <= ?`,
 			clientID, epoch, ms(until), groupID, epoch)
 		if err != nil {

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ack", testAck},
 		{"Priority", testPriority},
 		{"ConcurrentCommits", testConcurrentCommits},
+		{"GroupCommit", testGroupCommit},
 		{"Watch", testWatch},
 	}
 	for _, tc := range tests {
@@ -589,6 +590,143 @@ func testConcurrentCommits(t *testing.T, s store.Store) {
 		t.Fatalf("%d records", len(recs))
 	}
 	must(t, store.VerifyChain(0, store.GenesisHash(gid), recs))
+}
+
+// testGroupCommit drives many concurrent appends (messages, commits racing
+// for each epoch, duplicates, non-members) so that engines with group commit
+// put several into one transaction, and checks that each still gets what it
+// would get alone: every acknowledged record is in the log at the seq it was
+// told, one commit wins each epoch, every loser is told that winner, a
+// duplicate is told where the first landed, and a refused append leaves no
+// trace among the others of its batch.
+func testGroupCommit(t *testing.T, s store.Store) {
+	_, err := s.CreateGroup(ctx, gid, "c0", nil, store.Policy{}, time.Now())
+	must(t, err)
+	const clients, rounds = 16, 6
+	add := commit("c0", 0, "add all")
+	for i := 1; i < clients; i++ {
+		add.AddMembers = append(add.AddMembers, fmt.Sprint("c", i))
+	}
+	_, err = s.Append(ctx, add)
+	must(t, err)
+	var w0, t0 uint64
+	bs, batching := s.(store.BatchStats)
+	if batching {
+		w0, t0 = bs.BatchStats()
+	}
+	type acked struct {
+		seq  uint64
+		hash []byte
+		body string
+	}
+	var mu sync.Mutex
+	var acks []acked
+	winners := map[uint64]acked{}   // epoch -> winning commit
+	losers := map[uint64][]uint64{} // epoch -> WinningSeq told to losers
+	dups := map[string][]uint64{}   // body -> seqs told to duplicates
+	for r := uint64(1); r <= rounds; r++ {
+		var wg sync.WaitGroup
+		for i := 0; i < clients; i++ {
+			sender := fmt.Sprint("c", i)
+			for j := 0; j < 4; j++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var a store.Append
+					body := fmt.Sprint("r", r, "c", i, "j", j)
+					switch j {
+					case 0:
+						a = commit(sender, r, body)
+					case 3:
+						body = fmt.Sprint("r", r, "c", i, "dup") // sent twice below
+						a = msg(r, store.KindApplication, body)
+						a.Sender = sender
+					default:
+						a = msg(r, store.KindApplication, body)
+						a.Sender = sender
+						if i == 0 && j == 2 {
+							a.Sender = "stranger"
+						}
+					}
+					a.Window = rounds
+					for k := 0; k < 1+j/3; k++ {
+						recs, err := s.Append(ctx, a)
+						var se *store.StaleEpochError
+						var de *store.DuplicateError
+						mu.Lock()
+						switch {
+						case err == nil:
+							acks = append(acks, acked{recs[0].Seq, recs[0].ChainHash, body})
+							if a.Commit {
+								if _, ok := winners[r]; ok {
+									t.Errorf("epoch %d won twice", r)
+								}
+								winners[r] = acked{recs[0].Seq, recs[0].ChainHash, body}
+							}
+						case a.Commit && errors.As(err, &se):
+							losers[r] = append(losers[r], se.WinningSeq)
+						case errors.As(err, &de):
+							dups[body] = append(dups[body], de.Seq)
+						case a.Sender == "stranger" && errors.Is(err, store.ErrNotMember):
+						default:
+							t.Errorf("%s: %v", body, err)
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	recs, err := s.Records(ctx, gid, 0, 10000)
+	must(t, err)
+	must(t, store.VerifyChain(0, store.GenesisHash(gid), recs))
+	bySeq := map[uint64]store.Record{}
+	for _, r := range recs {
+		bySeq[r.Seq] = r
+	}
+	if len(recs) != len(acks)+1 {
+		t.Errorf("log holds %d records after the first, %d were acknowledged", len(recs)-1, len(acks))
+	}
+	for _, a := range acks {
+		r, ok := bySeq[a.seq]
+		if !ok || string(r.Body) != a.body || !bytes.Equal(r.ChainHash, a.hash) {
+			t.Errorf("acknowledged %q at %d is not there", a.body, a.seq)
+		}
+	}
+	for r := uint64(1); r <= rounds; r++ {
+		w, ok := winners[r]
+		if !ok {
+			t.Errorf("no commit won epoch %d", r)
+			continue
+		}
+		if len(losers[r]) != clients-1 {
+			t.Errorf("epoch %d: %d losers, want %d", r, len(losers[r]), clients-1)
+		}
+		for _, seq := range losers[r] {
+			if seq != w.seq {
+				t.Errorf("epoch %d: a loser was told winner %d, it is %d", r, seq, w.seq)
+			}
+		}
+	}
+	for body, seqs := range dups {
+		for _, seq := range seqs {
+			if string(bySeq[seq].Body) != body {
+				t.Errorf("duplicate of %q told seq %d, which holds %q", body, seq, bySeq[seq].Body)
+			}
+		}
+	}
+	if len(dups) != clients*rounds {
+		t.Errorf("%d duplicates refused, want %d", len(dups), clients*rounds)
+	}
+	if batching {
+		w, tr := bs.BatchStats()
+		w, tr = w-w0, tr-t0
+		t.Logf("%d writes in %d transactions", w, tr)
+		if tr >= w {
+			t.Errorf("no write shared a transaction: %d writes in %d transactions", w, tr)
+		}
+	}
 }
 
 func testWatch(t *testing.T, s store.Store) {

@@ -27,13 +27,18 @@ func Dir(t testing.TB) string {
 // skipped case fails: conformance has no optional cases.
 func Check(t *testing.T, file string) {
 	t.Helper()
-	dir := Dir(t)
-	rep := conformance.RunFile(dir, file)
+	CheckReport(t, conformance.RunFile(Dir(t), file))
+}
+
+// CheckReport reports each case of rep as a subtest, failing on a file that
+// could not be read, on one with no cases, and on any skipped case.
+func CheckReport(t *testing.T, rep conformance.Report) {
+	t.Helper()
 	if rep.Err != nil {
-		t.Fatalf("%s: %v", file, rep.Err)
+		t.Fatalf("%s: %v", rep.File, rep.Err)
 	}
 	if len(rep.Cases) == 0 {
-		t.Fatalf("%s: no cases found", file)
+		t.Fatalf("%s: no cases found", rep.File)
 	}
 	for _, c := range rep.Cases {
 		t.Run(c.Name, func(t *testing.T) {
