@@ -453,7 +453,15 @@ func TestAdversarySlowloris(t *testing.T) {
 	}
 	t.Logf("%d stalled HTTP/1.1 bodies closed after at most %v, %d stalled gRPC bodies after at most %v (timeout %v); first answer %q",
 		n, worst.Round(time.Millisecond), n, worstH2.Round(time.Millisecond), timeout, statuses[0])
-	if worst > timeout+time.Second || worstH2 > timeout+time.Second {
+	// The slack covers scheduling of 400 connections on a loaded machine;
+	// the race detector slows that several-fold (3.1 s was seen at load 13),
+	// so under it the bound is the timeout doubled: still far from "as long
+	// as the attacker likes".
+	slack := time.Second
+	if raceEnabled {
+		slack = timeout
+	}
+	if worst > timeout+slack || worstH2 > timeout+slack {
 		t.Fatalf("stalled bodies held for %v (HTTP/1.1) and %v (gRPC), timeout %v", worst, worstH2, timeout)
 	}
 }
