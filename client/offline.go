@@ -77,7 +77,7 @@ func (c *Client) CommitFiles(ctx context.Context, group string, keyPackages [][]
 		}
 		props = append(props, mls.RemoveProposal(leaf))
 	}
-	res, err := g.Commit(&mls.CommitOptions{Proposals: props})
+	res, err := g.Commit(&mls.CommitOptions{Proposals: props, GroupInfo: true})
 	if err != nil {
 		return nil, fmt.Errorf("creating the commit: %w", err)
 	}

@@ -706,8 +706,15 @@ type CommitOptions struct {
 	// post-compromise security.
 	OmitPath bool
 	// RatchetTreeOutOfBand leaves the ratchet_tree extension out of the
-	// Welcome's GroupInfo; joiners then need the tree from elsewhere.
+	// GroupInfo (the Welcome's and CommitResult.GroupInfo); joiners then
+	// need the tree from elsewhere.
 	RatchetTreeOutOfBand bool
+	// GroupInfo asks for CommitResult.GroupInfo, the signed GroupInfo of
+	// the new epoch (what a delivery service keeps for external joins).
+	// With the ratchet tree in it, building it costs an encoding of the
+	// whole tree and a signature over it, linear in the group, so a commit
+	// builds it only when asked (or when a Welcome needs it).
+	GroupInfo bool
 	// ExternalPub adds the external_pub extension to the returned GroupInfo.
 	ExternalPub bool
 	// AuthenticatedData is sent unencrypted but authenticated.
@@ -724,9 +731,12 @@ type CommitOptions struct {
 // CommitResult is what Commit produces. The group stays in the old epoch
 // until MergePendingCommit.
 type CommitResult struct {
-	Commit    []byte // MLSMessage
-	Welcome   []byte // MLSMessage, nil when nobody was added
-	GroupInfo []byte // MLSMessage for the new epoch, with the ratchet tree
+	Commit  []byte // MLSMessage
+	Welcome []byte // MLSMessage, nil when nobody was added
+	// GroupInfo is the MLSMessage GroupInfo for the new epoch, with the
+	// ratchet tree unless RatchetTreeOutOfBand; nil unless
+	// CommitOptions.GroupInfo asked for it.
+	GroupInfo []byte
 	Staged    *StagedCommit
 	// Dropped lists the cached proposals the commit left out, each with
 	// the reason (RFC 9420, Section 12.4).
@@ -1086,9 +1096,11 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 
 	res := &CommitResult{Commit: commitMsg, Dropped: dropped}
-	gi, err := g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub)
-	if err != nil {
-		return nil, err
+	var gi *wire.GroupInfo
+	if len(a.joiners) > 0 || opts.GroupInfo {
+		if gi, err = g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub); err != nil {
+			return nil, err
+		}
 	}
 	if len(a.joiners) > 0 {
 		members := make([]framing.NewMember, len(a.joiners))
@@ -1113,9 +1125,11 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			return nil, err
 		}
 	}
-	if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
-		WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
-		return nil, err
+	if opts.GroupInfo {
+		if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
+			WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
+			return nil, err
+		}
 	}
 	sc := &StagedCommit{Committer: senderFromWire(me), Epoch: newCtx.Epoch, Removed: a.removed, Updated: a.updated,
 		PathUpdated: commit.Path != nil, base: st, next: next}
