@@ -308,22 +308,34 @@ func BenchmarkGroup(b *testing.B) {
 				}
 				g := getBenchGroup(b, kind, n)
 				b.Logf("%s n=%d: tree %+v; built in %s", kind, n, g.shape, strings.Join(g.build, ", "))
-				// The floor's primitives, timed now, beside the
-				// operations they are compared with.
-				prims, err := measurePrimitives(201)
-				if err != nil {
-					b.Fatal(err)
+				g.fs = shapeFor(g)
+				ops := []struct {
+					name string
+					f    func(*testing.B)
+				}{
+					{"create_commit", g.benchCreateCommit},
+					{"create_commit_groupinfo", g.benchCreateCommitGroupInfo},
+					{"process_commit", g.benchProcessCommit},
+					{"add_commit", g.benchAddCommit},
+					{"add_commit_nopath", g.benchAddCommitNoPath},
+					{"join", g.benchJoin},
+					{"encrypt", g.benchEncrypt},
+					{"decrypt", g.benchDecrypt},
 				}
-				g.prims, g.fs = prims, shapeFor(g)
-				b.Logf("%s n=%d: GOMAXPROCS %d; %v", kind, n, runtime.GOMAXPROCS(0), prims)
-				b.Run("create_commit", g.benchCreateCommit)
-				b.Run("create_commit_groupinfo", g.benchCreateCommitGroupInfo)
-				b.Run("process_commit", g.benchProcessCommit)
-				b.Run("add_commit", g.benchAddCommit)
-				b.Run("add_commit_nopath", g.benchAddCommitNoPath)
-				b.Run("join", g.benchJoin)
-				b.Run("encrypt", g.benchEncrypt)
-				b.Run("decrypt", g.benchDecrypt)
+				for _, op := range ops {
+					b.Run(op.name, func(b *testing.B) {
+						// The floor's primitives, timed just before
+						// the operation (and again after it, in
+						// reportFloor), under the same load.
+						runtime.GC()
+						prims, err := measurePrimitives(101)
+						if err != nil {
+							b.Fatal(err)
+						}
+						g.prims = prims
+						op.f(b)
+					})
+				}
 				// -count repeats each operation here, inside this
 				// one call, so the group is not needed again: drop it
 				// so that the next sizes' collections do not mark it.
@@ -336,9 +348,19 @@ func BenchmarkGroup(b *testing.B) {
 // reportFloor adds the operation's floor and the ratio of the median time
 // to it (issue 14).
 func (g *benchGroup) reportFloor(b *testing.B, op string, s *benchSamples, msgB, groupInfoB int) {
-	fl, parts := g.prims.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0))
-	flCPU, _ := g.prims.floor(op, g.fs, msgB, groupInfoB, 1)
-	if fl <= 0 || len(s.wall) == 0 {
+	if len(s.wall) == 0 {
+		return
+	}
+	// Each primitive's time is the lower of its medians before and after
+	// the operation: the floor errs low, never high.
+	after, err := measurePrimitives(101)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := g.prims.min(after)
+	fl, parts := p.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0))
+	flCPU, _ := p.floor(op, g.fs, msgB, groupInfoB, 1)
+	if fl <= 0 {
 		return
 	}
 	// Three ratios: the median and the fastest wall time against the
@@ -349,7 +371,7 @@ func (g *benchGroup) reportFloor(b *testing.B, op string, s *benchSamples, msgB,
 	b.ReportMetric(float64(benchMedian(s.wall))/float64(fl), "x-floor")
 	b.ReportMetric(float64(slices.Min(s.wall))/float64(fl), "x-floor-min")
 	b.ReportMetric(float64(benchMedian(s.cpu))/float64(flCPU), "x-floor-cpu")
-	b.Logf("%s floor %v = %s", op, fl, parts)
+	b.Logf("%s floor %v = %s; GOMAXPROCS %d; %v", op, fl, parts, runtime.GOMAXPROCS(0), p)
 }
 
 // create_commit: the committer makes an empty commit with an UpdatePath,
