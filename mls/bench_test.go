@@ -725,7 +725,7 @@ func TestBenchSummary(t *testing.T) {
 	defer f.Close()
 	type acc struct {
 		med, min, cpu, commitB, welcomeB, msgB []float64
-		floor, xMed, xMin, xCPU, stateB       []float64
+		floor, xMed, xMin, xCPU, stateB        []float64
 	}
 	runs := map[string]*acc{}
 	var order []string
