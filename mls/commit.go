@@ -266,7 +266,12 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 	}
 	for _, r := range adds {
 		kp := &r.p.Add.KeyPackage
-		if err := a.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addPol); err != nil {
+		// Every Add's KeyPackage, signatures included, was validated
+		// (validateKeyPackage) above if it came by value, and when it
+		// was received if by reference; the checks against the tree
+		// are run again here, on the tree with the earlier proposals
+		// applied.
+		if err := a.tree.ValidateKeyPackageLeaf(&kp.LeafNode, addPol); err != nil {
 			return nil, invalidCause(ErrInvalidProposal, err, "12.2", "Add")
 		}
 		if kp.CipherSuite != st.ctx.CipherSuite || kp.Version != st.ctx.Version {

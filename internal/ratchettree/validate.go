@@ -52,6 +52,19 @@ func defaultProposal(p wire.ProposalType) bool   { return p >= 1 && p <= 7 }
 // rules are checked against the tree as it is now, so apply Removes before
 // validating Adds, as Section 12.3 orders them.
 func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource, at LeafIndex, p *Policy) error {
+	return t.validateLeafNode(leaf, source, at, p, true)
+}
+
+// ValidateKeyPackageLeaf is ValidateLeafNode for the LeafNode of a
+// KeyPackage whose signatures the caller has verified (RFC 9420, Section
+// 10.1 verifies the LeafNode's signature with the KeyPackage's): every check
+// but that signature, which would be the third verification of it for a
+// committed Add (parse, proposal validation, applying the commit).
+func (t *Tree) ValidateKeyPackageLeaf(leaf *wire.LeafNode, p *Policy) error {
+	return t.validateLeafNode(leaf, wire.LeafNodeSourceKeyPackage, 0, p, false)
+}
+
+func (t *Tree) validateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource, at LeafIndex, p *Policy, verify bool) error {
 	if leaf.LeafNodeSource != source {
 		return fail(ErrInvalidLeafNode, "7.3", "leaf_node_source is %d, want %d", leaf.LeafNodeSource, source)
 	}
@@ -66,6 +79,9 @@ func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource,
 	}
 	if u, ok := t.sig.get(leaf.SignatureKey); ok && u.node != replaced.Node() {
 		return fail(ErrDuplicateKey, "7.3", "signature key already in the tree")
+	}
+	if !verify {
+		return t.checkLeafPolicy(leaf, at, replaced, p)
 	}
 	return t.checkLeaf(leaf, at, replaced, p)
 }
