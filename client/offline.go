@@ -93,7 +93,7 @@ func (c *Client) CommitFiles(ctx context.Context, group string, o CommitFilesOpt
 		props = append(props, mls.RemoveProposal(leaf))
 	}
 	pub := o.PublicMessage
-	res, err := g.Commit(&mls.CommitOptions{Proposals: props, PublicMessage: &pub, ExternalPub: true})
+	res, err := g.Commit(&mls.CommitOptions{Proposals: props, PublicMessage: &pub, ExternalPub: true, GroupInfo: true})
 	if err != nil {
 		return nil, fmt.Errorf("creating the commit: %w", err)
 	}

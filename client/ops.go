@@ -368,7 +368,14 @@ func (c *Client) commitRetry(ctx context.Context, group string, build func(*mls.
 // The membership the server tracks comes from the staged commit itself, so
 // it covers proposals committed by reference too.
 func (c *Client) sendCommit(ctx context.Context, g *mls.Group, opts *mls.CommitOptions) error {
-	res, err := g.Commit(opts)
+	// The server keeps each epoch's GroupInfo, with the tree, for
+	// external joins.
+	o := mls.CommitOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.GroupInfo = true
+	res, err := g.Commit(&o)
 	if err != nil {
 		return fmt.Errorf("creating the commit: %w", err)
 	}

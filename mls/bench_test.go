@@ -1,16 +1,24 @@
 package mls_test
 
-// Group benchmarks at scale (docs/BENCHMARKS-group.md): commit, process,
-// add, join, encrypt and decrypt at 10 to 10,000 members, on a sparse tree
-// (one commit added everyone) and a full one (every member has committed a
-// path). Each group is built once and shared by the operations and by
-// every -count run of them (go test repeats each operation -count times in
-// a row), then dropped.
+// Group benchmarks at scale (docs/BENCHMARKS.md): commit, process, add
+// (with and without a path), join, encrypt and decrypt at 10 to 50,000
+// members, on a sparse tree (one commit added everyone) and a full one
+// (every member has committed a path). Each group is built once and shared
+// by the operations and by every -count run of them (go test repeats each
+// operation -count times in a row), then dropped.
+//
+// Each size first times the primitives the operations are made of
+// (floor_bench_test.go) and each operation reports its floor (floor-ns) and
+// the ratios of its median and minimum wall time to it (x-floor,
+// x-floor-min) and of its median CPU time to the floor's total work
+// (x-floor-cpu). Randomness is the default (crypto/rand), so path
+// encryption runs in parallel as users get it.
 //
 //	go test ./mls -run '^$' -bench BenchmarkGroup -benchtime 20x -count 5 -timeout 300m -v
 //
-// The 10,000-member sizes run only with MLS_BENCH_LARGE=1 (and not with
-// -short). Summarise the output with
+// The 10,000-member sizes run only with MLS_BENCH_LARGE=1, the 50,000-member
+// full tree only with MLS_BENCH_HUGE=1 (neither with -short). Summarise the
+// output with
 //
 //	MLS_BENCH_SUMMARY=bench.txt go test ./mls -run TestBenchSummary -v
 
@@ -37,12 +45,19 @@ import (
 
 const benchSuite = mls.X25519_AES128GCM_SHA256_Ed25519
 
-var benchSizes = []int{10, 100, 1000, 10000}
+var benchSizes = []int{10, 100, 1000, 10000, 50000}
 
-const largeSize = 10000
+const (
+	largeSize = 10000 // and above: only with MLS_BENCH_LARGE=1
+	hugeSize  = 50000 // full tree only, and only with MLS_BENCH_HUGE=1
+)
 
 func benchLargeEnabled() bool {
 	return !testing.Short() && os.Getenv("MLS_BENCH_LARGE") == "1"
+}
+
+func benchHugeEnabled() bool {
+	return !testing.Short() && os.Getenv("MLS_BENCH_HUGE") == "1"
 }
 
 // benchGroup is one built group and the members the operations use:
@@ -59,6 +74,8 @@ type benchGroup struct {
 	initKeys  [][]byte                // the bundles' init keys, which joining erases
 	welcome   []byte                  // of the commit that added everyone
 	build     []string                // how long each build phase took
+	prims     primitives              // the floor's primitives, timed beside the operations
+	fs        floorShape
 }
 
 var (
@@ -132,7 +149,13 @@ func buildBenchGroupWith(n int, cfg *mls.Config) (*benchGroup, error) {
 		adds = append(adds, mls.AddProposal(kb.KeyPackage))
 	}
 	t1 := time.Now()
-	res, err := g.creator.Commit(&mls.CommitOptions{Proposals: adds})
+	// Every joiner's GroupSecrets are sealed with the encrypted GroupInfo
+	// as HPKE context (RFC 9420, Section 12.4.3.1), which crypto/hpke
+	// hashes once per joiner: with the tree inside, that is quadratic in
+	// the group (2m47s for 10,000 joiners on this machine). The largest
+	// groups therefore send the tree out of band.
+	oob := n >= hugeSize
+	res, err := g.creator.Commit(&mls.CommitOptions{Proposals: adds, RatchetTreeOutOfBand: oob})
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +170,18 @@ func buildBenchGroupWith(n int, cfg *mls.Config) (*benchGroup, error) {
 	g.welcome = res.Welcome
 	t2 := time.Now()
 	// JoinFromWelcome erases the bundle's init key; the leaf key stays.
-	if g.committer, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[1], nil); err != nil {
+	var jo *mls.JoinOptions
+	if oob {
+		tree, err := g.creator.RatchetTree()
+		if err != nil {
+			return nil, err
+		}
+		jo = &mls.JoinOptions{RatchetTree: tree}
+	}
+	if g.committer, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[1], jo); err != nil {
 		return nil, err
 	}
-	if g.encryptor, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[n-1], nil); err != nil {
+	if g.encryptor, err = mls.JoinFromWelcome(cfg, res.Welcome, g.bundles[n-1], jo); err != nil {
 		return nil, err
 	}
 	t3 := time.Now()
@@ -279,19 +310,46 @@ func (s *benchSamples) report(b *testing.B) {
 func BenchmarkGroup(b *testing.B) {
 	for _, kind := range []string{"sparse", "full"} {
 		for _, n := range benchSizes {
+			if n >= hugeSize && kind != "full" {
+				continue
+			}
 			b.Run(fmt.Sprintf("%s/n=%d", kind, n), func(b *testing.B) {
-				if n >= largeSize && !benchLargeEnabled() {
+				switch {
+				case n >= hugeSize && !benchHugeEnabled():
+					b.Skip("set MLS_BENCH_HUGE=1 (without -short) for 50,000 members")
+				case n >= largeSize && n < hugeSize && !benchLargeEnabled():
 					b.Skip("set MLS_BENCH_LARGE=1 (without -short) for 10,000 members")
 				}
 				g := getBenchGroup(b, kind, n)
 				b.Logf("%s n=%d: tree %+v; built in %s", kind, n, g.shape, strings.Join(g.build, ", "))
-				b.Run("create_commit", g.benchCreateCommit)
-				b.Run("create_commit_tree_oob", g.benchCreateCommitTreeOutOfBand)
-				b.Run("process_commit", g.benchProcessCommit)
-				b.Run("add_commit", g.benchAddCommit)
-				b.Run("join", g.benchJoin)
-				b.Run("encrypt", g.benchEncrypt)
-				b.Run("decrypt", g.benchDecrypt)
+				g.fs = shapeFor(g)
+				ops := []struct {
+					name string
+					f    func(*testing.B)
+				}{
+					{"create_commit", g.benchCreateCommit},
+					{"create_commit_groupinfo", g.benchCreateCommitGroupInfo},
+					{"process_commit", g.benchProcessCommit},
+					{"add_commit", g.benchAddCommit},
+					{"add_commit_nopath", g.benchAddCommitNoPath},
+					{"join", g.benchJoin},
+					{"encrypt", g.benchEncrypt},
+					{"decrypt", g.benchDecrypt},
+				}
+				for _, op := range ops {
+					b.Run(op.name, func(b *testing.B) {
+						// The floor's primitives, timed just before
+						// the operation (and again after it, in
+						// reportFloor), under the same load.
+						runtime.GC()
+						prims, err := measurePrimitives(101)
+						if err != nil {
+							b.Fatal(err)
+						}
+						g.prims = prims
+						op.f(b)
+					})
+				}
 				// -count repeats each operation here, inside this
 				// one call, so the group is not needed again: drop it
 				// so that the next sizes' collections do not mark it.
@@ -301,63 +359,100 @@ func BenchmarkGroup(b *testing.B) {
 	}
 }
 
-// create_commit: the committer makes an empty commit with an UpdatePath,
-// encoded as a PrivateMessage; it is discarded, not merged.
-func (g *benchGroup) benchCreateCommit(b *testing.B) {
-	var s benchSamples
-	size := 0
-	for b.Loop() {
-		s.time(b, func() error {
-			res, err := g.committer.Commit(nil)
-			if err != nil {
-				return err
-			}
-			size = len(res.Commit)
-			return nil
-		})
-		g.committer.DiscardPendingCommit()
+// reportFloor adds the operation's floor and the ratio of the median time
+// to it (issue 14).
+func (g *benchGroup) reportFloor(b *testing.B, op string, s *benchSamples, msgB, groupInfoB int) {
+	if len(s.wall) == 0 {
+		return
 	}
-	s.report(b)
-	b.ReportMetric(float64(size), "commit-B")
+	// Each primitive's time is the lower of its medians before and after
+	// the operation: the floor errs low, never high.
+	after, err := measurePrimitives(101)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := g.prims.min(after)
+	fl, parts := p.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0))
+	flCPU, _ := p.floor(op, g.fs, msgB, groupInfoB, 1)
+	if fl <= 0 {
+		return
+	}
+	// Three ratios: the median and the fastest wall time against the
+	// floor with parallel work divided over the cores, and the median CPU
+	// time against the floor's total work (what a busy machine, whose
+	// other load stretches wall times, leaves comparable).
+	b.ReportMetric(float64(fl), "floor-ns")
+	b.ReportMetric(float64(benchMedian(s.wall))/float64(fl), "x-floor")
+	b.ReportMetric(float64(slices.Min(s.wall))/float64(fl), "x-floor-min")
+	b.ReportMetric(float64(benchMedian(s.cpu))/float64(flCPU), "x-floor-cpu")
+	b.Logf("%s floor %v = %s; GOMAXPROCS %d; %v", op, fl, parts, runtime.GOMAXPROCS(0), p)
 }
 
-// create_commit_tree_oob: as create_commit, with RatchetTreeOutOfBand, so
-// the GroupInfo the commit returns is signed without the ratchet tree in it.
-// Not one of issue 4's operations: it shows what the tree in the GroupInfo
-// of every commit costs.
-func (g *benchGroup) benchCreateCommitTreeOutOfBand(b *testing.B) {
+// create_commit: the committer makes an empty commit with an UpdatePath,
+// encoded as a PrivateMessage; it is discarded, not merged. No GroupInfo is
+// asked for.
+func (g *benchGroup) benchCreateCommit(b *testing.B) {
+	g.benchCommit(b, "create_commit", nil)
+}
+
+// create_commit_groupinfo: as create_commit, also asking for the signed
+// GroupInfo of the new epoch with the ratchet tree in it (what a client
+// hands the delivery service for external joins), which is linear in the
+// group.
+func (g *benchGroup) benchCreateCommitGroupInfo(b *testing.B) {
+	g.benchCommit(b, "create_commit_groupinfo", &mls.CommitOptions{GroupInfo: true})
+}
+
+func (g *benchGroup) benchCommit(b *testing.B, op string, opts *mls.CommitOptions) {
 	var s benchSamples
-	size := 0
+	var commitB, groupInfoB int
+	runtime.GC()
 	for b.Loop() {
 		s.time(b, func() error {
-			res, err := g.committer.Commit(&mls.CommitOptions{RatchetTreeOutOfBand: true})
+			res, err := g.committer.Commit(opts)
 			if err != nil {
 				return err
 			}
-			size = len(res.Commit)
+			commitB, groupInfoB = len(res.Commit), len(res.GroupInfo)
 			return nil
 		})
 		g.committer.DiscardPendingCommit()
 	}
 	s.report(b)
-	b.ReportMetric(float64(size), "commit-B")
+	g.reportFloor(b, op, &s, commitB, groupInfoB)
+	b.ReportMetric(float64(commitB), "commit-B")
+	if groupInfoB > 0 {
+		b.ReportMetric(float64(groupInfoB), "groupinfo-B")
+	}
 }
 
 // process_commit: the processor decodes, decrypts, validates and stages a
 // fresh commit (each PrivateMessage's key is used once, so the committer
-// makes a new one per iteration, untimed); the commit is not merged.
+// makes new ones, untimed, a batch at a time, and the garbage of making
+// them is collected before the timed processing); not merged.
 func (g *benchGroup) benchProcessCommit(b *testing.B) {
 	var s benchSamples
+	var queue [][]byte
+	commitB := 0
 	for b.Loop() {
-		b.StopTimer()
-		res, err := g.committer.Commit(nil)
-		if err != nil {
-			b.Fatal(err)
+		if len(queue) == 0 {
+			b.StopTimer()
+			for range 8 {
+				res, err := g.committer.Commit(nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.committer.DiscardPendingCommit()
+				queue = append(queue, res.Commit)
+			}
+			runtime.GC()
+			b.StartTimer()
 		}
-		g.committer.DiscardPendingCommit()
-		b.StartTimer()
+		msg := queue[0]
+		queue = queue[1:]
+		commitB = len(msg)
 		s.time(b, func() error {
-			r, err := g.creator.Process(res.Commit)
+			r, err := g.creator.Process(msg)
 			if err == nil && (r.Commit == nil || !r.Commit.PathUpdated) {
 				err = fmt.Errorf("not a staged commit with a path")
 			}
@@ -365,6 +460,8 @@ func (g *benchGroup) benchProcessCommit(b *testing.B) {
 		})
 	}
 	s.report(b)
+	g.reportFloor(b, "process_commit", &s, commitB, 0)
+	b.ReportMetric(float64(commitB), "commit-B")
 }
 
 // newJoiner makes a fresh KeyPackage (untimed by the callers) and returns it
@@ -385,8 +482,20 @@ func (g *benchGroup) newJoiner(b testing.TB) (*mls.KeyPackageBundle, []byte) {
 // its Add with an UpdatePath, producing the commit and a Welcome whose
 // GroupInfo carries the ratchet tree; not merged.
 func (g *benchGroup) benchAddCommit(b *testing.B) {
+	g.benchAdd(b, "add_commit", false)
+}
+
+// add_commit_nopath: as add_commit without the UpdatePath (OmitPath), the
+// add_commit of implementations that send none for an Add (RFC 9420,
+// Section 12.4 does not require one).
+func (g *benchGroup) benchAddCommitNoPath(b *testing.B) {
+	g.benchAdd(b, "add_commit_nopath", true)
+}
+
+func (g *benchGroup) benchAdd(b *testing.B, op string, omitPath bool) {
 	var s benchSamples
 	var commitB, welcomeB int
+	runtime.GC()
 	for b.Loop() {
 		b.StopTimer()
 		_, kpBytes := g.newJoiner(b)
@@ -396,9 +505,12 @@ func (g *benchGroup) benchAddCommit(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
+			res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}, OmitPath: omitPath})
 			if err != nil {
 				return err
+			}
+			if res.Staged.PathUpdated == omitPath {
+				return fmt.Errorf("path sent: %v", res.Staged.PathUpdated)
 			}
 			commitB, welcomeB = len(res.Commit), len(res.Welcome)
 			return nil
@@ -406,6 +518,7 @@ func (g *benchGroup) benchAddCommit(b *testing.B) {
 		g.committer.DiscardPendingCommit()
 	}
 	s.report(b)
+	g.reportFloor(b, op, &s, commitB, welcomeB)
 	b.ReportMetric(float64(commitB), "commit-B")
 	b.ReportMetric(float64(welcomeB), "welcome-B")
 }
@@ -426,6 +539,18 @@ func (g *benchGroup) benchJoin(b *testing.B) {
 	}
 	g.committer.DiscardPendingCommit()
 	initKey := bytes.Clone(kb.InitKey)
+	// The memory one member's state takes: the heap a joined Group holds
+	// once the join's garbage is collected, per member of the group.
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	j, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	runtime.KeepAlive(j)
 	var s benchSamples
 	runtime.GC()
 	for b.Loop() {
@@ -441,7 +566,9 @@ func (g *benchGroup) benchJoin(b *testing.B) {
 		})
 	}
 	s.report(b)
+	g.reportFloor(b, "join", &s, 0, len(res.Welcome))
 	b.ReportMetric(float64(len(res.Welcome)), "welcome-B")
+	b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/float64(len(g.bundles)+1), "state-B/member")
 }
 
 var benchPlaintext = bytes.Repeat([]byte{'m'}, 100)
@@ -458,6 +585,7 @@ func (g *benchGroup) benchEncrypt(b *testing.B) {
 		})
 	}
 	s.report(b)
+	g.reportFloor(b, "encrypt", &s, size, 0)
 	b.ReportMetric(float64(size), "msg-B")
 }
 
@@ -483,6 +611,7 @@ func (g *benchGroup) benchDecrypt(b *testing.B) {
 		})
 	}
 	s.report(b)
+	g.reportFloor(b, "decrypt", &s, len(benchPlaintext), 0)
 }
 
 // TestLargePathEveryMemberDecrypts: on a sparse group of 40, a commit's
@@ -594,7 +723,7 @@ func TestTreeEncodingMatches(t *testing.T) {
 }
 
 // TestBenchSummary turns the output of the BenchmarkGroup command into the
-// table of docs/BENCHMARKS-group.md: per benchmark, over the -count runs,
+// table of docs/BENCHMARKS.md: per benchmark, over the -count runs,
 // the median of the runs' median times, the minimum of their minimum
 // times, and the median CPU time. It runs only when MLS_BENCH_SUMMARY names
 // the output file.
@@ -608,7 +737,10 @@ func TestBenchSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	type acc struct{ med, min, cpu, commitB, welcomeB, msgB []float64 }
+	type acc struct {
+		med, min, cpu, commitB, welcomeB, msgB []float64
+		floor, xMed, xMin, xCPU, stateB        []float64
+	}
 	runs := map[string]*acc{}
 	var order []string
 	sc := bufio.NewScanner(f)
@@ -646,6 +778,16 @@ func TestBenchSummary(t *testing.T) {
 				a.welcomeB = append(a.welcomeB, v)
 			case "msg-B":
 				a.msgB = append(a.msgB, v)
+			case "floor-ns":
+				a.floor = append(a.floor, v)
+			case "x-floor":
+				a.xMed = append(a.xMed, v)
+			case "x-floor-min":
+				a.xMin = append(a.xMin, v)
+			case "x-floor-cpu":
+				a.xCPU = append(a.xCPU, v)
+			case "state-B/member":
+				a.stateB = append(a.stateB, v)
 			}
 		}
 	}
@@ -679,17 +821,24 @@ func TestBenchSummary(t *testing.T) {
 		}
 		return strconv.Itoa(int(med(v)))
 	}
+	ratio := func(v []float64) string {
+		if len(v) == 0 {
+			return ""
+		}
+		return strconv.FormatFloat(med(v), 'f', 2, 64)
+	}
 	var out strings.Builder
-	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | message B | Welcome B |")
-	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | floor | median/floor | min/floor | CPU/CPU floor | message B | Welcome B | state B/member |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range order {
 		a := runs[name]
 		minV := 0.0
 		if len(a.min) > 0 {
 			minV = slices.Min(a.min)
 		}
-		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
-			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), bytesOf(append(a.commitB, a.msgB...)), bytesOf(a.welcomeB))
+		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
+			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), dur(med(a.floor)), ratio(a.xMed), ratio(a.xMin), ratio(a.xCPU),
+			bytesOf(append(a.commitB, a.msgB...)), bytesOf(a.welcomeB), bytesOf(a.stateB))
 	}
 	t.Log("\n" + out.String())
 }

@@ -235,3 +235,29 @@ func TestValidateParallelMatchesSerial(t *testing.T) {
 		})
 	}
 }
+
+// PathCounts returns, for a commit with an UpdatePath from leaf sender in
+// g's current tree, the length of sender's filtered direct path (the node
+// keys the committer derives), the number of HPKE ciphertexts the path
+// carries (the resolutions of the copath nodes, RFC 9420, Section 7.6), and
+// the number of node keys the member at leaf receiver derives after
+// decrypting its path secret (the filtered path from the common ancestor of
+// the two leaves up to the root). The benchmarks use them to compute each
+// operation's floor.
+func PathCounts(g *Group, sender, receiver LeafIndex) (steps, ciphertexts, derived int) {
+	t := g.st.tree
+	s := treemath.LeafIndex(sender).Node()
+	lca := treemath.CommonAncestor(s, treemath.LeafIndex(receiver).Node())
+	path := t.FilteredDirectPath(treemath.LeafIndex(sender))
+	for i, p := range path {
+		c, _ := treemath.Left(p)
+		if treemath.InSubtree(s, c) {
+			c, _ = treemath.Right(p)
+		}
+		ciphertexts += len(t.Resolution(c))
+		if p == lca {
+			derived = len(path) - i
+		}
+	}
+	return len(path), ciphertexts, derived
+}

@@ -266,7 +266,12 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 	}
 	for _, r := range adds {
 		kp := &r.p.Add.KeyPackage
-		if err := a.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, addPol); err != nil {
+		// Every Add's KeyPackage, signatures included, was validated
+		// (validateKeyPackage) above if it came by value, and when it
+		// was received if by reference; the checks against the tree
+		// are run again here, on the tree with the earlier proposals
+		// applied.
+		if err := a.tree.ValidateKeyPackageLeaf(&kp.LeafNode, addPol); err != nil {
 			return nil, invalidCause(ErrInvalidProposal, err, "12.2", "Add")
 		}
 		if kp.CipherSuite != st.ctx.CipherSuite || kp.Version != st.ctx.Version {
@@ -706,8 +711,15 @@ type CommitOptions struct {
 	// post-compromise security.
 	OmitPath bool
 	// RatchetTreeOutOfBand leaves the ratchet_tree extension out of the
-	// Welcome's GroupInfo; joiners then need the tree from elsewhere.
+	// GroupInfo (the Welcome's and CommitResult.GroupInfo); joiners then
+	// need the tree from elsewhere.
 	RatchetTreeOutOfBand bool
+	// GroupInfo asks for CommitResult.GroupInfo, the signed GroupInfo of
+	// the new epoch (what a delivery service keeps for external joins).
+	// With the ratchet tree in it, building it costs an encoding of the
+	// whole tree and a signature over it, linear in the group, so a commit
+	// builds it only when asked (or when a Welcome needs it).
+	GroupInfo bool
 	// ExternalPub adds the external_pub extension to the returned GroupInfo.
 	ExternalPub bool
 	// AuthenticatedData is sent unencrypted but authenticated.
@@ -724,9 +736,12 @@ type CommitOptions struct {
 // CommitResult is what Commit produces. The group stays in the old epoch
 // until MergePendingCommit.
 type CommitResult struct {
-	Commit    []byte // MLSMessage
-	Welcome   []byte // MLSMessage, nil when nobody was added
-	GroupInfo []byte // MLSMessage for the new epoch, with the ratchet tree
+	Commit  []byte // MLSMessage
+	Welcome []byte // MLSMessage, nil when nobody was added
+	// GroupInfo is the MLSMessage GroupInfo for the new epoch, with the
+	// ratchet tree unless RatchetTreeOutOfBand; nil unless
+	// CommitOptions.GroupInfo asked for it.
+	GroupInfo []byte
 	Staged    *StagedCommit
 	// Dropped lists the cached proposals the commit left out, each with
 	// the reason (RFC 9420, Section 12.4).
@@ -1086,9 +1101,11 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 
 	res := &CommitResult{Commit: commitMsg, Dropped: dropped}
-	gi, err := g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub)
-	if err != nil {
-		return nil, err
+	var gi *wire.GroupInfo
+	if len(a.joiners) > 0 || opts.GroupInfo {
+		if gi, err = g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub); err != nil {
+			return nil, err
+		}
 	}
 	if len(a.joiners) > 0 {
 		members := make([]framing.NewMember, len(a.joiners))
@@ -1113,9 +1130,11 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			return nil, err
 		}
 	}
-	if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
-		WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
-		return nil, err
+	if opts.GroupInfo {
+		if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
+			WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
+			return nil, err
+		}
 	}
 	sc := &StagedCommit{Committer: senderFromWire(me), Epoch: newCtx.Epoch, Removed: a.removed, Updated: a.updated,
 		PathUpdated: commit.Path != nil, base: st, next: next}

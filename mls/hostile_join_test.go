@@ -84,7 +84,11 @@ func TestHostileWelcome(t *testing.T) {
 	frank.keyPackage(t)
 	join("Welcome to a KeyPackage of another suite", welcome, frank.bundle, mls.ErrInvalidWelcome)
 	join("a commit passed as a Welcome", res.Commit, dave.bundle, mls.ErrInvalidWelcome)
-	join("a GroupInfo passed as a Welcome", res.GroupInfo, dave.bundle, mls.ErrInvalidWelcome)
+	gi, err := alice.g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join("a GroupInfo passed as a Welcome", gi, dave.bundle, mls.ErrInvalidWelcome)
 
 	if err := alice.g.MergePendingCommit(); err != nil {
 		t.Fatal(err)

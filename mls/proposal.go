@@ -215,7 +215,8 @@ func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage, received
 	if received {
 		p = g.cfg.receivedPolicy(p)
 	}
-	if err := st.tree.ValidateLeafNode(&kp.LeafNode, wire.LeafNodeSourceKeyPackage, 0, p); err != nil {
+	// verify() has just checked the leaf's signature.
+	if err := st.tree.ValidateKeyPackageLeaf(&kp.LeafNode, p); err != nil {
 		return invalidCause(ErrInvalidKeyPackage, err, "10.1", "leaf node")
 	}
 	return nil

@@ -147,7 +147,7 @@ func (h *hostileMember) invite(t *testing.T, group, user string, welcome func([]
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
+	res, err := g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}, GroupInfo: true})
 	if err != nil {
 		t.Fatal(err)
 	}

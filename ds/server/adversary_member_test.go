@@ -96,7 +96,7 @@ func (p *peer) commit(gid string, opts *mls.CommitOptions) (*v1.SendCommitRespon
 	if opts == nil {
 		opts = &mls.CommitOptions{}
 	}
-	opts.ExternalPub = true
+	opts.ExternalPub, opts.GroupInfo = true, true
 	res, err := g.Commit(opts)
 	must(p.t, err)
 	req := &v1.SendCommitRequest{Commit: res.Commit, GroupInfo: res.GroupInfo}
@@ -434,7 +434,7 @@ func forcedMembership(t *testing.T, e *env, public bool) {
 	var body []byte
 	var gi []byte
 	if public {
-		res, err := mallory.groups[gid].Commit(&mls.CommitOptions{})
+		res, err := mallory.groups[gid].Commit(&mls.CommitOptions{GroupInfo: true})
 		must(t, err)
 		body, gi = res.Commit, res.GroupInfo
 	} else {

@@ -300,19 +300,25 @@ func (b *Builder) AddOpaque(v []byte) {
 // AddVector appends a varint-prefixed vector whose contents f writes. The
 // length is patched in after f returns; the common short case costs one
 // small memmove at most.
+//
+// The length's size is known only once f has run, so room for the longest
+// (4 octets) is reserved and the contents are moved left when the length
+// takes fewer: that moves fewer than 2^14 octets, whereas reserving the
+// shortest would move the contents of every large vector (a ratchet tree
+// inside an extension inside a GroupInfo moved once per level).
 func (b *Builder) AddVector(f func(*Builder)) {
 	start := len(b.buf)
-	b.buf = append(b.buf, 0) // reserve one byte, grow if needed
+	b.buf = append(b.buf, 0, 0, 0, 0)
 	f(b)
-	n := len(b.buf) - start - 1
+	n := len(b.buf) - start - 4
 	if n > MaxVarint {
 		b.SetError(errTooLong)
 		return
 	}
 	hl := VarintLen(uint64(n))
-	if hl > 1 {
-		b.buf = append(b.buf, make([]byte, hl-1)...)
-		copy(b.buf[start+hl:], b.buf[start+1:start+1+n])
+	if hl < 4 {
+		copy(b.buf[start+hl:], b.buf[start+4:])
+		b.buf = b.buf[:start+hl+n]
 	}
 	AppendVarint(b.buf[start:start], uint64(n), nil)
 }

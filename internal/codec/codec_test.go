@@ -120,3 +120,43 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestAddVectorNested: vectors nested three deep, with contents of every
+// length class around the varint boundaries and no repeated octets to hide
+// a misplaced move, encode as the same data written with AddOpaque.
+func TestAddVectorNested(t *testing.T) {
+	for _, n := range []int{0, 1, 59, 60, 63, 64, 16379, 16380, 16383, 16384, 70000} {
+		payload := make([]byte, n)
+		for i := range payload {
+			payload[i] = byte(i*7 + i>>8)
+		}
+		b := NewBuilder(nil)
+		b.AddUint8(1)
+		b.AddVector(func(b *Builder) {
+			b.AddUint16(2)
+			b.AddVector(func(b *Builder) {
+				b.AddVector(func(b *Builder) { b.AddBytes(payload) })
+				b.AddUint8(3)
+			})
+		})
+		got, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner := NewBuilder(nil)
+		inner.AddOpaque(payload)
+		inner.AddUint8(3)
+		in, _ := inner.Bytes()
+		mid := NewBuilder(nil)
+		mid.AddUint16(2)
+		mid.AddOpaque(in)
+		m, _ := mid.Bytes()
+		want := NewBuilder(nil)
+		want.AddUint8(1)
+		want.AddOpaque(m)
+		w, _ := want.Bytes()
+		if !bytes.Equal(got, w) {
+			t.Fatalf("n=%d: nested AddVector differs from AddOpaque", n)
+		}
+	}
+}

@@ -226,6 +226,7 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*
 		},
 		Auth: pmc.Auth,
 	}
+	keepReceivedBody(&ac.Content)
 	// RFC 9420, Section 6.3.1: "the application MUST check that the
 	// FramedContentAuthData is valid" before the content is used.
 	if err := Verify(s, pub, ac, e.Context); err != nil {

@@ -112,6 +112,7 @@ func (e *Epoch) UnprotectPublic(pm *wire.PublicMessage, members MemberKeys) (*wi
 		return nil, err
 	}
 	ac := pm.AuthenticatedContent()
+	keepReceivedBody(&ac.Content)
 	if pm.Content.Sender.SenderType == wire.SenderTypeMember {
 		if len(e.MembershipKey) == 0 {
 			return nil, errors.New("mls: framing.Epoch has no membership_key")

@@ -85,6 +85,20 @@ func encodeTBS(ac *wire.AuthenticatedContent, ctx *wire.GroupContext) ([]byte, e
 	return b.Bytes()
 }
 
+// keepReceivedBody has c's encodings (the signature's FramedContentTBS,
+// the membership tag's input, the confirmed transcript hash) copy the
+// decoded Commit or Proposal's bytes as received instead of encoding it
+// again: a commit on a sparse tree carries a ciphertext per member, and
+// those bytes are what the sender signed (RFC 9420, Sections 6.1 and 8.2).
+func keepReceivedBody(c *wire.FramedContent) {
+	switch {
+	case c.ContentType == wire.ContentTypeCommit && c.Commit != nil && c.Commit.Raw() != nil:
+		c.SetReceivedBody(c.Commit.Raw())
+	case c.ContentType == wire.ContentTypeProposal && c.Proposal != nil && c.Proposal.Raw() != nil:
+		c.SetReceivedBody(c.Proposal.Raw())
+	}
+}
+
 // needsContext reports whether FramedContentTBS covers the GroupContext for
 // this sender type (RFC 9420, Section 6.1).
 func needsContext(t wire.SenderType) bool {

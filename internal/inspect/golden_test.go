@@ -72,7 +72,7 @@ func newGoldenGroup(t *testing.T) *goldenGroup {
 	}
 	g.byRef = res.Commit
 	g.alice.DiscardPendingCommit()
-	res, err = g.alice.Commit(&mls.CommitOptions{OnlyInline: true, Proposals: []*mls.Proposal{mls.AddProposal(g.bob.KeyPackage)}})
+	res, err = g.alice.Commit(&mls.CommitOptions{OnlyInline: true, Proposals: []*mls.Proposal{mls.AddProposal(g.bob.KeyPackage)}, GroupInfo: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,14 +38,28 @@ func randIsDefault() bool { return rand.Reader == defaultRand }
 // failed, so every index below a failing one has run to completion and the
 // lowest failure is the serial loop's. Calls above it may or may not run.
 func forEach(n int, parallel bool, f func(i int) error) error {
+	_, err := forEachFirst(n, parallel, nil, f)
+	return err
+}
+
+// forEachFirst is forEach returning also the index of the failure (n if
+// none). Once stop (if non-nil) is set, no new index is taken and the
+// result is meaningless: the caller has stopped caring.
+func forEachFirst(n int, parallel bool, stop *atomic.Bool, f func(i int) error) (int, error) {
+	if stop == nil {
+		stop = new(atomic.Bool)
+	}
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if !parallel || n < minParallel || workers < 2 {
 		for i := range n {
+			if stop.Load() {
+				return n, nil
+			}
 			if err := f(i); err != nil {
-				return err
+				return i, err
 			}
 		}
-		return nil
+		return n, nil
 	}
 	var (
 		next   atomic.Int64
@@ -57,7 +71,7 @@ func forEach(n int, parallel bool, f func(i int) error) error {
 	)
 	for range workers {
 		wg.Go(func() {
-			for !failed.Load() {
+			for !failed.Load() && !stop.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
@@ -75,5 +89,5 @@ func forEach(n int, parallel bool, f func(i int) error) error {
 		})
 	}
 	wg.Wait()
-	return err
+	return first, err
 }

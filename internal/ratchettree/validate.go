@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -50,6 +52,19 @@ func defaultProposal(p wire.ProposalType) bool   { return p >= 1 && p <= 7 }
 // rules are checked against the tree as it is now, so apply Removes before
 // validating Adds, as Section 12.3 orders them.
 func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource, at LeafIndex, p *Policy) error {
+	return t.validateLeafNode(leaf, source, at, p, true)
+}
+
+// ValidateKeyPackageLeaf is ValidateLeafNode for the LeafNode of a
+// KeyPackage whose signatures the caller has verified (RFC 9420, Section
+// 10.1 verifies the LeafNode's signature with the KeyPackage's): every check
+// but that signature, which would be the third verification of it for a
+// committed Add (parse, proposal validation, applying the commit).
+func (t *Tree) ValidateKeyPackageLeaf(leaf *wire.LeafNode, p *Policy) error {
+	return t.validateLeafNode(leaf, wire.LeafNodeSourceKeyPackage, 0, p, false)
+}
+
+func (t *Tree) validateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource, at LeafIndex, p *Policy, verify bool) error {
 	if leaf.LeafNodeSource != source {
 		return fail(ErrInvalidLeafNode, "7.3", "leaf_node_source is %d, want %d", leaf.LeafNodeSource, source)
 	}
@@ -64,6 +79,9 @@ func (t *Tree) ValidateLeafNode(leaf *wire.LeafNode, source wire.LeafNodeSource,
 	}
 	if u, ok := t.sig.get(leaf.SignatureKey); ok && u.node != replaced.Node() {
 		return fail(ErrDuplicateKey, "7.3", "signature key already in the tree")
+	}
+	if !verify {
+		return t.checkLeafPolicy(leaf, at, replaced, p)
 	}
 	return t.checkLeaf(leaf, at, replaced, p)
 }
@@ -143,11 +161,15 @@ func (t *Tree) checkLeafPolicy(leaf *wire.LeafNode, at, replaced LeafIndex, p *P
 // verifyLeafSignature checks SignWithLabel(., "LeafNodeTBS", LeafNodeTBS)
 // (RFC 9420, Section 7.2).
 func (t *Tree) verifyLeafSignature(leaf *wire.LeafNode, groupID []byte, at LeafIndex) error {
+	return verifyLeafSignature(t.suite, leaf, groupID, at)
+}
+
+func verifyLeafSignature(s *suite.Suite, leaf *wire.LeafNode, groupID []byte, at LeafIndex) error {
 	tbs := leaf.TBS(groupID, uint32(at))
 	if tbs == nil {
 		return fail(ErrInvalidLeafNode, "7.2", "leaf node cannot be encoded")
 	}
-	if err := t.suite.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", tbs, leaf.Signature); err != nil {
+	if err := s.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", tbs, leaf.Signature); err != nil {
 		return failCause(ErrInvalidSignature, err, "7.3", "leaf %d signature", at)
 	}
 	return nil
@@ -201,45 +223,70 @@ func (t *Tree) checkCredentialTypes(leaf *wire.LeafNode, replaced LeafIndex) err
 // every non-blank parent, every leaf (Section 7.3), every unmerged_leaves
 // entry, and key uniqueness. It costs O(n log^2 n) at most for n leaves.
 func (t *Tree) Validate(treeHash []byte, p *Policy) error {
-	// The free check first; the tree hash costs a hash per node.
+	// The free checks first.
 	if t.dups != 0 {
 		return fail(ErrDuplicateKey, "7.3", "a key appears in more than one node")
 	}
-	if !bytes.Equal(t.TreeHash(), treeHash) {
-		return fail(ErrInvalidTree, "12.4.3.1", "tree hash does not match the GroupInfo")
+	if p == nil || p.Credentials == nil {
+		return errNoValidator
 	}
-	if err := t.checkUnmerged(); err != nil {
-		return err
-	}
-	if err := t.VerifyParentHashes(); err != nil {
-		return err
-	}
-	// Every leaf (Section 7.3). The signatures are nearly all of the cost
-	// on a large tree and independent of one another, so they are verified
-	// in parallel once the other checks, which call the application's
-	// CredentialValidator and stay serial, have passed or failed. The error
-	// is the one a leaf-by-leaf loop would return: that of the first leaf,
-	// in leaf order, failing any check.
+	// The leaf signatures (Section 7.3) are nearly all of the cost on a
+	// large tree and independent of one another: they are verified on all
+	// cores in the background while this goroutine computes the tree hash
+	// and the parent hashes, which are serial. The result is the one of
+	// the checks run one after the other: the tree hash, the unmerged
+	// leaves, the parent hashes, then every leaf in leaf order, the error
+	// being that of the first leaf failing any check (the credential
+	// policy, which calls the application's CredentialValidator, stays
+	// serial, on this goroutine).
 	type member struct {
 		l    LeafIndex
 		leaf *wire.LeafNode
 	}
-	var (
-		ms     []member
-		polErr error
-	)
+	var ms []member
 	t.Members(func(l LeafIndex, leaf *wire.LeafNode) bool {
-		if polErr = t.checkLeafPolicy(leaf, l, l, p); polErr != nil {
-			return false
-		}
 		ms = append(ms, member{l, leaf})
 		return true
 	})
-	err := forEach(len(ms), true, func(i int) error {
-		return t.verifyLeafSignature(ms[i].leaf, p.GroupID, ms[i].l)
-	})
-	if err != nil {
+	// The background verification must not read the tree: hashing fills
+	// its caches meanwhile. It reads only the members' LeafNodes, which
+	// the tree never modifies.
+	var (
+		stop   atomic.Bool
+		sigAt  int
+		sigErr error
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		sigAt, sigErr = forEachFirst(len(ms), true, &stop, func(i int) error {
+			return verifyLeafSignature(t.suite, ms[i].leaf, p.GroupID, ms[i].l)
+		})
+	}()
+	structural := func() error {
+		if !bytes.Equal(t.TreeHash(), treeHash) {
+			return fail(ErrInvalidTree, "12.4.3.1", "tree hash does not match the GroupInfo")
+		}
+		if err := t.checkUnmerged(); err != nil {
+			return err
+		}
+		return t.VerifyParentHashes()
+	}
+	if err := structural(); err != nil {
+		stop.Store(true)
+		<-done
 		return err
+	}
+	polAt, polErr := len(ms), error(nil)
+	for i, m := range ms {
+		if polErr = t.checkLeafPolicy(m.leaf, m.l, m.l, p); polErr != nil {
+			polAt = i
+			break
+		}
+	}
+	<-done
+	if sigErr != nil && sigAt < polAt {
+		return sigErr
 	}
 	return polErr
 }

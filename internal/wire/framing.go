@@ -112,8 +112,23 @@ func (x *FramedContent) Marshal(b *codec.Builder) {
 	x.Sender.Marshal(b)
 	b.AddOpaque(x.AuthenticatedData)
 	b.AddUint8(uint8(x.ContentType))
+	if x.receivedBody != nil {
+		b.AddBytes(x.receivedBody)
+		return
+	}
 	marshalContentBody(b, x.ContentType, x.ApplicationData, x.Proposal, x.Commit)
 }
+
+// SetReceivedBody records the encoding the body (the application_data,
+// Proposal or Commit of the content_type select) was decoded from, so that
+// Marshal copies it instead of encoding the body again. A receiver encodes
+// the content it got twice, for the signature's FramedContentTBS and for
+// the confirmed transcript hash (RFC 9420, Sections 6.1 and 8.2), and a
+// commit on a sparse tree carries a ciphertext per member: the bytes as
+// received are the ones that were signed. Set it only on a content whose
+// body was decoded from raw and is not changed afterwards; copies of x
+// carry it.
+func (x *FramedContent) SetReceivedBody(raw []byte) { x.receivedBody = raw }
 
 // Unmarshal decodes x from r; x aliases r's input. An unknown content type
 // is malformed.

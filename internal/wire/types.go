@@ -386,6 +386,10 @@ type FramedContent struct {
 	ApplicationData   []byte    // application
 	Proposal          *Proposal // proposal
 	Commit            *Commit   // commit
+
+	// receivedBody is the body's encoding as received; see
+	// SetReceivedBody.
+	receivedBody []byte
 }
 
 // FramedContentAuthData authenticates a FramedContent. RFC 9420, Section 6.1.
