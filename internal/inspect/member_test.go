@@ -56,7 +56,7 @@ func TestMemberState(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := storeMember{bobStore, cfg}
-	res, err := alice.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bobKP.KeyPackage)}})
+	res, err := alice.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bobKP.KeyPackage)}, GroupInfo: true})
 	if err != nil {
 		t.Fatal(err)
 	}
