@@ -2,8 +2,6 @@ package client_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -12,7 +10,10 @@ import (
 // nothing of the delivery service's server side (issue 13: what client and
 // server share lives in packages both import, ds/chain and ds/dsproto).
 func TestClientLinksNoServerCode(t *testing.T) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
 	out, err := exec.Command(goTool, "list", "-deps",
 		"github.com/mlskit/mlskit/client", "github.com/mlskit/mlskit/cmd/mls").CombinedOutput()
 	if err != nil {
