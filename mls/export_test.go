@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -26,26 +25,7 @@ import (
 func KeyAvailability(g *Group, gens int) string {
 	var b strings.Builder
 	describe := func(label string, t *secrettree.Tree, members func(func(treemath.LeafIndex, *wire.LeafNode) bool)) {
-		members(func(l treemath.LeafIndex, _ *wire.LeafNode) bool {
-			for _, kind := range []secrettree.Kind{secrettree.Handshake, secrettree.Application} {
-				fmt.Fprintf(&b, "%s leaf %d %v:", label, l, kind)
-				for gen := range gens {
-					_, _, err := t.Peek(l, kind, uint32(gen))
-					switch {
-					case err == nil:
-						b.WriteString(" +")
-					case errors.Is(err, secrettree.ErrGenerationUsed):
-						b.WriteString(" u")
-					case errors.Is(err, secrettree.ErrOutsideWindow):
-						b.WriteString(" o")
-					default:
-						b.WriteString(" x")
-					}
-				}
-				b.WriteString("\n")
-			}
-			return true
-		})
+		describeAvailability(&b, label, t, members, gens)
 	}
 	if g.st.secrets != nil {
 		describe(fmt.Sprintf("epoch %d", g.st.ctx.Epoch), g.st.secrets, g.st.tree.Members)
