@@ -74,7 +74,10 @@ func (b *Batch) Validate() error {
 	if err := checkRecords("KeyPackage", b.KeyPackages, b.DeleteKeyPackages); err != nil {
 		return err
 	}
-	return checkRecords("PSK", b.PSKs, b.DeletePSKs)
+	if err := checkRecords("PSK", b.PSKs, b.DeletePSKs); err != nil {
+		return err
+	}
+	return checkRecords("application", b.AppRecords, b.DeleteAppRecords)
 }
 
 func checkRecords(what string, puts []Record, dels [][]byte) error {

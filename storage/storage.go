@@ -96,6 +96,14 @@ type Store interface {
 	// error wrapping ErrNotFound.
 	PSK(ctx context.Context, id []byte) ([]byte, error)
 
+	// AppRecord returns a record the application keeps beside its MLS
+	// state, by key, or an error wrapping ErrNotFound. The store gives these
+	// records the same care as the rest (atomic writes, deleted values
+	// unrecoverable), so an application can keep in one engine what belongs
+	// with its groups: a client's identity and signature key, its cursors
+	// in the delivery service's log.
+	AppRecord(ctx context.Context, key []byte) ([]byte, error)
+
 	// PendingCommit returns the group's own Commit that was sent but not yet
 	// confirmed by the delivery service, or an error wrapping ErrNotFound.
 	PendingCommit(ctx context.Context, groupID []byte) ([]byte, error)
@@ -154,6 +162,11 @@ type Batch struct {
 	// PSKs adds pre-shared keys by PSK ID; DeletePSKs removes them.
 	PSKs       []Record
 	DeletePSKs [][]byte
+
+	// AppRecords adds or replaces the application's own records by key;
+	// DeleteAppRecords removes them. The store does not look inside them.
+	AppRecords       []Record
+	DeleteAppRecords [][]byte
 }
 
 // EpochRecord is the record kept for one past epoch of a group.

@@ -25,6 +25,7 @@ type Store struct {
 	groups      map[string]*group
 	keyPackages map[string][]byte
 	psks        map[string][]byte
+	apps        map[string][]byte
 }
 
 type group struct {
@@ -48,6 +49,7 @@ func New() *Store {
 		groups:      make(map[string]*group),
 		keyPackages: make(map[string][]byte),
 		psks:        make(map[string][]byte),
+		apps:        make(map[string][]byte),
 	}
 }
 
@@ -114,6 +116,14 @@ func (s *Store) KeyPackage(ctx context.Context, ref []byte) ([]byte, error) {
 func (s *Store) PSK(ctx context.Context, id []byte) ([]byte, error) {
 	return s.get(ctx, "psk", func() ([]byte, bool) {
 		v, ok := s.psks[string(id)]
+		return v, ok
+	})
+}
+
+// AppRecord implements storage.Store.
+func (s *Store) AppRecord(ctx context.Context, key []byte) ([]byte, error) {
+	return s.get(ctx, "application record", func() ([]byte, bool) {
+		v, ok := s.apps[string(key)]
 		return v, ok
 	})
 }
@@ -262,6 +272,17 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) error {
 			return err
 		}
 	}
+	for _, k := range b.DeleteAppRecords {
+		if err := step(func() { del(s.apps, string(k)) }); err != nil {
+			return err
+		}
+	}
+	for _, r := range b.AppRecords {
+		k, v := string(r.Key), clone(r.Value)
+		if err := step(func() { put(s.apps, k, v) }); err != nil {
+			return err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -343,6 +364,9 @@ func (s *Store) Close() error {
 	}
 	for k := range s.psks {
 		del(s.psks, k)
+	}
+	for k := range s.apps {
+		del(s.apps, k)
 	}
 	return nil
 }

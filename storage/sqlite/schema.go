@@ -56,6 +56,15 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 			data BLOB NOT NULL
 		)`,
 	),
+	// Version 2. The application's own records (storage.Batch.AppRecords),
+	// so that a client can keep its identity and bookkeeping in the same
+	// engine as its groups.
+	execAll(
+		`CREATE TABLE app_records (
+			key  BLOB NOT NULL PRIMARY KEY,
+			data BLOB NOT NULL
+		)`,
+	),
 }
 
 func execAll(stmts ...string) func(context.Context, *sql.Tx) error {

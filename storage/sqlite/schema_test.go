@@ -229,3 +229,43 @@ func TestTwoHandles(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationToAppRecords opens a file made by a version 1 build (before
+// app_records) with this build: the upgrade keeps what was there and the
+// new table works.
+func TestMigrationToAppRecords(t *testing.T) {
+	ctx := context.Background()
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:1]
+	s, path := openTemp(t, nil)
+	if err := s.Write(ctx, &storage.Batch{GroupID: gid, State: []byte("v1 state"), Epoch: 3,
+		PSKs: []storage.Record{{Key: []byte("p"), Value: []byte("psk")}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db := rawDB(t, path)
+	if v := pragmaInt(t, db, "user_version"); v != 1 {
+		t.Fatalf("user_version = %d, want 1 (a version 1 file)", v)
+	}
+	db.Close()
+
+	migrations = saved
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open of a version 1 file: %v", err)
+	}
+	defer s.Close()
+	if st, e, err := s.LoadGroup(ctx, gid); err != nil || string(st) != "v1 state" || e != 3 {
+		t.Fatalf("group after the upgrade: %q, %d, %v", st, e, err)
+	}
+	if v, err := s.PSK(ctx, []byte("p")); err != nil || string(v) != "psk" {
+		t.Fatalf("PSK after the upgrade: %q, %v", v, err)
+	}
+	if err := s.Write(ctx, &storage.Batch{AppRecords: []storage.Record{{Key: []byte("k"), Value: []byte("v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.AppRecord(ctx, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("AppRecord after the upgrade: %q, %v", v, err)
+	}
+}

@@ -255,6 +255,11 @@ func (s *Store) PSK(ctx context.Context, id []byte) ([]byte, error) {
 	return s.queryBlob(ctx, "psk", "SELECT data FROM psks WHERE id = ?", id)
 }
 
+// AppRecord implements storage.Store.
+func (s *Store) AppRecord(ctx context.Context, key []byte) ([]byte, error) {
+	return s.queryBlob(ctx, "application record", "SELECT data FROM app_records WHERE key = ?", key)
+}
+
 // PendingCommit implements storage.Store.
 func (s *Store) PendingCommit(ctx context.Context, groupID []byte) ([]byte, error) {
 	return s.queryBlob(ctx, "pending commit", "SELECT data FROM pending_commits WHERE group_id = ?", groupID)
@@ -517,6 +522,19 @@ func apply(t *txn, b *storage.Batch) error {
 		if err := t.put(
 			"INSERT INTO psks (id, data) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 			"UPDATE psks SET data = ?2 WHERE id = ?1",
+			r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DeleteAppRecords {
+		if err := t.del("DELETE FROM app_records WHERE key = ?", k); err != nil {
+			return err
+		}
+	}
+	for _, r := range b.AppRecords {
+		if err := t.put(
+			"INSERT INTO app_records (key, data) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+			"UPDATE app_records SET data = ?2 WHERE key = ?1",
 			r.Key, r.Value); err != nil {
 			return err
 		}

@@ -144,6 +144,8 @@ func snapshot(t *testing.T, s storage.Store) map[string]string {
 		record(fmt.Sprintf("kp %s", r), v, err)
 		v, err = s.PSK(ctx, r)
 		record(fmt.Sprintf("psk %s", r), v, err)
+		v, err = s.AppRecord(ctx, r)
+		record(fmt.Sprintf("app %s", r), v, err)
 	}
 	ids, err := s.ListGroups(ctx)
 	if err != nil {
@@ -202,6 +204,10 @@ func fullBatch(g []byte, tag string) *storage.Batch {
 			{Key: []byte("r0"), Value: val("psk0 ", tag)},
 			{Key: []byte("r2"), Value: val("psk2 ", tag)},
 		},
+		AppRecords: []storage.Record{
+			{Key: []byte("r1"), Value: val("app1 ", tag)},
+			{Key: []byte("r3"), Value: val("app3 ", tag)},
+		},
 	}
 }
 
@@ -224,6 +230,8 @@ func testRoundTrip(t *testing.T, s storage.Store) {
 		"kp r1":                              "kp1 a",
 		"psk r0":                             "psk0 a",
 		"psk r2":                             "psk2 a",
+		"app r1":                             "app1 a",
+		"app r3":                             "app3 a",
 		"groups":                             `["group-A"]`,
 	})
 	expectSnapshot(t, s, want)
@@ -277,7 +285,7 @@ func testCopies(t *testing.T, s storage.Store) {
 		clear(k.ID)
 		clear(k.Data)
 	}
-	for _, r := range append(b.KeyPackages, b.PSKs...) {
+	for _, r := range slices.Concat(b.KeyPackages, b.PSKs, b.AppRecords) {
 		clear(r.Key)
 		clear(r.Value)
 	}
@@ -293,6 +301,8 @@ func testCopies(t *testing.T, s storage.Store) {
 	v, _ = s.KeyPackage(ctx, []byte("r0"))
 	clear(v)
 	v, _ = s.PSK(ctx, []byte("r0"))
+	clear(v)
+	v, _ = s.AppRecord(ctx, []byte("r1"))
 	clear(v)
 	v, _ = s.PendingCommit(ctx, gA)
 	clear(v)
@@ -321,6 +331,8 @@ func testNotFound(t *testing.T, s storage.Store) {
 	check("KeyPackage", err)
 	_, err = s.PSK(ctx, []byte("r0"))
 	check("PSK", err)
+	_, err = s.AppRecord(ctx, []byte("r0"))
+	check("AppRecord", err)
 	_, err = s.PendingCommit(ctx, gA)
 	check("PendingCommit", err)
 	check("DeleteGroup", s.DeleteGroup(ctx, gA))
@@ -392,6 +404,7 @@ func testDeletes(t *testing.T, s storage.Store) {
 		ClearPendingCommit: true,
 		DeleteKeyPackages:  [][]byte{[]byte("r0"), []byte("r3")},
 		DeletePSKs:         [][]byte{[]byte("r2")},
+		DeleteAppRecords:   [][]byte{[]byte("r3"), []byte("r0")},
 	})
 	for _, k := range []string{
 		"epoch group-A/2",
@@ -400,6 +413,7 @@ func testDeletes(t *testing.T, s storage.Store) {
 		"pending group-A",
 		"kp r0",
 		"psk r2",
+		"app r3",
 	} {
 		if _, ok := want[k]; !ok {
 			t.Fatalf("suite bug: %s not in the snapshot", k)
@@ -506,6 +520,8 @@ func testInvalidBatch(t *testing.T, s storage.Store) {
 		"empty KeyPackage delete":      {DeleteKeyPackages: [][]byte{{}}},
 		"PSK deleted twice":            {DeletePSKs: [][]byte{val("r0"), val("r0")}},
 		"empty PSK":                    {PSKs: []storage.Record{{Key: val("p"), Value: []byte{}}}},
+		"app record put and deleted":   {AppRecords: []storage.Record{{Key: val("r0"), Value: val("v")}}, DeleteAppRecords: [][]byte{val("r0")}},
+		"empty app record key":         {AppRecords: []storage.Record{{Key: []byte{}, Value: val("v")}}},
 		"valid parts then invalid one": {GroupID: gA, State: val("new"), KeyPackages: []storage.Record{{Key: val("r3"), Value: val("v")}}, PSKs: []storage.Record{{Key: val("p"), Value: []byte{}}}},
 	}
 	for name, b := range bad {
@@ -554,6 +570,8 @@ func testAtomicity(t *testing.T, s storage.Store) {
 			DeleteKeyPackages:  [][]byte{[]byte("r0")},
 			PSKs:               []storage.Record{{Key: []byte("r0"), Value: val("psk0 a2")}},
 			DeletePSKs:         [][]byte{[]byte("r2")},
+			AppRecords:         []storage.Record{{Key: []byte("r1"), Value: val("app1 a2")}},
+			DeleteAppRecords:   [][]byte{[]byte("r3")},
 		}},
 		{"create a group", fullBatch(gB, "b")},
 	} {
@@ -650,6 +668,8 @@ func testClosed(t *testing.T, s storage.Store) {
 	check("KeyPackage", err)
 	_, err = s.PSK(ctx, []byte("r0"))
 	check("PSK", err)
+	_, err = s.AppRecord(ctx, []byte("r0"))
+	check("AppRecord", err)
 	_, err = s.PendingCommit(ctx, gA)
 	check("PendingCommit", err)
 	check("DeleteGroup", s.DeleteGroup(ctx, gA))
@@ -825,10 +845,17 @@ func testRandomBatches(t *testing.T, s storage.Store) {
 			case 2:
 				b.DeletePSKs = append(b.DeletePSKs, bytes.Clone(r))
 			}
+			switch pick() {
+			case 1:
+				b.AppRecords = append(b.AppRecords, storage.Record{Key: bytes.Clone(r), Value: value("app", i)})
+			case 2:
+				b.DeleteAppRecords = append(b.DeleteAppRecords, bytes.Clone(r))
+			}
 		}
 		if rng.IntN(8) == 0 {
 			// Client-wide records only.
-			b = &storage.Batch{KeyPackages: b.KeyPackages, DeleteKeyPackages: b.DeleteKeyPackages, PSKs: b.PSKs, DeletePSKs: b.DeletePSKs}
+			b = &storage.Batch{KeyPackages: b.KeyPackages, DeleteKeyPackages: b.DeleteKeyPackages, PSKs: b.PSKs, DeletePSKs: b.DeletePSKs,
+				AppRecords: b.AppRecords, DeleteAppRecords: b.DeleteAppRecords}
 		}
 		errS, errR := s.Write(ctx, b), ref.Write(ctx, b)
 		if !sameOutcome(errS, errR) {
