@@ -51,6 +51,15 @@
 // groups and KeyPackage private keys then live there, not in state.db;
 // storage/memory gives a client whose groups end with the process.
 //
+// # No directory at all
+//
+// InitStore and OpenStore keep everything in a storage.Store: the
+// identity, the bookkeeping and the trust settings become application
+// records of the store (storage.Batch.AppRecords, keys beginning
+// "mlskit/client/") beside the groups, so an application with its own
+// database needs no file of ours. The store has no lock: open it in one
+// Client at a time. See ExampleInitStore.
+//
 // # What users should not have to think about
 //
 // A commit that loses its epoch to another member's (the server answers
@@ -113,6 +122,9 @@ const (
 // Client is one person's MLS client over one state directory. It is not
 // safe for concurrent use.
 type Client struct {
+	// home keeps the identity and bookkeeping (home.go); dir is the state
+	// directory, empty for a Client kept wholly in a storage.Store.
+	home  home
 	dir   string
 	id    *Identity
 	cfg   *mls.Config
@@ -148,10 +160,26 @@ type InitOptions struct {
 // server URL and, when o.Server is set, a login to that server (which binds
 // the new key to the name there). A failed Init leaves no identity behind.
 func Init(ctx context.Context, dir string, o InitOptions) (*Client, error) {
-	return initDir(ctx, dir, o, nil)
+	return initHome(ctx, dirHome(dir), dir, o, nil)
 }
 
-func initDir(ctx context.Context, dir string, o InitOptions, tr *trust) (*Client, error) {
+// InitStore is Init for a Client kept wholly in st, with no directory: the
+// identity (with its signature private key), the per-group bookkeeping and
+// the trust settings are application records of st (storage.Batch
+// AppRecords, under keys beginning "mlskit/client/"), beside the groups and
+// KeyPackage private keys. o.Store must be nil or st. OpenStore opens it
+// again. st must keep the promises of storage.Store (RFC 9420, Section
+// 16.6); Close does not close it. Unlike a directory, a store has no lock:
+// the application must not open one store in two Clients at once.
+func InitStore(ctx context.Context, st storage.Store, o InitOptions) (*Client, error) {
+	if st == nil || (o.Store != nil && o.Store != st) {
+		return nil, userErr(ErrUsage, "InitStore needs one store (InitOptions.Store nil or the same)")
+	}
+	o.Store = st
+	return initHome(ctx, storeHome{st}, "", o, nil)
+}
+
+func initHome(ctx context.Context, h home, dir string, o InitOptions, tr *trust) (*Client, error) {
 	if o.Name == "" {
 		return nil, userErr(ErrUsage, "a name is required (--name)")
 	}
@@ -164,8 +192,13 @@ func initDir(ctx context.Context, dir string, o InitOptions, tr *trust) (*Client
 	if err := checkServerURL(o.Server); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, identityFile)); err == nil {
+	if _, err := h.read(ctx, identityFile); err == nil {
+		if dir == "" {
+			return nil, userErr(ErrUsage, "%s already holds an identity", h)
+		}
 		return nil, userErr(ErrUsage, "%s already holds an identity; use another --dir", dir)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", h.where(identityFile), err)
 	}
 	sig, err := mls.GenerateSignatureKeyPair(o.Suite, rand.Reader)
 	if err != nil {
@@ -174,23 +207,25 @@ func initDir(ctx context.Context, dir string, o InitOptions, tr *trust) (*Client
 	id := &Identity{Name: o.Name, Server: o.Server, Suite: o.Suite, SignatureKey: sig.PrivateKey()}
 	if o.Server != "" && tr == nil {
 		// An X.509 identity cannot log in before its certificate exists.
-		probe := &Client{dir: dir, id: id, cfg: &mls.Config{}, meta: &meta{Groups: map[string]*groupMeta{}}}
+		probe := &Client{home: h, dir: dir, id: id, cfg: &mls.Config{}, meta: &meta{Groups: map[string]*groupMeta{}}}
 		if err := probe.connect(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if err := makePrivateDir(dir); err != nil {
-		return nil, err
-	}
-	if tr != nil {
-		if err := saveTrust(dir, tr); err != nil {
-			return nil, fmt.Errorf("writing %s: %w", trustFile, err)
+	if dir != "" {
+		if err := makePrivateDir(dir); err != nil {
+			return nil, err
 		}
 	}
-	if err := saveIdentity(dir, id); err != nil {
+	if tr != nil {
+		if err := saveTrust(h, tr); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", h.where(trustFile), err)
+		}
+	}
+	if err := saveIdentity(h, id); err != nil {
 		return nil, fmt.Errorf("writing the identity: %w", err)
 	}
-	return open(dir, false, o.Store)
+	return open(h, dir, false, o.Store)
 }
 
 // checkServerURL accepts an empty URL (offline use) or an absolute http or
@@ -207,7 +242,7 @@ func checkServerURL(s string) error {
 }
 
 // Open opens an existing state directory.
-func Open(dir string) (*Client, error) { return open(dir, false, nil) }
+func Open(dir string) (*Client, error) { return open(dirHome(dir), dir, false, nil) }
 
 // OpenWithStore opens an existing state directory whose MLS state (groups,
 // their epoch secrets, KeyPackage private keys) lives in st, an engine the
@@ -223,7 +258,16 @@ func OpenWithStore(dir string, st storage.Store) (*Client, error) {
 	if st == nil {
 		return nil, errors.New("client: OpenWithStore needs a store")
 	}
-	return open(dir, false, st)
+	return open(dirHome(dir), dir, false, st)
+}
+
+// OpenStore opens a Client that InitStore made in st: everything it keeps
+// is in st, nothing on disk outside it.
+func OpenStore(st storage.Store) (*Client, error) {
+	if st == nil {
+		return nil, errors.New("client: OpenStore needs a store")
+	}
+	return open(storeHome{st}, "", false, st)
 }
 
 // OpenReadOnly opens a state directory to look at it (Status, Groups)
@@ -231,18 +275,18 @@ func OpenWithStore(dir string, st storage.Store) (*Client, error) {
 // running Follow, uses the directory. It reads what that process last
 // saved. Everything that would change the state or talk to the server
 // fails with ErrReadOnly.
-func OpenReadOnly(dir string) (*Client, error) { return open(dir, true, nil) }
+func OpenReadOnly(dir string) (*Client, error) { return open(dirHome(dir), dir, true, nil) }
 
 // ErrReadOnly: the Client was opened with OpenReadOnly.
 var ErrReadOnly = errors.New("client: opened read-only")
 
-func open(dir string, readOnly bool, st storage.Store) (*Client, error) {
-	id, err := loadIdentity(dir)
+func open(h home, dir string, readOnly bool, st storage.Store) (*Client, error) {
+	id, err := loadIdentity(h)
 	if err != nil {
 		return nil, err
 	}
 	var lock *os.File
-	if !readOnly {
+	if !readOnly && dir != "" {
 		if lock, err = lockDir(dir); err != nil {
 			return nil, err
 		}
@@ -255,10 +299,10 @@ func open(dir string, readOnly bool, st storage.Store) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}, readOnly: readOnly}
+	c := &Client{home: h, dir: dir, id: id, cfg: &mls.Config{KeyPackageLifetime: keyPackageLifetime}, lock: lock, groups: map[string]*mls.Group{}, readOnly: readOnly}
 	fail := func(err error) (*Client, error) { unlockDir(lock); return nil, err }
 	// An X.509 identity checks every credential against its CA (x509.go).
-	v, err := validatorFor(dir, id.Suite)
+	v, err := validatorFor(h, id.Suite)
 	if err != nil {
 		return fail(err)
 	}
@@ -276,7 +320,7 @@ func open(dir string, readOnly bool, st storage.Store) (*Client, error) {
 	if readOnly {
 		c.store = readOnlyStore{c.store}
 	}
-	if c.meta, err = loadMeta(dir); err == nil {
+	if c.meta, err = loadMeta(h); err == nil {
 		err = c.checkConsistent(context.Background())
 	}
 	if err != nil {
@@ -295,6 +339,20 @@ func (c *Client) Close() error {
 
 // Identity returns the client's identity (its String hides the key).
 func (c *Client) Identity() *Identity { return c.id }
+
+// stateWhere names where the MLS state is, for messages: the directory's
+// state.db, or the store.
+func (c *Client) stateWhere() string {
+	if s, ok := c.store.(*mlsStore); ok && s.owned {
+		return filepath.Join(c.dir, stateDB)
+	}
+	if ro, ok := c.store.(readOnlyStore); ok {
+		if s, ok := ro.groupStore.(*mlsStore); ok && s.owned {
+			return filepath.Join(c.dir, stateDB)
+		}
+	}
+	return "the store"
+}
 
 // Durable reports whether group state survives this process.
 func (c *Client) Durable() bool { return c.store.Durable() }
@@ -315,7 +373,7 @@ func (c *Client) connect(ctx context.Context) error {
 		return ErrReadOnly
 	}
 	if c.id.Server == "" {
-		return userErr(ErrUsage, "no server configured for %s: run \"mls init\" with --server URL", c.dir)
+		return userErr(ErrUsage, "no server configured for %s: run \"mls init\" with --server URL", c.home)
 	}
 	if err := c.needCertificate(); err != nil {
 		return err
@@ -352,8 +410,8 @@ func (c *Client) saveMeta() error {
 	if c.readOnly {
 		return ErrReadOnly
 	}
-	if err := c.meta.save(c.dir); err != nil {
-		return fmt.Errorf("saving %s: %w", metaFile, err)
+	if err := c.meta.save(c.home); err != nil {
+		return fmt.Errorf("saving %s: %w", c.home.where(metaFile), err)
 	}
 	return nil
 }
@@ -373,10 +431,10 @@ func (c *Client) group(ctx context.Context, name string) (*mls.Group, *groupMeta
 	}
 	g, err := c.store.LoadGroup(ctx, id)
 	if errors.Is(err, errNoGroup) {
-		return nil, nil, userErr(ErrNotMember, "group %q has no saved state in %s", name, c.dir)
+		return nil, nil, userErr(ErrNotMember, "group %q has no saved state in %s", name, c.stateWhere())
 	}
 	if err != nil {
-		return nil, nil, &UserError{Msg: fmt.Sprintf("the state of group %q in %s cannot be loaded (damaged?): %v", name, filepath.Join(c.dir, stateDB), err), Err: ErrDamaged}
+		return nil, nil, &UserError{Msg: fmt.Sprintf("the state of group %q in %s cannot be loaded (damaged?): %v", name, c.stateWhere(), err), Err: ErrDamaged}
 	}
 	c.groups[name] = g
 	return g, gm, nil
@@ -490,12 +548,12 @@ func (c *Client) SetServer(ctx context.Context, server string) error {
 	id := *c.id
 	id.Server = server
 	if err := c.needCertificate(); err == nil {
-		probe := &Client{dir: c.dir, id: &id, cfg: c.cfg, meta: c.meta}
+		probe := &Client{home: c.home, dir: c.dir, id: &id, cfg: c.cfg, meta: c.meta}
 		if err := probe.connect(ctx); err != nil {
 			return err
 		}
 	}
-	if err := saveIdentity(c.dir, &id); err != nil {
+	if err := saveIdentity(c.home, &id); err != nil {
 		return fmt.Errorf("writing the identity: %w", err)
 	}
 	c.id, c.ds = &id, nil

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mlskit/mlskit/client"
 	"github.com/mlskit/mlskit/storage/memory"
+	"github.com/mlskit/mlskit/storage/sqlite"
 )
 
 // pair makes alice and bob on an in-process server, with team = {alice, bob}.
@@ -170,4 +172,119 @@ func TestOpenWithStore(t *testing.T) {
 	if _, err := client.OpenWithStore(bdir, nil); err == nil {
 		t.Fatal("OpenWithStore accepted a nil store")
 	}
+}
+
+// TestInitStore: a client kept wholly in a storage.Store (here a SQLite
+// file the application owns), with no state directory: it registers, is
+// invited, reads, and after Close and OpenStore goes on where it was, with
+// its identity, cursors and groups all in the store.
+func TestInitStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	root := t.TempDir()
+	url, stop := startServer(filepath.Join(root, "mlsd"))
+	t.Cleanup(stop)
+	alice, err := client.Init(ctx, filepath.Join(root, "alice"), client.InitOptions{Name: "alice", Server: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+
+	dbPath := filepath.Join(root, "app.db")
+	st, err := sqlite.Open(dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.OpenStore(st); !errors.Is(err, client.ErrNoIdentity) {
+		t.Fatalf("OpenStore of an empty store: %v, want ErrNoIdentity", err)
+	}
+	bob, err := client.InitStore(ctx, st, client.InitOptions{Name: "bob", Server: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.InitStore(ctx, st, client.InitOptions{Name: "bob2", Server: url}); !errors.Is(err, client.ErrUsage) {
+		t.Fatalf("a second InitStore on the same store: %v, want ErrUsage", err)
+	}
+	if !bob.Durable() {
+		t.Fatal("a client over a SQLite store says its state is not durable")
+	}
+	if _, err := bob.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.CreateGroup(ctx, "team"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Invite(ctx, "team", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Send(ctx, "team", "one"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := bob.Read(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts := messageTexts(evs); !slices.Equal(texts, []string{"one"}) {
+		t.Fatalf("bob read %q, want [one]", texts)
+	}
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing but the application's database was written.
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if n := e.Name(); n != "mlsd" && n != "alice" && !strings.HasPrefix(n, "app.db") {
+			t.Errorf("the store client wrote %s outside its store", n)
+		}
+	}
+
+	// A later process: the same file, everything continues.
+	st, err = sqlite.Open(dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bob, err = client.OpenStore(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if bob.Identity().Name != "bob" {
+		t.Fatalf("reopened identity %q", bob.Identity().Name)
+	}
+	if err := alice.Send(ctx, "team", "two"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = bob.Read(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts := messageTexts(evs); !slices.Equal(texts, []string{"two"}) {
+		t.Fatalf("after OpenStore bob read %q, want [two] (the cursor was kept)", texts)
+	}
+	if err := bob.Send(ctx, "team", "back"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = alice.Read(ctx, "team")
+	if err != nil || !slices.Contains(messageTexts(evs), "back") {
+		t.Fatalf("alice read %+v, %v", evs, err)
+	}
+	for _, k := range []string{"mlskit/client/identity.json", "mlskit/client/chat.json"} {
+		if _, err := st.AppRecord(ctx, []byte(k)); err != nil {
+			t.Errorf("record %s: %v", k, err)
+		}
+	}
+}
+
+func messageTexts(evs []client.Event) []string {
+	var out []string
+	for _, e := range evs {
+		if e.Kind == client.EventMessage {
+			out = append(out, e.Text)
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
 	"github.com/mlskit/mlskit/storage/memory"
+	mlsstore "github.com/mlskit/mlskit/storage/sqlite"
 )
 
 // startServer runs an in-process mlsd for the examples; an application
@@ -177,4 +178,42 @@ func ExampleOpenWithStore() {
 	// Output:
 	// notes [alice] durable: false
 	// state.db written: false
+}
+
+// A client kept wholly in an application's storage.Store: no directory,
+// identity and bookkeeping included. Here storage/sqlite stands for the
+// application's engine; any storage.Store that passes storagetest works.
+func ExampleInitStore() {
+	dir, _ := os.MkdirTemp("", "client-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	st, err := mlsstore.Open(filepath.Join(dir, "app.db"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := client.InitStore(ctx, st, client.InitOptions{Name: "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.CreateOfflineGroup(ctx, "notes"); err != nil {
+		log.Fatal(err)
+	}
+	c.Close()
+	st.Close()
+
+	// A later run opens the same database and finds everything.
+	st, err = mlsstore.Open(filepath.Join(dir, "app.db"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	c, err = client.OpenStore(st)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	gs, _ := c.Groups(ctx)
+	fmt.Println(c.Identity().Name, gs[0].Name, gs[0].Members, "durable:", c.Durable())
+	// Output:
+	// alice notes [alice] durable: true
 }

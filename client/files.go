@@ -98,7 +98,7 @@ var ErrDamaged = errors.New("state directory damaged")
 func (c *Client) checkConsistent(ctx context.Context) error {
 	ids, err := c.store.ListGroups(ctx)
 	if err != nil {
-		return &UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", filepath.Join(c.dir, stateDB), err), Err: ErrDamaged}
+		return &UserError{Msg: fmt.Sprintf("%s is damaged or unreadable: %v", c.stateWhere(), err), Err: ErrDamaged}
 	}
 	if c.meta.existed {
 		return nil
@@ -111,7 +111,7 @@ func (c *Client) checkConsistent(ctx context.Context) error {
 	}
 	if len(lost) > 0 {
 		return &UserError{Msg: fmt.Sprintf("%s does not list the groups %s that %s holds (was it deleted or replaced?): restore it from a backup, or move the directory aside and start a new one",
-			filepath.Join(c.dir, metaFile), strings.Join(lost, ", "), filepath.Join(c.dir, stateDB)), Err: ErrDamaged}
+			c.home.where(metaFile), strings.Join(lost, ", "), c.stateWhere()), Err: ErrDamaged}
 	}
 	return nil
 }

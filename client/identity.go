@@ -1,8 +1,8 @@
 package client
 
 import (
+	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -84,28 +84,28 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func loadIdentity(dir string) (*Identity, error) {
-	data, err := os.ReadFile(filepath.Join(dir, identityFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, &UserError{Msg: fmt.Sprintf("no identity in %s: run \"mls init --name NAME --server URL --dir %s\" first", dir, dir)}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading identity: %w", err)
-	}
+func loadIdentity(h home) (*Identity, error) {
 	var id Identity
-	if err := json.Unmarshal(data, &id); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", filepath.Join(dir, identityFile), err)
+	found, err := loadJSON(context.Background(), h, identityFile, &id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		if d, ok := h.(dirHome); ok {
+			return nil, &UserError{Msg: fmt.Sprintf("no identity in %s: run \"mls init --name NAME --server URL --dir %s\" first", d, d), Err: ErrNoIdentity}
+		}
+		return nil, &UserError{Msg: fmt.Sprintf("no identity in %s: make one with InitStore first", h), Err: ErrNoIdentity}
 	}
 	if id.Name == "" || len(id.SignatureKey) == 0 {
-		return nil, fmt.Errorf("%s is incomplete", filepath.Join(dir, identityFile))
+		return nil, &UserError{Msg: fmt.Sprintf("%s is incomplete", h.where(identityFile)), Err: ErrDamaged}
 	}
 	return &id, nil
 }
 
-func saveIdentity(dir string, id *Identity) error {
-	data, err := json.MarshalIndent(id, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, identityFile), data, 0o600)
+func saveIdentity(h home, id *Identity) error {
+	return saveJSON(context.Background(), h, identityFile, id, true)
 }
+
+// ErrNoIdentity: the directory or store holds no identity yet (Init or
+// InitStore makes one).
+var ErrNoIdentity = errors.New("no identity")

@@ -1,12 +1,8 @@
 package client
 
 import (
+	"context"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 )
@@ -71,31 +67,21 @@ type groupMeta struct {
 	Shown int     `json:"shown"`
 }
 
-func loadMeta(dir string) (*meta, error) {
-	m := &meta{Groups: map[string]*groupMeta{}}
-	data, err := os.ReadFile(filepath.Join(dir, metaFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
+func loadMeta(h home) (*meta, error) {
+	m := &meta{}
+	found, err := loadJSON(context.Background(), h, metaFile, m)
 	if err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(data, m); err != nil {
-		return nil, &UserError{Msg: fmt.Sprintf("%s is damaged: %v", filepath.Join(dir, metaFile), err), Err: ErrDamaged}
 	}
 	if m.Groups == nil {
 		m.Groups = map[string]*groupMeta{}
 	}
-	m.existed = true
+	m.existed = found
 	return m, nil
 }
 
-func (m *meta) save(dir string) error {
-	data, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, metaFile), data, 0o600)
+func (m *meta) save(h home) error {
+	return saveJSON(context.Background(), h, metaFile, m, false)
 }
 
 func (m *meta) group(id []byte) *groupMeta { return m.Groups[hex.EncodeToString(id)] }

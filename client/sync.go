@@ -226,7 +226,7 @@ func (c *Client) joinChecked(ctx context.Context, welcome, gid []byte) (*mls.Gro
 		return nil
 	})
 	if errors.Is(err, errNoKeyPackage) {
-		return nil, userErr(ErrNoKeyPackages, "the Welcome is not for any KeyPackage of %s in %s (was it made for someone else, or already used?)", c.id.Name, c.dir)
+		return nil, userErr(ErrNoKeyPackages, "the Welcome is not for any KeyPackage of %s in %s (was it made for someone else, or already used?)", c.id.Name, c.home)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("joining from the Welcome: %w", err)

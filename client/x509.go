@@ -3,12 +3,9 @@ package client
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,27 +41,20 @@ type trust struct {
 	AllowBasic bool   `json:"allow_basic,omitempty"`
 }
 
-func loadTrust(dir string) (*trust, error) {
-	data, err := os.ReadFile(filepath.Join(dir, trustFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", trustFile, err)
-	}
+func loadTrust(h home) (*trust, error) {
 	var t trust
-	if err := json.Unmarshal(data, &t); err != nil || len(t.CACert) == 0 {
-		return nil, fmt.Errorf("%s is damaged", filepath.Join(dir, trustFile))
+	found, err := loadJSON(context.Background(), h, trustFile, &t)
+	if err != nil || !found {
+		return nil, err
+	}
+	if len(t.CACert) == 0 {
+		return nil, &UserError{Msg: fmt.Sprintf("%s is damaged: no CA certificate", h.where(trustFile)), Err: ErrDamaged}
 	}
 	return &t, nil
 }
 
-func saveTrust(dir string, t *trust) error {
-	data, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, trustFile), data, 0o600)
+func saveTrust(h home, t *trust) error {
+	return saveJSON(context.Background(), h, trustFile, t, true)
 }
 
 // trustValidator is the group layer's CredentialValidator for an X.509
@@ -117,10 +107,10 @@ func (tv *trustValidator) ValidateCredential(c mls.Credential, key []byte) error
 	return err
 }
 
-// validatorFor returns the CredentialValidator for a state directory: nil
-// (Basic only, the mls default) when it has no trust file.
-func validatorFor(dir string, suite mls.CipherSuite) (mls.CredentialValidator, error) {
-	t, err := loadTrust(dir)
+// validatorFor returns the CredentialValidator for a home: nil (Basic only,
+// the mls default) when it has no trust settings.
+func validatorFor(h home, suite mls.CipherSuite) (mls.CredentialValidator, error) {
+	t, err := loadTrust(h)
 	if err != nil || t == nil {
 		return nil, err
 	}
@@ -143,7 +133,7 @@ func (c *Client) X509() (x509Identity, installed bool) {
 // cannot log in or publish KeyPackages before "mls cert import".
 func (c *Client) needCertificate() error {
 	if c.trust() != nil && len(c.id.X509Chain) == 0 {
-		return userErr(ErrUntrusted, "no certificate installed in %s yet: %s", c.dir, c.IssueHint("CA_DIR"))
+		return userErr(ErrUntrusted, "no certificate installed in %s yet: %s", c.home, c.IssueHint("CA_DIR"))
 	}
 	return nil
 }
@@ -155,6 +145,10 @@ func (c *Client) SignaturePublicKey() []byte { return c.sig.PublicKey() }
 // IssueHint is the command the CA operator runs to certify this client's
 // key, and what the user runs with its output.
 func (c *Client) IssueHint(caDir string) string {
+	if c.dir == "" {
+		return fmt.Sprintf("ask the CA operator to run \"mlsd ca issue -dir %s -client %s -suite %d -key %x > %s.pem\", then install it with ImportCertificate",
+			caDir, c.id.Name, c.id.Suite, c.sig.PublicKey(), c.id.Name)
+	}
 	return fmt.Sprintf("ask the CA operator to run \"mlsd ca issue -dir %s -client %s -suite %d -key %x > %s.pem\", then run \"mls cert import --cert %s.pem --dir %s\"",
 		caDir, c.id.Name, c.id.Suite, c.sig.PublicKey(), c.id.Name, c.id.Name, c.dir)
 }
@@ -180,7 +174,10 @@ func InitX509(ctx context.Context, dir string, o InitOptions, x X509Options) (*C
 	if _, err := x509.ParseCertificate(ca[0]); err != nil {
 		return nil, userErr(ErrUsage, "--ca-cert: %v", err)
 	}
-	return initDir(ctx, dir, o, &trust{CACert: ca[0], AllowBasic: x.AllowBasic})
+	if dir == "" && o.Store != nil {
+		return initHome(ctx, storeHome{o.Store}, "", o, &trust{CACert: ca[0], AllowBasic: x.AllowBasic})
+	}
+	return initHome(ctx, dirHome(dir), dir, o, &trust{CACert: ca[0], AllowBasic: x.AllowBasic})
 }
 
 // parseCerts reads PEM CERTIFICATE blocks, or one DER certificate.
@@ -224,7 +221,7 @@ type CertificateInfo struct {
 func (c *Client) ImportCertificate(data []byte) (*CertificateInfo, error) {
 	tv := c.trust()
 	if tv == nil {
-		return nil, userErr(ErrUsage, "%s is a Basic identity: X.509 needs an identity made with \"mls init --ca-cert\"", c.dir)
+		return nil, userErr(ErrUsage, "%s is a Basic identity: X.509 needs an identity made with \"mls init --ca-cert\"", c.home)
 	}
 	chain, err := parseCerts(data)
 	if err != nil {
@@ -236,13 +233,13 @@ func (c *Client) ImportCertificate(data []byte) (*CertificateInfo, error) {
 	case errors.Is(err, as.ErrKeyMismatch):
 		return nil, userErr(ErrUntrusted, "the certificate is for another signature key, not this identity's (%x)", c.sig.PublicKey())
 	case err != nil:
-		return nil, userErr(ErrUntrusted, "the certificate is not valid under the CA certificate in %s: %v", c.dir, err)
+		return nil, userErr(ErrUntrusted, "the certificate is not valid under the CA certificate in %s: %v", c.home, err)
 	case id.ClientID != c.id.Name:
 		return nil, userErr(ErrUntrusted, "the certificate names %q, but this identity is %q", id.ClientID, c.id.Name)
 	}
 	next := *c.id
 	next.X509Chain = chain
-	if err := saveIdentity(c.dir, &next); err != nil {
+	if err := saveIdentity(c.home, &next); err != nil {
 		return nil, fmt.Errorf("writing the identity: %w", err)
 	}
 	c.id = &next
@@ -254,12 +251,12 @@ func (c *Client) ImportCertificate(data []byte) (*CertificateInfo, error) {
 // crl"), after checking the CA signed it and it is current. Credentials
 // with a revoked certificate are rejected from then on.
 func (c *Client) ImportCRL(der []byte) (revoked int, err error) {
-	t, err := loadTrust(c.dir)
+	t, err := loadTrust(c.home)
 	if err != nil {
 		return 0, err
 	}
 	if t == nil {
-		return 0, userErr(ErrUsage, "%s is a Basic identity: it has no CA to take a CRL from", c.dir)
+		return 0, userErr(ErrUsage, "%s is a Basic identity: it has no CA to take a CRL from", c.home)
 	}
 	if b, _ := pem.Decode(der); b != nil {
 		der = b.Bytes
@@ -273,7 +270,7 @@ func (c *Client) ImportCRL(der []byte) (revoked int, err error) {
 	}
 	crl, _ := x509.ParseRevocationList(der)
 	t.CRL = der
-	if err := saveTrust(c.dir, t); err != nil {
+	if err := saveTrust(c.home, t); err != nil {
 		return 0, fmt.Errorf("writing %s: %w", trustFile, err)
 	}
 	tv, err := newTrustValidator(t, c.id.Suite)
