@@ -594,6 +594,9 @@ func (g *Group) MergeStagedCommit(sc *StagedCommit) error {
 	}
 	g.noteCommit(sc)
 	g.enter(sc.next)
+	if len(sc.Added) > 0 || sc.External {
+		g.lastJoin = sc.Epoch
+	}
 	if sc.newSigner != nil {
 		g.signer = sc.newSigner
 	}
@@ -834,6 +837,10 @@ func (g *Group) selectCached(st *epochState) ([]resolved, []DroppedProposal) {
 				drop(cp, err)
 				continue
 			}
+			if err := g.cutsOffJoiners(&p.PreSharedKey.PSK, g.lastJoin); err != nil {
+				drop(cp, err)
+				continue
+			}
 			psks[k] = true
 		case wire.ProposalTypeGroupContextExtensions:
 			if gce {
@@ -854,6 +861,21 @@ func (g *Group) selectCached(st *epochState) ([]resolved, []DroppedProposal) {
 		})
 	}
 	return dropUnsupported(st, out, dropped, g)
+}
+
+// cutsOffJoiners refuses, for the default commit, an application
+// resumption PSK of this group from an epoch before joined: the members
+// who joined in epoch joined or later never held it, so a commit injecting
+// it is one they cannot process (RFC 9420, Section 8.6: the PSK proves
+// membership in that epoch). Someone else's proposal must not cut members
+// off through this client's commit; the committer's own explicit
+// proposals are its choice.
+func (g *Group) cutsOffJoiners(id *wire.PreSharedKeyID, joined uint64) error {
+	if id.PSKType != wire.PSKTypeResumption || id.Usage != wire.ResumptionPSKUsageApplication ||
+		!bytes.Equal(id.PSKGroupID, g.st.ctx.GroupID) || id.PSKEpoch >= joined {
+		return nil
+	}
+	return invalid(ErrMissingPSK, "8.6", "resumption PSK of epoch %d, which members who joined in epoch %d never held", id.PSKEpoch, joined)
 }
 
 // fitCached finds, when the list of cached plus inline proposals is
@@ -975,6 +997,20 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			wp.PreSharedKey = &psk
 		}
 		inline = append(inline, resolved{p: &wp, sender: me, byValue: true})
+	}
+	if slices.ContainsFunc(append(slices.Clip(cached), inline...), func(r resolved) bool { return r.p.ProposalType == wire.ProposalTypeAdd }) {
+		// The members this commit adds hold no resumption PSK of this
+		// group at all.
+		cached = slices.DeleteFunc(cached, func(r resolved) bool {
+			if r.p.ProposalType != wire.ProposalTypePSK {
+				return false
+			}
+			err := g.cutsOffJoiners(&r.p.PreSharedKey.PSK, st.ctx.Epoch+1)
+			if err != nil {
+				dropped = append(dropped, DroppedProposal{Proposal: g.proposalInfo(r.cached), Reason: classify(err)})
+			}
+			return err != nil
+		})
 	}
 	props := append(slices.Clip(cached), inline...)
 	a, err := g.applyProposals(st, props, me, false)

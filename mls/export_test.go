@@ -128,3 +128,15 @@ func KeyUsable(g *Group, leaf LeafIndex, application bool, generation uint32) bo
 	_, _, err := g.st.secrets.Peek(treemath.LeafIndex(leaf), kind, generation)
 	return err == nil
 }
+
+// WithCurrentFormat1 runs f with the current epoch record written and read
+// at format version 1, as builds before last_join did.
+func WithCurrentFormat1(t interface{ Cleanup(func()) }, f func()) {
+	saved := currentFormat
+	currentFormat = 1
+	defer func() { currentFormat = saved }()
+	f()
+}
+
+// LastJoin is the newest epoch a member joined in (Group.lastJoin).
+func LastJoin(g *Group) uint64 { return g.lastJoin }

@@ -267,7 +267,7 @@ func externalJoin(cfg *Config, groupInfo []byte, cred Credential, sig *Signature
 	if err != nil {
 		return nil, err
 	}
-	joined := &Group{cfg: cfg, signer: sig, st: next}
+	joined := &Group{cfg: cfg, signer: sig, st: next, lastJoin: next.ctx.Epoch}
 	joined.rememberResumption()
 	joined.startKeyUpdates()
 	info, err := joined.GroupInfo(true, opts.ExternalPub)

@@ -95,6 +95,13 @@ type Group struct {
 	// resumption holds resumption_psk of recent epochs, current included
 	// (RFC 9420, Section 8.6).
 	resumption []resumptionSecret
+	// lastJoin is the newest epoch in which a member joined (by Add or
+	// external commit, this member's own join included). A member who
+	// joined in epoch J does not hold the resumption PSK of any epoch
+	// before J, so an application resumption PSK of such an epoch would cut
+	// it off (RFC 9420, Section 8.6: the PSK proves membership in that
+	// epoch); the default commit leaves such proposals out (selectCached).
+	lastJoin uint64
 
 	pending *pendingCommit // own commit awaiting merge
 	removed bool           // a merged commit removed us

@@ -211,7 +211,7 @@ func joinFromWelcome(ctx context.Context, cfg *Config, welcome []byte, bundle *K
 	if err := st.initSecrets(cfg); err != nil {
 		return nil, err
 	}
-	g := &Group{cfg: cfg, signer: bundle.Signer, st: st, warnings: warnings}
+	g := &Group{cfg: cfg, signer: bundle.Signer, st: st, warnings: warnings, lastJoin: gctx.Epoch}
 	g.rememberResumption()
 	g.startKeyUpdates()
 	return g, nil

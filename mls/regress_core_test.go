@@ -526,14 +526,17 @@ func TestRegressEncryptionSecretNotSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := mls.UnmarshalGroup(&mls.Config{}, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := g.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Written back at version 1, the layout it was saved in.
+	var again []byte
+	mls.WithCurrentFormat1(t, func() {
+		g, err := mls.UnmarshalGroup(&mls.Config{}, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err = g.MarshalBinary(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if len(old) != len(again) {
 		t.Fatal("layout changed")
 	}

@@ -48,9 +48,10 @@ import (
 // MarshalBinary puts the same records into one blob; UnmarshalGroup and
 // LoadGroup read them with the same code.
 //
-// Every record kind is at format version 1. Loading refuses another version
-// with ErrStateVersion and anything malformed or inconsistent with
-// ErrCorruptState; it never panics.
+// Every record kind is at format version 1, except the current epoch record
+// at version 2 (formatOf). Loading reads every version up to the one this
+// build writes, refuses a newer one with ErrStateVersion and anything
+// malformed or inconsistent with ErrCorruptState; it never panics.
 
 // Envelope kinds of the records the group layer stores.
 const (
@@ -64,10 +65,23 @@ const (
 	kindPSK        uint16 = 0x4d08
 )
 
-// stateFormat is the format version of every record kind above. Bump it
-// (per kind, if only one changes) when an encoding changes, keep reading the
-// old version, and add a golden file for the new one (mls/testdata).
-const stateFormat uint16 = 1
+// formatOf is the format version this build writes for a record kind.
+// Bump it when the kind's encoding changes, keep reading the old version,
+// and add a golden file for the new one (mls/testdata).
+//
+// kindCurrent version 2 appends last_join (Group.lastJoin); a version 1
+// record is read with last_join = its epoch, which only makes the default
+// commit leave out older application resumption PSKs.
+func formatOf(kind uint16) uint16 {
+	if kind == kindCurrent {
+		return currentFormat
+	}
+	return 1
+}
+
+// currentFormat is kindCurrent's version; tests set it to 1 to write (and
+// so pin byte for byte) the old format.
+var currentFormat uint16 = 2
 
 // ratchetBucket is how many consecutive leaves share one ratchet record:
 // small enough that a message rewrites a few kilobytes, large enough that
@@ -94,20 +108,27 @@ func corruptCause(what string, err error) error {
 
 // seal wraps a record payload in its envelope.
 func seal(kind uint16, payload []byte) ([]byte, error) {
-	return storage.Envelope{Kind: kind, Version: stateFormat, Payload: payload}.Marshal()
+	return storage.Envelope{Kind: kind, Version: formatOf(kind), Payload: payload}.Marshal()
 }
 
-// unseal opens a record of the given kind and format version 1.
+// unseal opens a record of the given kind, at a format version from 1 to
+// formatOf(kind).
 func unseal(kind uint16, blob []byte) ([]byte, error) {
+	_, payload, err := unsealVersion(kind, blob)
+	return payload, err
+}
+
+// unsealVersion is unseal that also returns the record's format version.
+func unsealVersion(kind uint16, blob []byte) (uint16, []byte, error) {
 	v, payload, err := storage.OpenEnvelope(blob, kind)
 	if err != nil {
-		return nil, corruptCause("envelope", err)
+		return 0, nil, corruptCause("envelope", err)
 	}
-	if v != stateFormat {
+	if v < 1 || v > formatOf(kind) {
 		clear(payload)
-		return nil, fmt.Errorf("%w: record kind %#04x version %d", ErrStateVersion, kind, v)
+		return 0, nil, fmt.Errorf("%w: record kind %#04x version %d", ErrStateVersion, kind, v)
 	}
-	return payload, nil
+	return v, payload, nil
 }
 
 func build(f func(b *codec.Builder) error) ([]byte, error) {
@@ -321,6 +342,7 @@ func decodeState(blob []byte) (*stateRecord, error) {
 //	    optional<ReInit> reinit;          // as opaque<V>
 //	    ResumptionPSK resumption<V>;      // newest first
 //	    KeyUpdates key_updates;           // see policy.go
+//	    uint64 last_join;                 // version 2: Group.lastJoin
 //	} CurrentEpoch;
 //
 //	struct {
@@ -389,6 +411,9 @@ func (g *Group) encodeCurrent() ([]byte, error) {
 			}
 		})
 		g.updates().marshal(b)
+		if currentFormat >= 2 {
+			b.AddUint64(g.lastJoin)
+		}
 		return nil
 	})
 	if err != nil {
@@ -494,6 +519,7 @@ type currentRecord struct {
 	signer     *SignatureKeyPair
 	resumption []resumptionSecret
 	updates    *keyUpdates
+	lastJoin   uint64
 }
 
 func (cr *currentRecord) erase() {
@@ -506,7 +532,7 @@ func (cr *currentRecord) erase() {
 }
 
 func decodeCurrent(blob []byte) (*currentRecord, error) {
-	payload, err := unseal(kindCurrent, blob)
+	version, payload, err := unsealVersion(kindCurrent, blob)
 	if err != nil {
 		return nil, err
 	}
@@ -538,8 +564,15 @@ func decodeCurrent(blob []byte) (*currentRecord, error) {
 		return fail(corruptf("malformed resumption PSKs"))
 	}
 	var ok bool
-	if cr.updates, ok = readKeyUpdates(r); !ok || !r.Empty() || cr.updates.baseEpoch > c.st.ctx.Epoch {
+	if cr.updates, ok = readKeyUpdates(r); !ok || cr.updates.baseEpoch > c.st.ctx.Epoch {
 		return fail(corruptf("malformed key-update record"))
+	}
+	cr.lastJoin = c.st.ctx.Epoch
+	if version >= 2 && (!r.ReadUint64(&cr.lastJoin) || cr.lastJoin > c.st.ctx.Epoch) {
+		return fail(corruptf("malformed last_join"))
+	}
+	if !r.Empty() {
+		return fail(corruptf("trailing bytes in the current epoch record"))
 	}
 	for l, seen := range cr.updates.seen {
 		if c.st.tree.Leaf(treemath.LeafIndex(l)) == nil || seen.epoch > c.st.ctx.Epoch {
@@ -950,7 +983,7 @@ func assemble(cfg *Config, groupID []byte, src recordSource) (*Group, *loaded, e
 		return nil, nil, err
 	}
 	st := cr.core.st
-	g := &Group{cfg: cfg, signer: cr.signer, st: st, resumption: cr.resumption, keyUpdates: cr.updates,
+	g := &Group{cfg: cfg, signer: cr.signer, st: st, resumption: cr.resumption, keyUpdates: cr.updates, lastJoin: cr.lastJoin,
 		removed: sr.removed}
 	fail := func(err error) (*Group, *loaded, error) {
 		g.erase()

@@ -96,10 +96,13 @@ func goldenGroup(t *testing.T) *mls.Group {
 }
 
 // TestStateGolden pins the saved format: the state of goldenGroup must
-// encode to testdata/group-state-v1.golden byte for byte. A change to any
-// record's encoding fails here; if it is intended, bump the record's
-// format version (state.go), keep this file and a test that it still
-// loads, and add a golden file for the new version (docs/STORAGE.md).
+// encode to testdata/group-state-v2.golden byte for byte, and, written at
+// the old version 1 of the current epoch record, to group-state-v1.golden
+// (so the version 1 writer this build keeps for tests is the one that
+// wrote that file). A change to any record's encoding fails here; if it is
+// intended, bump the record's format version (state.go), keep this file and
+// a test that it still loads, and add a golden file for the new version
+// (docs/STORAGE.md).
 func TestStateGolden(t *testing.T) {
 	g := goldenGroup(t)
 	got, err := g.MarshalBinary()
@@ -114,40 +117,71 @@ func TestStateGolden(t *testing.T) {
 	if !bytes.Equal(got, again) {
 		t.Fatal("the golden scenario is not deterministic")
 	}
-	storagetest.Golden(t, "group-state-v1", got)
+	storagetest.Golden(t, "group-state-v2", got)
+	mls.WithCurrentFormat1(t, func() {
+		v1, err := goldenGroup(t).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		storagetest.Golden(t, "group-state-v1", v1)
+	})
 }
 
-// TestStateGoldenLoads: the version-1 golden file still loads, carries on
-// (the pending commit merges, the kept keys work), and encodes back to the
-// same bytes. This is the test that keeps old saved state readable.
+// TestStateGoldenLoads: each golden file still loads, carries on (the
+// pending commit merges, the kept keys work), and encodes back to the same
+// bytes at its own version. This is the test that keeps old saved state
+// readable. A version 1 state, read by this build, has no last_join: it is
+// taken as the current epoch.
 func TestStateGoldenLoads(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "group-state-v1.golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := mls.UnmarshalGroup(&mls.Config{}, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := g.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(again, data) {
-		t.Fatal("the golden state does not encode back to itself")
-	}
-	if !g.HasPendingCommit() || len(g.PendingProposals()) != 2 || len(mls.PastEpochs(g)) != 2 {
-		t.Fatalf("golden state: pending %v, %d proposals, past epochs %v", g.HasPendingCommit(),
-			len(g.PendingProposals()), mls.PastEpochs(g))
-	}
-	if r, ok := mls.RatchetOf(g, 0, true); !ok || len(r.Kept) != 2 {
-		t.Fatalf("golden state: alice's application ratchet %v %v", ok, r.Kept)
-	}
-	if err := g.MergePendingCommit(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Encrypt([]byte("still works"), nil); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"v1", "v2"} {
+		t.Run(v, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "group-state-"+v+".golden"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			roundTrip := func() *mls.Group {
+				g, err := mls.UnmarshalGroup(&mls.Config{}, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := g.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again, data) {
+					t.Fatal("the golden state does not encode back to itself")
+				}
+				return g
+			}
+			var g *mls.Group
+			if v == "v1" {
+				mls.WithCurrentFormat1(t, func() { roundTrip() })
+				if g, err = mls.UnmarshalGroup(&mls.Config{}, data); err != nil {
+					t.Fatal(err)
+				}
+				if mls.LastJoin(g) != g.Epoch() {
+					t.Fatalf("a version 1 state read with last_join %d, want its epoch %d", mls.LastJoin(g), g.Epoch())
+				}
+			} else {
+				g = roundTrip()
+				if mls.LastJoin(g) != 1 {
+					t.Fatalf("last_join %d, want 1 (bob and carol joined in epoch 1)", mls.LastJoin(g))
+				}
+			}
+			if !g.HasPendingCommit() || len(g.PendingProposals()) != 2 || len(mls.PastEpochs(g)) != 2 {
+				t.Fatalf("golden state: pending %v, %d proposals, past epochs %v", g.HasPendingCommit(),
+					len(g.PendingProposals()), mls.PastEpochs(g))
+			}
+			if r, ok := mls.RatchetOf(g, 0, true); !ok || len(r.Kept) != 2 {
+				t.Fatalf("golden state: alice's application ratchet %v %v", ok, r.Kept)
+			}
+			if err := g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.Encrypt([]byte("still works"), nil); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -236,10 +270,14 @@ func TestUnmarshalCorrupt(t *testing.T) {
 }
 
 // FuzzUnmarshalGroup: no input panics or fails untyped, and whatever loads
-// encodes back to the same bytes (the format has one encoding per state).
+// encodes back to the same bytes (the format has one encoding per state),
+// or, for a state with a version 1 current epoch record, to the same bytes
+// when written at version 1, and then to a fixed point.
 func FuzzUnmarshalGroup(f *testing.F) {
-	if data, err := os.ReadFile(filepath.Join("testdata", "group-state-v1.golden")); err == nil {
-		f.Add(data)
+	for _, v := range []string{"v1", "v2"} {
+		if data, err := os.ReadFile(filepath.Join("testdata", "group-state-"+v+".golden")); err == nil {
+			f.Add(data)
+		}
 	}
 	f.Add([]byte{0x4d, 0x07, 0x00, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -255,7 +293,22 @@ func FuzzUnmarshalGroup(f *testing.F) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(again, data) {
-			t.Fatal("accepted state does not encode back to its input")
+			var v1 []byte
+			mls.WithCurrentFormat1(t, func() {
+				if g1, err := mls.UnmarshalGroup(&mls.Config{}, data); err == nil {
+					v1, _ = g1.MarshalBinary()
+				}
+			})
+			if !bytes.Equal(v1, data) {
+				t.Fatal("accepted state does not encode back to its input")
+			}
+			g2, err := mls.UnmarshalGroup(&mls.Config{}, again)
+			if err != nil {
+				t.Fatalf("a version 1 state rewritten at version 2 does not load: %v", err)
+			}
+			if again2, err := g2.MarshalBinary(); err != nil || !bytes.Equal(again2, again) {
+				t.Fatalf("a version 1 state rewritten at version 2 is not a fixed point: %v", err)
+			}
 		}
 	})
 }
