@@ -493,6 +493,10 @@ func commitRules() []rule {
 				f.Commit.EditPath = func(p *wire.UpdatePath) { p.LeafNode.ParentHash[0] ^= 1 }
 				return f
 			})},
+		{name: "12.4.2/removed-member-psk-available", section: "12.4.2", text: "a member a commit removes still checks that every PreSharedKey is available",
+			want: mls.ErrMissingPSK, public: notPublicPSK, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				return commitWith(pRemove(0), pPSK(extPSK("nobody has it")))
+			})},
 		{name: "12.4.2/committer-credential-succession", section: "12.4.2, 5.3.1", text: "the committer's new credential is an acceptable successor",
 			want: mls.ErrCredentialRejected, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				f := commitWith()
