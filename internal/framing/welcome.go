@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/keyschedule"
+	"github.com/mlskit/mlskit/internal/par"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -48,7 +49,7 @@ func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.Group
 	}
 	w := &wire.Welcome{
 		CipherSuite:        wire.CipherSuite(s.ID()),
-		Secrets:            make([]wire.EncryptedGroupSecrets, 0, len(members)),
+		Secrets:            make([]wire.EncryptedGroupSecrets, len(members)),
 		EncryptedGroupInfo: egi,
 	}
 	for i, m := range members {
@@ -58,15 +59,31 @@ func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.Group
 		if uint16(m.KeyPackage.CipherSuite) != uint16(s.ID()) {
 			return nil, fmt.Errorf("mls: new member %d: %w", i, ErrCipherSuiteMismatch)
 		}
+	}
+	// Every entry has the same context, encrypted_group_info, which holds
+	// the GroupInfo (and usually the tree): one sealer hashes it once
+	// instead of once per new member.
+	ls, err := s.NewLabeledSealer(labelWelcome, egi)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encrypting GroupSecrets: %w", err)
+	}
+	// The entries are independent: with the system's randomness they are
+	// sealed on every core, each into its own slot, in the serial order.
+	err = par.ForEach(len(members), par.RandIsDefault(), func(i int) error {
+		m := members[i]
 		ref, err := KeyPackageRef(s, m.KeyPackage)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ct, err := EncryptGroupSecrets(s, m.KeyPackage.InitKey, egi, m.Secrets)
+		ct, err := sealGroupSecrets(ls, m.KeyPackage.InitKey, m.Secrets)
 		if err != nil {
-			return nil, fmt.Errorf("mls: new member %d: %w", i, err)
+			return fmt.Errorf("mls: new member %d: %w", i, err)
 		}
-		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: ct})
+		w.Secrets[i] = wire.EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: ct}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -77,6 +94,16 @@ func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.Group
 //	encrypted_group_secrets = EncryptWithLabel(init_key, "Welcome",
 //	                                           encrypted_group_info, group_secrets)
 func EncryptGroupSecrets(s *suite.Suite, initKey, encryptedGroupInfo []byte, gs *wire.GroupSecrets) (wire.HPKECiphertext, error) {
+	ls, err := s.NewLabeledSealer(labelWelcome, encryptedGroupInfo)
+	if err != nil {
+		return wire.HPKECiphertext{}, fmt.Errorf("mls: encrypting GroupSecrets: %w", err)
+	}
+	return sealGroupSecrets(ls, initKey, gs)
+}
+
+// sealGroupSecrets is EncryptGroupSecrets with the sealer of
+// EncryptWithLabel(·, "Welcome", encrypted_group_info, ·).
+func sealGroupSecrets(ls *suite.LabeledSealer, initKey []byte, gs *wire.GroupSecrets) (wire.HPKECiphertext, error) {
 	if gs == nil {
 		return wire.HPKECiphertext{}, errors.New("mls: nil GroupSecrets")
 	}
@@ -85,7 +112,7 @@ func EncryptGroupSecrets(s *suite.Suite, initKey, encryptedGroupInfo []byte, gs 
 		return wire.HPKECiphertext{}, fmt.Errorf("mls: encoding GroupSecrets: %w", err)
 	}
 	defer keyschedule.Secret(pt).Erase()
-	kemOutput, ct, err := s.EncryptWithLabel(initKey, labelWelcome, encryptedGroupInfo, pt)
+	kemOutput, ct, err := ls.Seal(initKey, pt)
 	if err != nil {
 		return wire.HPKECiphertext{}, fmt.Errorf("mls: encrypting GroupSecrets: %w", err)
 	}

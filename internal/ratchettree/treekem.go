@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/par"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
@@ -342,7 +343,7 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 	}
 	// One HPKE encryption per resolution entry of each copath node: on a
 	// sparse tree that is one per member, nearly all of a commit's cost, so
-	// they run in parallel (forEach keeps the serial order of results and
+	// they run in parallel (par.ForEach keeps the serial order of results and
 	// errors). The tree is read here, serially, not by the workers.
 	type job struct {
 		to          NodeIndex
@@ -359,7 +360,7 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 		}
 		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i], EncryptedPathSecret: cts}
 	}
-	err = forEach(len(jobs), randIsDefault(), func(i int) error {
+	err = par.ForEach(len(jobs), par.RandIsDefault(), func(i int) error {
 		jb := &jobs[i]
 		kem, ct, err := s.EncryptWithLabel(jb.pub, labelUpdatePathNode, ctxBytes, jb.secret)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlskit/mlskit/internal/par"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
@@ -259,7 +260,7 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 	)
 	go func() {
 		defer close(done)
-		sigAt, sigErr = forEachFirst(len(ms), true, &stop, func(i int) error {
+		sigAt, sigErr = par.ForEachFirst(len(ms), true, &stop, func(i int) error {
 			return verifyLeafSignature(t.suite, ms[i].leaf, p.GroupID, ms[i].l)
 		})
 	}()
