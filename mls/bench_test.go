@@ -149,11 +149,8 @@ func buildBenchGroupWith(n int, cfg *mls.Config) (*benchGroup, error) {
 		adds = append(adds, mls.AddProposal(kb.KeyPackage))
 	}
 	t1 := time.Now()
-	// Every joiner's GroupSecrets are sealed with the encrypted GroupInfo
-	// as HPKE context (RFC 9420, Section 12.4.3.1), which crypto/hpke
-	// hashes once per joiner: with the tree inside, that is quadratic in
-	// the group (2m47s for 10,000 joiners on this machine). The largest
-	// groups therefore send the tree out of band.
+	// The largest groups send the tree out of band, as deployments of
+	// that size do: with the tree inside, the Welcome is tens of MB.
 	oob := n >= hugeSize
 	res, err := g.creator.Commit(&mls.CommitOptions{Proposals: adds, RatchetTreeOutOfBand: oob})
 	if err != nil {

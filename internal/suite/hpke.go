@@ -66,11 +66,20 @@ type stdKEM struct {
 
 	// scalar: private keys are NIST-curve scalars (DHKEM P-256/384/521).
 	scalar bool
+
+	// dh runs SealBase here, for LabeledSealer (hpke_many.go).
+	dh *dhkem
 }
 
 // newDHKEM returns DHKEM over curve c with the matching HKDF, as RFC 9420's
 // suites use them (Section 17.1), and aead.
 func newDHKEM(c dhCurve, aead hpke.AEAD) kem {
+	k := newStdDHKEM(c, aead)
+	k.dh = newDHKEMSealer(c, k.kdf.ID(), aead.ID())
+	return k
+}
+
+func newStdDHKEM(c dhCurve, aead hpke.AEAD) *stdKEM {
 	switch c {
 	case kemX25519:
 		return &stdKEM{k: hpke.DHKEM(ecdh.X25519()), kdf: hpkeSHA256, aead: aead, n: 32, x25519: true}

@@ -215,18 +215,8 @@ func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
 }
 
 // keySchedule is KeySchedule for mode_base with no PSK (RFC 9180, Section
-// 5.1). It returns the key, the nonce of the first (and only) message,
-// base_nonce XOR I2OSP(0, Nn) = base_nonce, and the exporter_secret.
+// 5.1): see hpkeSchedule.keys.
 func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce, exporterSecret []byte) {
-	pskIDHash := labeledExtract(sha512.New, k.suiteID, nil, "psk_id_hash", nil)
-	infoHash := labeledExtract(sha512.New, k.suiteID, nil, "info_hash", info)
-	ctx := make([]byte, 0, 1+len(pskIDHash)+len(infoHash))
-	ctx = append(ctx, 0x00) // mode_base
-	ctx = append(append(ctx, pskIDHash...), infoHash...)
-	secret := labeledExtract(sha512.New, k.suiteID, shared, "secret", nil)
-	key = labeledExpand(sha512.New, k.suiteID, secret, "key", ctx, k.aead.keySize())
-	nonce = labeledExpand(sha512.New, k.suiteID, secret, "base_nonce", ctx, k.aead.nonceSize())
-	exporterSecret = labeledExpand(sha512.New, k.suiteID, secret, "exp", ctx, sha512.Size)
-	clear(secret)
-	return key, nonce, exporterSecret
+	hs := k.schedule()
+	return hs.keys(shared, hs.infoHash(info))
 }

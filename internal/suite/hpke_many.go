@@ -1,0 +1,248 @@
+package suite
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
+)
+
+// A LabeledSealer is EncryptWithLabel (RFC 9420, Section 5.1.3) under one
+// label and context to many public keys. A Welcome encrypts each new
+// member's GroupSecrets with the encrypted_group_info as context (Section
+// 12.4.3.1); that context holds the GroupInfo and, usually, the whole
+// ratchet tree, and HPKE hashes it into every key schedule (RFC 9180,
+// Section 5.1: info_hash). Through EncryptWithLabel a commit adding k
+// members to a group of n hashes k copies of an O(n) context; the sealer
+// computes info_hash once. The ciphertexts are the same HPKE SealBase
+// ciphertexts, opened by DecryptWithLabel or any other implementation.
+//
+// For the ML-KEM suites, whose encapsulation crypto/hpke does not expose,
+// the sealer falls back to EncryptWithLabel.
+//
+// A LabeledSealer is safe for concurrent use.
+type LabeledSealer struct {
+	s        *Suite
+	info     []byte // EncryptContext, for the fallback
+	infoHash []byte // LabeledExtract("", "info_hash", info), nil for the fallback
+	h        hashedSealer
+}
+
+// hashedSealer is a KEM whose SealBase this package runs itself, so that
+// info_hash can be computed once.
+type hashedSealer interface {
+	infoHash(info []byte) []byte
+	sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error)
+}
+
+// NewLabeledSealer returns a sealer for EncryptWithLabel(·, label, context, ·).
+func (s *Suite) NewLabeledSealer(label string, context []byte) (*LabeledSealer, error) {
+	if len(context) > maxVarint {
+		return nil, errTooLong
+	}
+	ls := &LabeledSealer{s: s, info: encryptContext(label, context)}
+	if h, ok := s.kem.(hashedSealer); ok {
+		if ih := h.infoHash(ls.info); ih != nil {
+			ls.h, ls.infoHash = h, ih
+		}
+	}
+	return ls, nil
+}
+
+// Seal is EncryptWithLabel(pub, label, context, plaintext).
+func (ls *LabeledSealer) Seal(pub, plaintext []byte) (kemOutput, ciphertext []byte, err error) {
+	if ls.h == nil {
+		return ls.s.kem.seal(pub, ls.info, nil, plaintext)
+	}
+	return ls.h.sealHashed(pub, ls.infoHash, nil, plaintext)
+}
+
+// hpkeSchedule is the part of an HPKE ciphersuite (RFC 9180, Section 5.1)
+// that SealBase needs after the KEM: the KDF's hash, the AEAD, and
+// suite_id = "HPKE" || kem_id || kdf_id || aead_id.
+type hpkeSchedule struct {
+	newHash func() hash.Hash
+	aead    aeadAlg
+	suiteID []byte
+}
+
+func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
+	var hs hpkeSchedule
+	switch kdfID {
+	case 0x0001:
+		hs.newHash = sha256.New
+	case 0x0002:
+		hs.newHash = sha512.New384
+	case 0x0003:
+		hs.newHash = sha512.New
+	default:
+		return hs, false
+	}
+	switch aeadID {
+	case 0x0001:
+		hs.aead = aesGCM128
+	case 0x0002:
+		hs.aead = aesGCM256
+	case 0x0003:
+		hs.aead = chacha20Poly1305
+	default:
+		return hs, false
+	}
+	hs.suiteID = []byte{'H', 'P', 'K', 'E', byte(kemID >> 8), byte(kemID), byte(kdfID >> 8), byte(kdfID), byte(aeadID >> 8), byte(aeadID)}
+	return hs, true
+}
+
+// infoHash is LabeledExtract("", "info_hash", info) (RFC 9180, Section 5.1).
+func (hs *hpkeSchedule) infoHash(info []byte) []byte {
+	return labeledExtract(hs.newHash, hs.suiteID, nil, "info_hash", info)
+}
+
+// keys is KeySchedule for mode_base with no PSK (RFC 9180, Section 5.1),
+// from info_hash. It returns the key, the nonce of the first (and only)
+// message, base_nonce XOR I2OSP(0, Nn) = base_nonce, and the
+// exporter_secret.
+func (hs *hpkeSchedule) keys(shared, infoHash []byte) (key, nonce, exporterSecret []byte) {
+	pskIDHash := labeledExtract(hs.newHash, hs.suiteID, nil, "psk_id_hash", nil)
+	ctx := make([]byte, 0, 1+len(pskIDHash)+len(infoHash))
+	ctx = append(ctx, 0x00) // mode_base
+	ctx = append(append(ctx, pskIDHash...), infoHash...)
+	secret := labeledExtract(hs.newHash, hs.suiteID, shared, "secret", nil)
+	key = labeledExpand(hs.newHash, hs.suiteID, secret, "key", ctx, hs.aead.keySize())
+	nonce = labeledExpand(hs.newHash, hs.suiteID, secret, "base_nonce", ctx, hs.aead.nonceSize())
+	exporterSecret = labeledExpand(hs.newHash, hs.suiteID, secret, "exp", ctx, hs.newHash().Size())
+	clear(secret)
+	return key, nonce, exporterSecret
+}
+
+// sealFirst encrypts the first message of the context set up from shared
+// and info_hash, and erases shared.
+func (hs *hpkeSchedule) sealFirst(shared, infoHash, aad, plaintext []byte) ([]byte, error) {
+	key, nonce, exp := hs.keys(shared, infoHash)
+	clear(shared)
+	clear(exp)
+	defer clear(key)
+	a, err := hs.aead.new(key)
+	if err != nil {
+		return nil, err
+	}
+	return a.Seal(nil, nonce, plaintext, aad), nil
+}
+
+// dhkem is DHKEM (RFC 9180, Section 4.1) over a crypto/ecdh curve, for
+// the sealer: Encap, then the key schedule of hs.
+type dhkem struct {
+	curve   ecdh.Curve
+	kemHash func() hash.Hash // the KEM's own HKDF hash
+	nsecret int              // Nsecret
+	kemID   []byte           // "KEM" || I2OSP(kem_id, 2)
+	hs      hpkeSchedule
+}
+
+// newDHKEMSealer returns the sealer half of DHKEM(c) with the given KDF and
+// AEAD ids, or nil if one of them is not one this package knows.
+func newDHKEMSealer(c dhCurve, kdfID, aeadID uint16) *dhkem {
+	d := &dhkem{}
+	var id uint16
+	switch c {
+	case kemX25519:
+		d.curve, d.kemHash, d.nsecret, id = ecdh.X25519(), sha256.New, 32, 0x0020
+	case kemP256:
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P256(), sha256.New, 32, 0x0010
+	case kemP384:
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P384(), sha512.New384, 48, 0x0011
+	case kemP521:
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P521(), sha512.New, 64, 0x0012
+	default:
+		return nil
+	}
+	hs, ok := newHPKESchedule(id, kdfID, aeadID)
+	if !ok {
+		return nil
+	}
+	d.hs = hs
+	d.kemID = []byte{'K', 'E', 'M', byte(id >> 8), byte(id)}
+	return d
+}
+
+// encap is Encap (RFC 9180, Section 4.1) with an ephemeral key drawn from
+// crypto/rand.
+func (d *dhkem) encap(pub []byte) (shared, enc []byte, err error) {
+	skE, err := d.curve.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE ephemeral key: %w", err)
+	}
+	return d.encapWith(skE, pub)
+}
+
+// encapWith is Encap with the ephemeral key skE.
+func (d *dhkem) encapWith(skE *ecdh.PrivateKey, pub []byte) (shared, enc []byte, err error) {
+	pkR, err := d.curve.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, ErrInvalidKey
+	}
+	dh, err := skE.ECDH(pkR)
+	if err != nil {
+		return nil, nil, ErrInvalidKey // low-order public key (RFC 9180, Section 7.1.4)
+	}
+	defer clear(dh)
+	enc = skE.PublicKey().Bytes()
+	// ExtractAndExpand with kem_context = enc || pkRm.
+	prk := labeledExtract(d.kemHash, d.kemID, nil, "eae_prk", dh)
+	defer clear(prk)
+	kemContext := make([]byte, 0, len(enc)+len(pub))
+	kemContext = append(append(kemContext, enc...), pkR.Bytes()...)
+	return labeledExpand(d.kemHash, d.kemID, prk, "shared_secret", kemContext, d.nsecret), enc, nil
+}
+
+func (d *dhkem) infoHash(info []byte) []byte { return d.hs.infoHash(info) }
+
+func (d *dhkem) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
+	shared, enc, err := d.encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = d.hs.sealFirst(shared, infoHash, aad, plaintext)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, ct, nil
+}
+
+// stdKEM seals with a hashed info through its DHKEM twin, when it has one.
+
+func (s *stdKEM) infoHash(info []byte) []byte {
+	if s.dh == nil {
+		return nil
+	}
+	return s.dh.infoHash(info)
+}
+
+func (s *stdKEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
+	return s.dh.sealHashed(pub, infoHash, aad, plaintext)
+}
+
+// X448 has its own key schedule already (x448.go).
+
+func (k *x448KEM) schedule() hpkeSchedule {
+	return hpkeSchedule{newHash: sha512.New, aead: k.aead, suiteID: k.suiteID}
+}
+
+func (k *x448KEM) infoHash(info []byte) []byte {
+	hs := k.schedule()
+	return hs.infoHash(info)
+}
+
+func (k *x448KEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
+	shared, enc, err := k.encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := k.schedule()
+	ct, err = hs.sealFirst(shared, infoHash, aad, plaintext)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, ct, nil
+}
