@@ -149,7 +149,9 @@ func (g *Group) process(data []byte) (*Received, error) {
 	if g.removed {
 		return nil, ErrRemoved
 	}
-	m, err := wire.UnmarshalMLSMessage(bytes.Clone(data))
+	// The decoder copies data once; what it returns aliases that copy,
+	// never the caller's slice.
+	m, err := wire.UnmarshalMLSMessage(data)
 	if err != nil {
 		return nil, err
 	}

@@ -167,24 +167,62 @@ func (d *decoder) vector() (decoder, bool) {
 
 // decodeList reads a vector of elements. An empty vector gives nil.
 func decodeList[T any](d *decoder, out *[]T, elem func(*T, *decoder) bool) bool {
+	v, ok := appendList(d, nil, elem)
+	if ok {
+		*out = v
+	}
+	return ok
+}
+
+// appendList reads a list as decodeList does, appending to v.
+func appendList[T any](d *decoder, v []T, elem func(*T, *decoder) bool) ([]T, bool) {
 	s, ok := d.vector()
 	if !ok {
-		return false
+		return nil, false
 	}
-	var v []T
+	var zero T
 	for !s.empty() {
 		before := len(s.b)
-		var e T
-		if !elem(&e, &s) {
-			return false
+		// Decoded in place: a local passed to elem, a func value, would
+		// escape and cost an allocation per element.
+		v = append(v, zero)
+		if !elem(&v[len(v)-1], &s) {
+			return nil, false
 		}
 		if len(s.b) == before { // cannot happen for MLS structs; guards against a loop
-			return s.errAt(s.off, "empty list element")
+			return nil, s.errAt(s.off, "empty list element")
 		}
-		v = append(v, e)
 	}
-	*out = v
-	return true
+	return v, true
+}
+
+// decodeCountedList is decodeList for elements whose decoding allocates
+// nothing (they alias the input), such as HPKECiphertext: a first pass
+// counts them, so the list is allocated once at its exact size. An
+// UpdatePath to a sparse tree of n members holds about n of them; growing
+// the slice by appending copied and zeroed it log n times.
+func decodeCountedList[T any](d *decoder, out *[]T, elem func(*T, *decoder) bool) bool {
+	count := *d
+	count.fail = nil
+	s, ok := count.vector()
+	n := 0
+	var e T // one scratch element, reused
+	for ok && !s.empty() {
+		before := len(s.b)
+		if !elem(&e, &s) || len(s.b) == before {
+			break
+		}
+		n++
+	}
+	var v []T
+	if n > 0 {
+		v = make([]T, 0, n)
+	}
+	v, ok = appendList(d, v, elem)
+	if ok {
+		*out = v
+	}
+	return ok
 }
 
 func decodeU16List[T ~uint16](d *decoder, out *[]T) bool {

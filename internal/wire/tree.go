@@ -169,7 +169,7 @@ func (x *UpdatePathNode) Marshal(b *codec.Builder) {
 func (x *UpdatePathNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
 
 func (x *UpdatePathNode) decode(d *decoder) bool {
-	return d.opaque(&x.EncryptionKey) && decodeList(d, &x.EncryptedPathSecret, (*HPKECiphertext).decode)
+	return d.opaque(&x.EncryptionKey) && decodeCountedList(d, &x.EncryptedPathSecret, (*HPKECiphertext).decode)
 }
 
 // Marshal encodes x. RFC 9420, Section 7.6.
