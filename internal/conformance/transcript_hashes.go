@@ -59,6 +59,20 @@ func transcriptCaseErr(tc *transcriptCase) error {
 	if !bytes.Equal(interim, tc.InterimTranscriptHashAfter) {
 		return mismatch("interim_transcript_hash_after", interim, tc.InterimTranscriptHashAfter)
 	}
+	// A receiver hashes the commit's bytes as received, streamed (see
+	// wire.FramedContent.SetReceivedBody): the same hash.
+	if ac.Content.Commit.Raw() == nil {
+		return errors.New("the decoded Commit does not keep its received bytes")
+	}
+	received := *ac
+	received.Content.SetReceivedBody(ac.Content.Commit.Raw())
+	streamed, err := keyschedule.ConfirmedTranscriptHash(s, tc.InterimTranscriptHashBefore, &received)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(streamed, tc.ConfirmedTranscriptHashAfter) {
+		return mismatch("confirmed_transcript_hash_after (from the received bytes)", streamed, tc.ConfirmedTranscriptHashAfter)
+	}
 	key := keyschedule.Secret(tc.ConfirmationKey)
 	if !keyschedule.VerifyConfirmationTag(s, key, confirmed, ac.Auth.ConfirmationTag) {
 		return errors.New("confirmation_tag does not verify")

@@ -65,11 +65,27 @@ func Sign(signer suite.Signer, wf wire.WireFormat, content *wire.FramedContent, 
 // (RFC 9420, Section 6.1). ctx is the current GroupContext, required for
 // member and new_member_commit senders.
 func Verify(s *suite.Suite, pub []byte, ac *wire.AuthenticatedContent, ctx *wire.GroupContext) error {
-	tbs, err := encodeTBS(ac, ctx)
+	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
+		return errors.New("mls: the FramedContentTBS of a member or new_member_commit sender needs the GroupContext")
+	}
+	// SignContent{label, FramedContentTBS} in one buffer: the TBS is
+	// encoded after room for the SignContent header, which is then written
+	// just before it. A received commit's body is copied once, here.
+	room := suite.SignContentHeaderSize(labelFramedContentTBS, maxVarint)
+	b := codec.NewBuilder(make([]byte, room, room+bodySizeHint(&ac.Content)+1024))
+	ac.TBS(ctx).Marshal(b)
+	buf, err := b.Bytes()
 	if err != nil {
 		return err
 	}
-	if err := s.VerifyWithLabel(pub, labelFramedContentTBS, tbs, ac.Auth.Signature); err != nil {
+	tbsLen := len(buf) - room
+	if tbsLen > maxVarint {
+		return invalid(ErrInvalidSignature, "FramedContent signature", "6.1")
+	}
+	hdr := suite.AppendSignContentHeader(make([]byte, 0, room), labelFramedContentTBS, tbsLen)
+	start := room - len(hdr)
+	copy(buf[start:], hdr)
+	if err := s.VerifySignContent(pub, buf[start:], ac.Auth.Signature); err != nil {
 		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
 	return nil
@@ -84,6 +100,18 @@ func encodeTBS(ac *wire.AuthenticatedContent, ctx *wire.GroupContext) ([]byte, e
 	ac.TBS(ctx).Marshal(b)
 	return b.Bytes()
 }
+
+// bodySizeHint is the length of c's body as received, or a guess.
+func bodySizeHint(c *wire.FramedContent) int {
+	if b := c.ReceivedBody(); b != nil {
+		return len(b)
+	}
+	return len(c.ApplicationData)
+}
+
+// maxVarint is the largest length an MLS varint encodes (RFC 9420, Section
+// 2.1.2).
+const maxVarint = 1<<30 - 1
 
 // keepReceivedBody has c's encodings (the signature's FramedContentTBS,
 // the membership tag's input, the confirmed transcript hash) copy the

@@ -26,6 +26,9 @@ func ConfirmedTranscriptHash(s *suite.Suite, interimBefore []byte, ac *wire.Auth
 	if ac.Content.ContentType != wire.ContentTypeCommit {
 		return nil, ErrNotCommit
 	}
+	if body := ac.Content.ReceivedBody(); body != nil {
+		return streamConfirmedTranscriptHash(s, interimBefore, ac, body)
+	}
 	in := wire.ConfirmedTranscriptHashInput{
 		WireFormat: ac.WireFormat,
 		Content:    ac.Content,
@@ -38,6 +41,32 @@ func ConfirmedTranscriptHash(s *suite.Suite, interimBefore []byte, ac *wire.Auth
 		return nil, fmt.Errorf("mls: encoding ConfirmedTranscriptHashInput: %w", err)
 	}
 	return s.Hash(buf), nil
+}
+
+// streamConfirmedTranscriptHash is ConfirmedTranscriptHash for a received
+// content whose body is still the received bytes: it feeds the hash the
+// encoding piece by piece instead of copying a commit that, on a sparse
+// tree, carries a ciphertext per member.
+func streamConfirmedTranscriptHash(s *suite.Suite, interimBefore []byte, ac *wire.AuthenticatedContent, body []byte) ([]byte, error) {
+	b := codec.NewBuilder(make([]byte, 0, 256))
+	b.AddUint16(uint16(ac.WireFormat))
+	ac.Content.MarshalHead(b)
+	head, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding ConfirmedTranscriptHashInput: %w", err)
+	}
+	t := codec.NewBuilder(make([]byte, 0, 4+len(ac.Auth.Signature)))
+	t.AddOpaque(ac.Auth.Signature)
+	tail, err := t.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding ConfirmedTranscriptHashInput: %w", err)
+	}
+	h := s.NewHash()
+	h.Write(interimBefore)
+	h.Write(head)
+	h.Write(body)
+	h.Write(tail)
+	return h.Sum(make([]byte, 0, s.HashSize())), nil
 }
 
 // InterimTranscriptHash computes (RFC 9420, Section 8.2)

@@ -155,7 +155,31 @@ func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte
 // content} (RFC 9420, Section 5.1.2). It returns ErrInvalidKey if pub is
 // malformed and ErrInvalidSignature if the signature does not verify.
 func (s *Suite) VerifyWithLabel(pub []byte, label string, content, sig []byte) error {
-	tbs := signContent(label, content)
+	if len(content) > maxVarint {
+		return ErrInvalidSignature
+	}
+	return s.VerifySignContent(pub, signContent(label, content), sig)
+}
+
+// SignContentHeaderSize is the length of what AppendSignContentHeader
+// appends: at most 4+len("MLS 1.0 ")+len(label)+4.
+func SignContentHeaderSize(label string, contentLen int) int {
+	return len(AppendSignContentHeader(make([]byte, 0, 16+len(label)), label, contentLen))
+}
+
+// AppendSignContentHeader appends to b the bytes of SignContent{"MLS 1.0
+// "+label, content} (RFC 9420, Section 5.1.2) that come before content, for
+// a content of contentLen bytes (at most 2^30-1). With content appended,
+// the result is what VerifySignContent takes: a caller with a large content
+// (a commit with a ciphertext per member) lays it out once, in place.
+func AppendSignContentHeader(b []byte, label string, contentLen int) []byte {
+	b = appendLabel(b, label)
+	return appendVarint(b, contentLen)
+}
+
+// VerifySignContent is VerifyWithLabel for a SignContent already encoded
+// (AppendSignContentHeader, then the content).
+func (s *Suite) VerifySignContent(pub, tbs, sig []byte) error {
 	switch s.sig {
 	case ed25519Sig:
 		if len(pub) != ed25519.PublicKeySize {

@@ -107,11 +107,7 @@ func validContentType(ct ContentType) bool {
 
 // Marshal encodes x. RFC 9420, Section 6.
 func (x *FramedContent) Marshal(b *codec.Builder) {
-	b.AddOpaque(x.GroupID)
-	b.AddUint64(x.Epoch)
-	x.Sender.Marshal(b)
-	b.AddOpaque(x.AuthenticatedData)
-	b.AddUint8(uint8(x.ContentType))
+	x.MarshalHead(b)
 	if x.receivedBody != nil {
 		b.AddBytes(x.receivedBody)
 		return
@@ -129,6 +125,21 @@ func (x *FramedContent) Marshal(b *codec.Builder) {
 // body was decoded from raw and is not changed afterwards; copies of x
 // carry it.
 func (x *FramedContent) SetReceivedBody(raw []byte) { x.receivedBody = raw }
+
+// ReceivedBody returns what SetReceivedBody recorded, or nil. The encoding
+// of x is then MarshalHead's followed by these bytes, so a hash of x can
+// be computed without copying them.
+func (x *FramedContent) ReceivedBody() []byte { return x.receivedBody }
+
+// MarshalHead encodes the fields of x before the body: group_id, epoch,
+// sender, authenticated_data and content_type (RFC 9420, Section 6).
+func (x *FramedContent) MarshalHead(b *codec.Builder) {
+	b.AddOpaque(x.GroupID)
+	b.AddUint64(x.Epoch)
+	x.Sender.Marshal(b)
+	b.AddOpaque(x.AuthenticatedData)
+	b.AddUint8(uint8(x.ContentType))
+}
 
 // Unmarshal decodes x from r; x aliases r's input. An unknown content type
 // is malformed.
