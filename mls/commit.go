@@ -1087,6 +1087,15 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 		AuthenticatedData: bytes.Clone(opts.AuthenticatedData),
 		ContentType:       wire.ContentTypeCommit, Commit: commit,
 	}
+	// The Commit is encoded once, here: the signature's TBS, the confirmed
+	// transcript hash and the PrivateMessage copy these bytes instead of
+	// encoding again a commit that, on a sparse tree, carries a ciphertext
+	// per member.
+	commitBytes, err := codec.Marshal(commit)
+	if err != nil {
+		return nil, err
+	}
+	content.SetReceivedBody(commitBytes)
 	// The commit is signed with the key that is in the tree now (the old
 	// one if this commit rotates it, RFC 9420, Section 6.1).
 	ac, err := framing.Sign(g.signer.signer, wf, content, st.ctx)

@@ -122,8 +122,8 @@ func (x *FramedContent) Marshal(b *codec.Builder) {
 // the confirmed transcript hash (RFC 9420, Sections 6.1 and 8.2), and a
 // commit on a sparse tree carries a ciphertext per member: the bytes as
 // received are the ones that were signed. Set it only on a content whose
-// body was decoded from raw and is not changed afterwards; copies of x
-// carry it.
+// body was decoded from raw (or, on the sending side, encoded to raw) and
+// is not changed afterwards; copies of x carry it.
 func (x *FramedContent) SetReceivedBody(raw []byte) { x.receivedBody = raw }
 
 // ReceivedBody returns what SetReceivedBody recorded, or nil. The encoding
