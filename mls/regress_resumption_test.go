@@ -91,6 +91,9 @@ func TestRegressResumptionPSKCutsOffJoiners(t *testing.T) {
 			if err != nil {
 				t.Fatalf("explicit resumption PSK: %v", err)
 			}
+			if len(res.Staged.PSKs) != 1 {
+				t.Fatalf("explicit resumption PSK: the commit names %d PSKs, want 1", len(res.Staged.PSKs))
+			}
 			alice.g.DiscardPendingCommit()
 		})
 	}
