@@ -146,6 +146,9 @@ func (s *stdKEM) privateKey(priv []byte) (hpke.PrivateKey, error) {
 }
 
 func (s *stdKEM) publicKey(priv []byte) ([]byte, error) {
+	if s.x25519 {
+		return x25519Public(priv)
+	}
 	k, err := s.privateKey(priv)
 	if err != nil {
 		return nil, err
