@@ -67,7 +67,8 @@ type stdKEM struct {
 	// scalar: private keys are NIST-curve scalars (DHKEM P-256/384/521).
 	scalar bool
 
-	// dh runs SealBase here, for LabeledSealer (hpke_many.go).
+	// dh runs SealBase here, for LabeledSealer (hpke_many.go); for
+	// X25519 it runs every HPKE operation (x25519.go says why).
 	dh *dhkem
 }
 
@@ -164,6 +165,9 @@ func (s *stdKEM) validatePublic(pub []byte) error {
 }
 
 func (s *stdKEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	if s.dh != nil && s.dh.x25519 {
+		return s.dh.seal(pub, info, aad, plaintext)
+	}
 	pk, err := s.k.NewPublicKey(pub)
 	if err != nil {
 		return nil, nil, ErrInvalidKey
@@ -181,6 +185,9 @@ func (s *stdKEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err err
 }
 
 func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+	if s.dh != nil && s.dh.x25519 {
+		return s.dh.open(priv, info, aad, enc, ct)
+	}
 	sk, err := s.privateKey(priv)
 	if err != nil {
 		return nil, err
@@ -197,6 +204,13 @@ func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 }
 
 func (s *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
+	if s.dh != nil && s.dh.x25519 {
+		shared, enc, err := s.dh.encap(pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		return enc, s.dh.export(shared, info, exporterContext, length), nil
+	}
 	pk, err := s.k.NewPublicKey(pub)
 	if err != nil {
 		return nil, nil, ErrInvalidKey
@@ -213,6 +227,13 @@ func (s *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (en
 }
 
 func (s *stdKEM) exportReceiver(priv, enc, info, exporterContext []byte, length int) ([]byte, error) {
+	if s.dh != nil && s.dh.x25519 {
+		shared, err := s.dh.decap(priv, enc)
+		if err != nil {
+			return nil, err
+		}
+		return s.dh.export(shared, info, exporterContext, length), nil
+	}
 	sk, err := s.privateKey(priv)
 	if err != nil {
 		return nil, err

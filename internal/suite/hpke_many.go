@@ -133,6 +133,7 @@ func (hs *hpkeSchedule) sealFirst(shared, infoHash, aad, plaintext []byte) ([]by
 // dhkem is DHKEM (RFC 9180, Section 4.1) over a crypto/ecdh curve, for
 // the sealer: Encap, then the key schedule of hs.
 type dhkem struct {
+	x25519  bool // Encap and Decap by x25519.go, not crypto/ecdh
 	curve   ecdh.Curve
 	kemHash func() hash.Hash // the KEM's own HKDF hash
 	nsecret int              // Nsecret
@@ -148,6 +149,7 @@ func newDHKEMSealer(c dhCurve, kdfID, aeadID uint16) *dhkem {
 	switch c {
 	case kemX25519:
 		d.curve, d.kemHash, d.nsecret, id = ecdh.X25519(), sha256.New, 32, 0x0020
+		d.x25519 = true
 	case kemP256:
 		d.curve, d.kemHash, d.nsecret, id = ecdh.P256(), sha256.New, 32, 0x0010
 	case kemP384:
@@ -169,15 +171,18 @@ func newDHKEMSealer(c dhCurve, kdfID, aeadID uint16) *dhkem {
 // encap is Encap (RFC 9180, Section 4.1) with an ephemeral key drawn from
 // crypto/rand.
 func (d *dhkem) encap(pub []byte) (shared, enc []byte, err error) {
+	if d.x25519 {
+		dh, enc, err := x25519Encap(pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer clear(dh)
+		return d.extractAndExpand(dh, enc, pub), enc, nil
+	}
 	skE, err := d.curve.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE ephemeral key: %w", err)
 	}
-	return d.encapWith(skE, pub)
-}
-
-// encapWith is Encap with the ephemeral key skE.
-func (d *dhkem) encapWith(skE *ecdh.PrivateKey, pub []byte) (shared, enc []byte, err error) {
 	pkR, err := d.curve.NewPublicKey(pub)
 	if err != nil {
 		return nil, nil, ErrInvalidKey
@@ -188,12 +193,23 @@ func (d *dhkem) encapWith(skE *ecdh.PrivateKey, pub []byte) (shared, enc []byte,
 	}
 	defer clear(dh)
 	enc = skE.PublicKey().Bytes()
-	// ExtractAndExpand with kem_context = enc || pkRm.
-	prk := labeledExtract(d.kemHash, d.kemID, nil, "eae_prk", dh)
+	return d.extractAndExpand(dh, enc, pkR.Bytes()), enc, nil
+}
+
+// extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1)
+// with kem_context = enc || pkRm.
+func (d *dhkem) extractAndExpand(dh, enc, pkR []byte) []byte {
+	return extractAndExpand(d.kemHash, d.kemID, dh, enc, pkR, d.nsecret)
+}
+
+// extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1):
+// kemID is "KEM" || I2OSP(kem_id, 2), kem_context = enc || pkRm.
+func extractAndExpand(h func() hash.Hash, kemID, dh, enc, pkR []byte, nsecret int) []byte {
+	prk := labeledExtract(h, kemID, nil, "eae_prk", dh)
 	defer clear(prk)
-	kemContext := make([]byte, 0, len(enc)+len(pub))
-	kemContext = append(append(kemContext, enc...), pkR.Bytes()...)
-	return labeledExpand(d.kemHash, d.kemID, prk, "shared_secret", kemContext, d.nsecret), enc, nil
+	kemContext := make([]byte, 0, len(enc)+len(pkR))
+	kemContext = append(append(kemContext, enc...), pkR...)
+	return labeledExpand(h, kemID, prk, "shared_secret", kemContext, nsecret)
 }
 
 func (d *dhkem) infoHash(info []byte) []byte { return d.hs.infoHash(info) }
@@ -208,6 +224,54 @@ func (d *dhkem) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte
 		return nil, nil, err
 	}
 	return enc, ct, nil
+}
+
+// decap is Decap (RFC 9180, Section 4.1), for X25519 only (the other
+// curves open through crypto/hpke).
+func (d *dhkem) decap(priv, enc []byte) ([]byte, error) {
+	dh, pkR, err := x25519Decap(priv, enc)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dh)
+	return d.extractAndExpand(dh, enc, pkR), nil
+}
+
+// seal is SealBase (RFC 9180, Section 6.1).
+func (d *dhkem) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
+	return d.sealHashed(pub, d.hs.infoHash(info), aad, plaintext)
+}
+
+// open is OpenBase (RFC 9180, Section 6.1).
+func (d *dhkem) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
+	shared, err := d.decap(priv, enc)
+	if err != nil {
+		return nil, err
+	}
+	key, nonce, exp := d.hs.keys(shared, d.hs.infoHash(info))
+	clear(shared)
+	clear(exp)
+	defer clear(key)
+	a, err := d.hs.aead.new(key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := a.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// export is Context.Export (RFC 9180, Section 5.3) of the context set up
+// from shared: LabeledExpand(exporter_secret, "sec", exporter_context, L).
+func (d *dhkem) export(shared, info, exporterContext []byte, length int) []byte {
+	key, nonce, exp := d.hs.keys(shared, d.hs.infoHash(info))
+	clear(shared)
+	clear(key)
+	clear(nonce)
+	defer clear(exp)
+	return labeledExpand(d.hs.newHash, d.hs.suiteID, exp, "sec", exporterContext, length)
 }
 
 // stdKEM seals with a hashed info through its DHKEM twin, when it has one.

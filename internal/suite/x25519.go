@@ -1,6 +1,12 @@
 package suite
 
-import "filippo.io/edwards25519"
+import (
+	"crypto/rand"
+	"fmt"
+
+	"filippo.io/edwards25519"
+	"github.com/cloudflare/circl/dh/x25519"
+)
 
 // x25519Public returns X25519(priv, 9), the public key of an X25519
 // private key (RFC 7748, Section 6.1), by a fixed-base multiplication on
@@ -24,4 +30,59 @@ func x25519Public(priv []byte) ([]byte, error) {
 	}
 	defer k.Set(edwards25519.NewScalar())
 	return new(edwards25519.Point).ScalarBaseMult(k).BytesMontgomery(), nil
+}
+
+// x25519DH is X25519(priv, pub) (RFC 7748, Section 5) by circl's ladder,
+// which, unlike crypto/ecdh, does not compute priv's public key first. It
+// reports false for an all-zero result (a low-order pub, RFC 9180,
+// Section 7.1.4). TestX25519DH checks it against crypto/ecdh, edge points
+// included.
+func x25519DH(priv, pub []byte) ([]byte, bool) {
+	var sk, pk, dh x25519.Key
+	copy(sk[:], priv)
+	copy(pk[:], pub)
+	defer clear(sk[:])
+	if !x25519.Shared(&dh, &sk, &pk) {
+		return nil, false
+	}
+	return dh[:], true
+}
+
+// x25519Encap is the DH half of DHKEM(X25519)'s Encap (RFC 9180, Section
+// 4.1): an ephemeral key from crypto/rand, its public key enc, and
+// DH(skE, pkR).
+func x25519Encap(pub []byte) (dh, enc []byte, err error) {
+	if len(pub) != 32 {
+		return nil, nil, ErrInvalidKey
+	}
+	var skE [32]byte
+	if _, err := rand.Read(skE[:]); err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE ephemeral key: %w", err)
+	}
+	defer clear(skE[:])
+	enc, err = x25519Public(skE[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	dh, ok := x25519DH(skE[:], pub)
+	if !ok {
+		return nil, nil, ErrInvalidKey // low-order public key
+	}
+	return dh, enc, nil
+}
+
+// x25519Decap is the DH half of Decap: DH(skR, enc) and pkRm.
+func x25519Decap(priv, enc []byte) (dh, pub []byte, err error) {
+	pub, err = x25519Public(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(enc) != 32 {
+		return nil, nil, ErrDecrypt
+	}
+	dh, ok := x25519DH(priv, enc)
+	if !ok {
+		return nil, nil, ErrDecrypt // low-order KEM output
+	}
+	return dh, pub, nil
 }

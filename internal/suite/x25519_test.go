@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"testing"
 )
 
@@ -54,4 +56,140 @@ func BenchmarkX25519Public(b *testing.B) {
 			p.PublicKey().Bytes()
 		}
 	})
+}
+
+// x25519EdgePoints are u-coordinates where ladders may disagree: the
+// low-order points, p-1, p and p+1 (non-canonical), and the same with the
+// top bit set, which RFC 7748, Section 5 says to ignore.
+var x25519EdgePoints = []string{
+	"0000000000000000000000000000000000000000000000000000000000000000",
+	"0100000000000000000000000000000000000000000000000000000000000000",
+	"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+	"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+	"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"cdeb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
+	"4c9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
+	"d9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	"daffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	"dbffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	"0900000000000000000000000000000000000000000000000000000000000080",
+}
+
+// TestX25519DH: circl's ladder agrees with crypto/ecdh on the shared
+// secret, and on refusing an all-zero one, for random points (with and
+// without the top bit) and for every edge point.
+func TestX25519DH(t *testing.T) {
+	var pubs [][]byte
+	for _, h := range x25519EdgePoints {
+		b, _ := hex.DecodeString(h)
+		pubs = append(pubs, b)
+	}
+	for i := range 2000 {
+		u := make([]byte, 32)
+		rand.Read(u)
+		if i%2 == 0 {
+			u[31] |= 0x80
+		}
+		pubs = append(pubs, u)
+	}
+	for i, u := range pubs {
+		k := make([]byte, 32)
+		rand.Read(k)
+		sk, err := ecdh.X25519().NewPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, err := ecdh.X25519().NewPublicKey(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, werr := sk.ECDH(pk)
+		got, ok := x25519DH(k, u)
+		if ok != (werr == nil) || (ok && !bytes.Equal(got, want)) {
+			t.Fatalf("point %d (%x): circl ok=%v %x, crypto/ecdh err=%v %x", i, u, ok, got, werr, want)
+		}
+	}
+}
+
+// TestX25519HPKEMatchesCryptoHPKE: for the X25519 suites, what this
+// package seals crypto/hpke opens and the reverse, the exporters agree, and
+// a low-order key or KEM output fails the same way on both.
+func TestX25519HPKEMatchesCryptoHPKE(t *testing.T) {
+	for _, id := range []ID{MLS128DHKEMX25519AES128GCMSHA256Ed25519, MLS128DHKEMX25519ChaCha20Poly1305SHA256Ed25519} {
+		s, _ := Lookup(id)
+		fast := s.kem.(*stdKEM)
+		if fast.dh == nil || !fast.dh.x25519 {
+			t.Fatalf("%v: not on the x25519.go path", s)
+		}
+		std := newStdDHKEM(kemX25519, fast.aead) // crypto/hpke throughout
+		for range 50 {
+			ikm := make([]byte, 32)
+			rand.Read(ikm)
+			priv, pub, err := fast.deriveKeyPair(ikm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, aad, pt := []byte("info"), []byte("aad"), []byte("plaintext")
+			for dir, pair := range [][2]kem{{fast, std}, {std, fast}} {
+				enc, ct, err := pair[0].seal(pub, info, aad, pt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := pair[1].open(priv, info, aad, enc, ct)
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("%v direction %d: open: %v", s, dir, err)
+				}
+				if _, err := pair[1].open(priv, []byte("other"), aad, enc, ct); !errors.Is(err, ErrDecrypt) {
+					t.Fatalf("%v direction %d: opened under another info: %v", s, dir, err)
+				}
+				enc, sec, err := pair[0].exportSender(pub, info, []byte("ctx"), 32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sec2, err := pair[1].exportReceiver(priv, enc, info, []byte("ctx"), 32)
+				if err != nil || !bytes.Equal(sec, sec2) {
+					t.Fatalf("%v direction %d: exporters differ: %v", s, dir, err)
+				}
+			}
+		}
+		low := make([]byte, 32) // u = 0: low order
+		for _, k := range []kem{fast, std} {
+			if _, _, err := k.seal(low, nil, nil, []byte("x")); !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("%v: seal to a low-order key: %v", s, err)
+			}
+			priv, _, _ := k.deriveKeyPair(make([]byte, 32))
+			if _, err := k.open(priv, nil, nil, low, make([]byte, 32)); !errors.Is(err, ErrDecrypt) {
+				t.Errorf("%v: open of a low-order KEM output: %v", s, err)
+			}
+			if _, err := k.open(priv, nil, nil, low[:31], make([]byte, 32)); !errors.Is(err, ErrDecrypt) {
+				t.Errorf("%v: open of a short KEM output: %v", s, err)
+			}
+		}
+	}
+}
+
+func BenchmarkX25519HPKE(b *testing.B) {
+	s, _ := Lookup(MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	fast := s.kem.(*stdKEM)
+	std := newStdDHKEM(kemX25519, fast.aead)
+	priv, pub, _ := fast.deriveKeyPair(make([]byte, 32))
+	for _, k := range []struct {
+		name string
+		k    kem
+	}{{"x25519.go", fast}, {"crypto-hpke", std}} {
+		enc, ct, _ := k.k.seal(pub, nil, nil, make([]byte, 64))
+		b.Run(k.name+"/seal", func(b *testing.B) {
+			for b.Loop() {
+				k.k.seal(pub, nil, nil, make([]byte, 64))
+			}
+		})
+		b.Run(k.name+"/open", func(b *testing.B) {
+			for b.Loop() {
+				k.k.open(priv, nil, nil, enc, ct)
+			}
+		})
+	}
 }

@@ -203,15 +203,8 @@ func (k *x448KEM) exportShared(shared, info, exporterContext []byte, length int)
 	return labeledExpand(sha512.New, k.suiteID, exp, "sec", exporterContext, length)
 }
 
-// extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1) with
-// kem_context = enc || pkRm.
 func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
-	eaePRK := labeledExtract(sha512.New, x448KEMSuiteID, nil, "eae_prk", dh)
-	kemContext := make([]byte, 0, len(enc)+len(pkR))
-	kemContext = append(append(kemContext, enc...), pkR...)
-	out := labeledExpand(sha512.New, x448KEMSuiteID, eaePRK, "shared_secret", kemContext, x448Nsecret)
-	clear(eaePRK)
-	return out
+	return extractAndExpand(sha512.New, x448KEMSuiteID, dh, enc, pkR, x448Nsecret)
 }
 
 // keySchedule is KeySchedule for mode_base with no PSK (RFC 9180, Section
