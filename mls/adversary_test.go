@@ -601,13 +601,15 @@ func ForgeGroupInfo(g *Group, key *SignatureKeyPair, edit func(*wire.GroupInfo))
 	if key == nil {
 		key = g.signer
 	}
-	gi, err := g.groupInfo(g.st, key, true, true)
+	msg, _, err := g.groupInfo(g.st, key, true, true)
 	if err != nil {
 		return nil, err
 	}
-	if gi, err = Redecode(gi); err != nil { // no slice shared with g
-		return nil, err
+	m, err := wire.UnmarshalMLSMessage(msg) // a copy: no slice shared with g
+	if err != nil || m.GroupInfo == nil {
+		return nil, fmt.Errorf("re-decoding our own GroupInfo: %v", err)
 	}
+	gi := m.GroupInfo
 	if edit != nil {
 		edit(gi)
 	}

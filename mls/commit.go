@@ -1146,9 +1146,9 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 
 	res := &CommitResult{Commit: commitMsg, Dropped: dropped}
-	var gi *wire.GroupInfo
+	var giMsg, giBytes []byte
 	if len(a.joiners) > 0 || opts.GroupInfo {
-		if gi, err = g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub); err != nil {
+		if giMsg, giBytes, err = g.groupInfo(next, signer, !opts.RatchetTreeOutOfBand, opts.ExternalPub); err != nil {
 			return nil, err
 		}
 	}
@@ -1165,7 +1165,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			defer clear(gs.JoinerSecret)
 		}
 		welcomeSecret := member.WelcomeSecret()
-		w, err := framing.NewWelcome(st.s, welcomeSecret, gi, members)
+		w, err := framing.NewWelcomeEncoded(st.s, welcomeSecret, giBytes, members)
 		welcomeSecret.Erase()
 		if err != nil {
 			return nil, err
@@ -1176,10 +1176,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 		}
 	}
 	if opts.GroupInfo {
-		if res.GroupInfo, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
-			WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
-			return nil, err
-		}
+		res.GroupInfo = giMsg
 	}
 	sc := &StagedCommit{Committer: senderFromWire(me), Epoch: newCtx.Epoch, Removed: a.removed, Updated: a.updated,
 		PathUpdated: commit.Path != nil, base: st, next: next}
@@ -1229,7 +1226,10 @@ func (g *Group) DiscardPendingCommit() {
 func (g *Group) HasPendingCommit() bool { return g.pending != nil }
 
 // groupInfo builds and signs the GroupInfo of st (RFC 9420, Section 12.4.3).
-func (g *Group) groupInfo(st *epochState, signer *SignatureKeyPair, withTree, withExternalPub bool) (*wire.GroupInfo, error) {
+// groupInfo returns the signed GroupInfo of st, encoded as an MLSMessage
+// and as itself (giBytes, the end of msg): see
+// framing.SignGroupInfoMessage.
+func (g *Group) groupInfo(st *epochState, signer *SignatureKeyPair, withTree, withExternalPub bool) (msg, giBytes []byte, err error) {
 	gi := &wire.GroupInfo{
 		GroupContext:    *st.ctx,
 		ConfirmationTag: bytes.Clone(st.confTag),
@@ -1238,34 +1238,28 @@ func (g *Group) groupInfo(st *epochState, signer *SignatureKeyPair, withTree, wi
 	if withTree {
 		tree, err := st.tree.Encode()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		gi.Extensions = append(gi.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: tree})
 	}
 	if withExternalPub {
 		_, pub, err := st.keys.ExternalKeyPair()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ep, err := codec.Marshal(&wire.ExternalPub{ExternalPub: pub})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		gi.Extensions = append(gi.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeExternalPub, ExtensionData: ep})
 	}
-	if err := framing.SignGroupInfo(signer.signer, gi); err != nil {
-		return nil, err
-	}
-	return gi, nil
+	return framing.SignGroupInfoMessage(signer.signer, gi)
 }
 
 // GroupInfo returns a signed GroupInfo for the current epoch as an
 // MLSMessage, optionally with the ratchet tree and the external_pub
 // extension for external joins (RFC 9420, Sections 12.4.3 and 12.4.3.2).
 func (g *Group) GroupInfo(withTree, withExternalPub bool) ([]byte, error) {
-	gi, err := g.groupInfo(g.st, g.signer, withTree, withExternalPub)
-	if err != nil {
-		return nil, err
-	}
-	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
+	msg, _, err := g.groupInfo(g.st, g.signer, withTree, withExternalPub)
+	return msg, err
 }

@@ -2,6 +2,7 @@ package framing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -43,7 +44,20 @@ type NewMember struct {
 // encrypted_group_info, group_secrets). Every KeyPackage must be of the
 // suite s.
 func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.GroupInfo, members []NewMember) (*wire.Welcome, error) {
-	egi, err := EncryptGroupInfo(s, welcomeSecret, gi)
+	if gi == nil {
+		return nil, errors.New("mls: nil GroupInfo")
+	}
+	giBytes, err := codec.Marshal(gi)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
+	}
+	return NewWelcomeEncoded(s, welcomeSecret, giBytes, members)
+}
+
+// NewWelcomeEncoded is NewWelcome of a GroupInfo already encoded (the
+// giBytes of SignGroupInfoMessage), which is not encoded again.
+func NewWelcomeEncoded(s *suite.Suite, welcomeSecret keyschedule.Secret, giBytes []byte, members []NewMember) (*wire.Welcome, error) {
+	egi, err := encryptGroupInfo(s, welcomeSecret, giBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +198,11 @@ func EncryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
 	}
+	return encryptGroupInfo(s, welcomeSecret, pt)
+}
+
+// encryptGroupInfo is EncryptGroupInfo of an encoded GroupInfo.
+func encryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, pt []byte) ([]byte, error) {
 	key, nonce := keyschedule.WelcomeKeyNonce(s, welcomeSecret)
 	defer key.Erase()
 	defer nonce.Erase()
@@ -219,16 +238,54 @@ func DecryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, encrypte
 // SignGroupInfo signs gi: gi.Signature = SignWithLabel(., "GroupInfoTBS",
 // GroupInfoTBS) (RFC 9420, Section 12.4.3).
 func SignGroupInfo(signer suite.Signer, gi *wire.GroupInfo) error {
-	tbs := gi.TBS()
-	if tbs == nil {
-		return errors.New("mls: GroupInfo cannot be encoded")
+	_, _, err := SignGroupInfoMessage(signer, gi)
+	return err
+}
+
+// SignGroupInfoMessage signs gi as SignGroupInfo does and returns it
+// encoded as an MLSMessage (version, wire_format mls_group_info, the
+// GroupInfo), and giBytes, the GroupInfo's own encoding, which is the end
+// of msg. A GroupInfo usually carries the whole ratchet tree, so it is
+// encoded once: the GroupInfoTBS is laid out after room for the
+// SignContent header, signed in place, and the room then takes the
+// MLSMessage header while the signature is appended.
+func SignGroupInfoMessage(signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes []byte, err error) {
+	hint := 1024
+	for _, e := range gi.Extensions {
+		hint += len(e.ExtensionData)
 	}
-	sig, err := signer.SignWithLabel(labelGroupInfoTBS, tbs)
+	room := suite.SignContentHeaderSize(labelGroupInfoTBS, maxVarint)
+	b := codec.NewBuilder(make([]byte, room, room+hint))
+	(&wire.GroupInfoTBS{GroupContext: gi.GroupContext, Extensions: gi.Extensions,
+		ConfirmationTag: gi.ConfirmationTag, Signer: gi.Signer}).Marshal(b)
+	buf, err := b.Bytes()
 	if err != nil {
-		return fmt.Errorf("mls: signing GroupInfo: %w", err)
+		return nil, nil, fmt.Errorf("mls: encoding GroupInfoTBS: %w", err)
+	}
+	tbsLen := len(buf) - room
+	if tbsLen > maxVarint {
+		return nil, nil, errors.New("mls: GroupInfo too long")
+	}
+	var sig []byte
+	if cs, ok := signer.(suite.ContentSigner); ok {
+		hdr := suite.AppendSignContentHeader(make([]byte, 0, room), labelGroupInfoTBS, tbsLen)
+		start := room - len(hdr)
+		copy(buf[start:], hdr)
+		sig, err = cs.SignSignContent(buf[start:])
+	} else {
+		sig, err = signer.SignWithLabel(labelGroupInfoTBS, buf[room:])
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: signing GroupInfo: %w", err)
 	}
 	gi.Signature = sig
-	return nil
+	// MLSMessage: ProtocolVersion version; WireFormat wire_format; then
+	// the GroupInfo (RFC 9420, Section 6).
+	binary.BigEndian.PutUint16(buf[room-4:], uint16(wire.ProtocolVersionMLS10))
+	binary.BigEndian.PutUint16(buf[room-2:], uint16(wire.WireFormatGroupInfo))
+	buf = codec.AppendVarint(buf, uint64(len(sig)), nil)
+	buf = append(buf, sig...)
+	return buf[room-4:], buf[room:], nil
 }
 
 // VerifyGroupInfo checks gi's signature with pub, the signature key of the

@@ -192,3 +192,48 @@ func TestKeyPackageRef(t *testing.T) {
 		t.Fatal("ref computed from a re-encoding")
 	}
 }
+
+// plainSigner hides a signer's SignSignContent, so SignGroupInfoMessage
+// takes its other path.
+type plainSigner struct{ s suite.Signer }
+
+func (p plainSigner) PublicKey() []byte { return p.s.PublicKey() }
+func (p plainSigner) SignWithLabel(label string, content []byte) ([]byte, error) {
+	return p.s.SignWithLabel(label, content)
+}
+
+// TestSignGroupInfoMessage: the GroupInfo signed in place, with a large
+// extension standing for the tree, encodes exactly as codec.Marshal
+// encodes it (as itself and as an MLSMessage), and its signature verifies,
+// with the in-place signer and without it.
+func TestSignGroupInfoMessage(t *testing.T) {
+	for _, id := range suite.Supported() {
+		t.Run(id.String(), func(t *testing.T) {
+			g := newTestGroup(t, id)
+			for _, signer := range []suite.Signer{g.signers[0], plainSigner{g.signers[0]}} {
+				for _, n := range []int{0, 100, 70000} {
+					gi := &wire.GroupInfo{GroupContext: *g.ctx, ConfirmationTag: bytes.Repeat([]byte{7}, g.s.HashSize()), Signer: 0,
+						Extensions: []wire.Extension{{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: bytes.Repeat([]byte{1}, n)}}}
+					msg, giBytes, err := SignGroupInfoMessage(signer, gi)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := codec.Marshal(gi)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantMsg, err := codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(giBytes, want) || !bytes.Equal(msg, wantMsg) {
+						t.Fatalf("n=%d %T: in-place encoding differs from codec.Marshal", n, signer)
+					}
+					if err := VerifyGroupInfo(g.s, g.signers[0].PublicKey(), gi); err != nil {
+						t.Fatalf("n=%d %T: %v", n, signer, err)
+					}
+				}
+			}
+		})
+	}
+}

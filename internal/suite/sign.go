@@ -50,6 +50,15 @@ type Signer interface {
 	SignWithLabel(label string, content []byte) ([]byte, error)
 }
 
+// ContentSigner is a Signer that also signs a SignContent the caller has
+// already laid out (AppendSignContentHeader, then the content): a large
+// content (a GroupInfo with the ratchet tree) is then not copied again.
+// The signers of this package implement it.
+type ContentSigner interface {
+	Signer
+	SignSignContent(signContent []byte) ([]byte, error)
+}
+
 // GenerateSignatureKey makes a signature key pair from the bytes of rand: an
 // Ed25519/Ed448 seed, or for ECDSA a scalar by rejection sampling. The same
 // stream gives the same key.
@@ -240,7 +249,13 @@ func (e *ed25519Signer) SignWithLabel(label string, content []byte) ([]byte, err
 	if len(content) > maxVarint {
 		return nil, errTooLong
 	}
-	return ed25519.Sign(e.k, signContent(label, content)), nil
+	return e.SignSignContent(signContent(label, content))
+}
+
+// SignSignContent signs a SignContent already encoded (see
+// ContentSigner).
+func (e *ed25519Signer) SignSignContent(tbs []byte) ([]byte, error) {
+	return ed25519.Sign(e.k, tbs), nil
 }
 
 type ed448Signer struct {
@@ -254,7 +269,13 @@ func (e *ed448Signer) SignWithLabel(label string, content []byte) ([]byte, error
 	if len(content) > maxVarint {
 		return nil, errTooLong
 	}
-	return ed448.Sign(e.k, signContent(label, content), ""), nil
+	return e.SignSignContent(signContent(label, content))
+}
+
+// SignSignContent signs a SignContent already encoded (see
+// ContentSigner).
+func (e *ed448Signer) SignSignContent(tbs []byte) ([]byte, error) {
+	return ed448.Sign(e.k, tbs, ""), nil
 }
 
 type ecdsaSigner struct {
@@ -269,9 +290,15 @@ func (e *ecdsaSigner) SignWithLabel(label string, content []byte) ([]byte, error
 	if len(content) > maxVarint {
 		return nil, errTooLong
 	}
+	return e.SignSignContent(signContent(label, content))
+}
+
+// SignSignContent signs a SignContent already encoded (see
+// ContentSigner).
+func (e *ecdsaSigner) SignSignContent(tbs []byte) ([]byte, error) {
 	// ASN.1 DER signature, as TLS 1.3 encodes ECDSA (RFC 9420, Section
 	// 5.1.2). The randomness comes from crypto/rand.
-	sig, err := ecdsa.SignASN1(rand.Reader, e.k, digest(e.h, signContent(label, content)))
+	sig, err := ecdsa.SignASN1(rand.Reader, e.k, digest(e.h, tbs))
 	if err != nil {
 		return nil, fmt.Errorf("mls: ECDSA signing: %w", err)
 	}
