@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
@@ -116,18 +117,52 @@ func (hs *hpkeSchedule) keys(shared, infoHash []byte) (key, nonce, exporterSecre
 	return key, nonce, exporterSecret
 }
 
-// sealFirst encrypts the first message of the context set up from shared
-// and info_hash, and erases shared.
-func (hs *hpkeSchedule) sealFirst(shared, infoHash, aad, plaintext []byte) ([]byte, error) {
+// first returns the AEAD and nonce of the first message of the context set
+// up from shared and info_hash (base_nonce XOR I2OSP(0, Nn) = base_nonce),
+// and erases shared and the other secrets of the schedule.
+func (hs *hpkeSchedule) first(shared, infoHash []byte) (cipher.AEAD, []byte, error) {
 	key, nonce, exp := hs.keys(shared, infoHash)
 	clear(shared)
 	clear(exp)
 	defer clear(key)
 	a, err := hs.aead.new(key)
+	return a, nonce, err
+}
+
+// sealFirst encrypts the first message of the context set up from shared
+// and info_hash, and erases shared.
+func (hs *hpkeSchedule) sealFirst(shared, infoHash, aad, plaintext []byte) ([]byte, error) {
+	a, nonce, err := hs.first(shared, infoHash)
 	if err != nil {
 		return nil, err
 	}
 	return a.Seal(nil, nonce, plaintext, aad), nil
+}
+
+// openFirst decrypts the first message of the context set up from shared
+// and info_hash, and erases shared.
+func (hs *hpkeSchedule) openFirst(shared, infoHash, aad, ct []byte) ([]byte, error) {
+	a, nonce, err := hs.first(shared, infoHash)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := a.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// export is Context.Export (RFC 9180, Section 5.3) of the context set up
+// from shared and info_hash: LabeledExpand(exporter_secret, "sec",
+// exporter_context, L). It erases shared.
+func (hs *hpkeSchedule) export(shared, infoHash, exporterContext []byte, length int) []byte {
+	key, nonce, exp := hs.keys(shared, infoHash)
+	clear(shared)
+	clear(key)
+	clear(nonce)
+	defer clear(exp)
+	return labeledExpand(hs.newHash, hs.suiteID, exp, "sec", exporterContext, length)
 }
 
 // dhkem is DHKEM (RFC 9180, Section 4.1) over a crypto/ecdh curve, for
@@ -248,30 +283,12 @@ func (d *dhkem) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, nonce, exp := d.hs.keys(shared, d.hs.infoHash(info))
-	clear(shared)
-	clear(exp)
-	defer clear(key)
-	a, err := d.hs.aead.new(key)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := a.Open(nil, nonce, ct, aad)
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
+	return d.hs.openFirst(shared, d.hs.infoHash(info), aad, ct)
 }
 
-// export is Context.Export (RFC 9180, Section 5.3) of the context set up
-// from shared: LabeledExpand(exporter_secret, "sec", exporter_context, L).
+// export is Context.Export of the context set up from shared.
 func (d *dhkem) export(shared, info, exporterContext []byte, length int) []byte {
-	key, nonce, exp := d.hs.keys(shared, d.hs.infoHash(info))
-	clear(shared)
-	clear(key)
-	clear(nonce)
-	defer clear(exp)
-	return labeledExpand(d.hs.newHash, d.hs.suiteID, exp, "sec", exporterContext, length)
+	return d.hs.export(shared, d.hs.infoHash(info), exporterContext, length)
 }
 
 // stdKEM seals with a hashed info through its DHKEM twin, when it has one.

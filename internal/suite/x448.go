@@ -133,24 +133,7 @@ func (k *x448KEM) decap(priv, enc []byte) ([]byte, error) {
 
 // seal is SealBase (RFC 9180, Section 6.1).
 func (k *x448KEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
-	shared, enc, err := k.encap(pub)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, k.sealShared(shared, info, aad, plaintext), nil
-}
-
-// sealShared encrypts the first message of the context set up from shared.
-func (k *x448KEM) sealShared(shared, info, aad, plaintext []byte) []byte {
-	key, nonce, exp := k.keySchedule(shared, info)
-	clear(shared)
-	clear(exp)
-	defer clear(key)
-	a, err := k.aead.new(key)
-	if err != nil {
-		panic("suite: X448 HPKE key schedule gave a bad AEAD key") // Nk is fixed by the suite
-	}
-	return a.Seal(nil, nonce, plaintext, aad)
+	return k.sealHashed(pub, k.infoHash(info), aad, plaintext)
 }
 
 // open is OpenBase (RFC 9180, Section 6.1).
@@ -159,19 +142,8 @@ func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, nonce, exp := k.keySchedule(shared, info)
-	clear(shared)
-	clear(exp)
-	defer clear(key)
-	a, err := k.aead.new(key)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := a.Open(nil, nonce, ct, aad)
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
+	hs := k.schedule()
+	return hs.openFirst(shared, hs.infoHash(info), aad, ct)
 }
 
 // exportSender sets up a base-mode sender context to pub and returns enc and
@@ -181,7 +153,8 @@ func (k *x448KEM) exportSender(pub, info, exporterContext []byte, length int) (e
 	if err != nil {
 		return nil, nil, err
 	}
-	return enc, k.exportShared(shared, info, exporterContext, length), nil
+	hs := k.schedule()
+	return enc, hs.export(shared, hs.infoHash(info), exporterContext, length), nil
 }
 
 // exportReceiver is the recipient side of exportSender.
@@ -190,26 +163,10 @@ func (k *x448KEM) exportReceiver(priv, enc, info, exporterContext []byte, length
 	if err != nil {
 		return nil, err
 	}
-	return k.exportShared(shared, info, exporterContext, length), nil
-}
-
-// exportShared is Context.Export (RFC 9180, Section 5.3):
-// LabeledExpand(exporter_secret, "sec", exporter_context, L).
-func (k *x448KEM) exportShared(shared, info, exporterContext []byte, length int) []byte {
-	key, _, exp := k.keySchedule(shared, info)
-	clear(shared)
-	clear(key)
-	defer clear(exp)
-	return labeledExpand(sha512.New, k.suiteID, exp, "sec", exporterContext, length)
+	hs := k.schedule()
+	return hs.export(shared, hs.infoHash(info), exporterContext, length), nil
 }
 
 func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
 	return extractAndExpand(sha512.New, x448KEMSuiteID, dh, enc, pkR, x448Nsecret)
-}
-
-// keySchedule is KeySchedule for mode_base with no PSK (RFC 9180, Section
-// 5.1): see hpkeSchedule.keys.
-func (k *x448KEM) keySchedule(shared, info []byte) (key, nonce, exporterSecret []byte) {
-	hs := k.schedule()
-	return hs.keys(shared, hs.infoHash(info))
 }
