@@ -481,6 +481,19 @@ func commitRules() []rule {
 				}
 				return f
 			})},
+		{name: "12.4.2/path-secret-low-order-kem-output", section: "12.4.2, 7.6, RFC 9180 7.1.4",
+			text: "the path secret sent to the receiver decrypts (here every kem_output is the low-order point 0)", want: mls.ErrInvalidTree,
+			public: notPublicPathSecret, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				f := commitWith()
+				f.Commit.EditPath = func(p *wire.UpdatePath) {
+					for i := range p.Nodes {
+						for j := range p.Nodes[i].EncryptedPathSecret {
+							p.Nodes[i].EncryptedPathSecret[j].KEMOutput = make([]byte, 32)
+						}
+					}
+				}
+				return f
+			})},
 		{name: "12.4.2/confirmation-tag", section: "12.4.2", text: "the confirmation_tag verifies with the new epoch's confirmation_key",
 			want: mls.ErrInvalidConfirmationTag, public: notPublicTag, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
 				f := commitWith()

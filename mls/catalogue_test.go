@@ -217,6 +217,8 @@ const (
 	notPublicTag     = "needs the epoch's secrets (membership_key or confirmation_key), which a PublicGroup lacks (Section 6.2)"
 	notPublicPSK     = "PSK values are secret; a PublicGroup cannot tell whether one is available"
 	notPublicKEM     = "needs the external private key, which a PublicGroup lacks"
+	// notPublicPathSecret: a PublicGroup holds no private key of the tree.
+	notPublicPathSecret = "the path secret is encrypted to members' private keys, which a PublicGroup lacks (Section 7.6)"
 )
 
 // TestRuleCatalogue runs every case; see docs/VALIDATION.md.
