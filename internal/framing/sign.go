@@ -49,11 +49,14 @@ func Sign(signer suite.Signer, wf wire.WireFormat, content *wire.FramedContent, 
 		Content:    *content,
 		Auth:       wire.FramedContentAuthData{ContentType: content.ContentType},
 	}
-	tbs, err := encodeTBS(ac, ctx)
+	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
+		return nil, errMissingContext
+	}
+	sc, err := layOutSignContent(labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := signer.SignWithLabel(labelFramedContentTBS, tbs)
+	sig, err := sc.sign(signer)
 	if err != nil {
 		return nil, fmt.Errorf("mls: signing FramedContentTBS: %w", err)
 	}
@@ -66,39 +69,63 @@ func Sign(signer suite.Signer, wf wire.WireFormat, content *wire.FramedContent, 
 // member and new_member_commit senders.
 func Verify(s *suite.Suite, pub []byte, ac *wire.AuthenticatedContent, ctx *wire.GroupContext) error {
 	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
-		return errors.New("mls: the FramedContentTBS of a member or new_member_commit sender needs the GroupContext")
+		return errMissingContext
 	}
-	// SignContent{label, FramedContentTBS} in one buffer: the TBS is
-	// encoded after room for the SignContent header, which is then written
-	// just before it. A received commit's body is copied once, here.
-	room := suite.SignContentHeaderSize(labelFramedContentTBS, maxVarint)
-	b := codec.NewBuilder(make([]byte, room, room+bodySizeHint(&ac.Content)+1024))
-	ac.TBS(ctx).Marshal(b)
-	buf, err := b.Bytes()
+	sc, err := layOutSignContent(labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
 	if err != nil {
-		return err
+		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
-	tbsLen := len(buf) - room
-	if tbsLen > maxVarint {
-		return invalid(ErrInvalidSignature, "FramedContent signature", "6.1")
-	}
-	hdr := suite.AppendSignContentHeader(make([]byte, 0, room), labelFramedContentTBS, tbsLen)
-	start := room - len(hdr)
-	copy(buf[start:], hdr)
-	if err := s.VerifySignContent(pub, buf[start:], ac.Auth.Signature); err != nil {
+	if err := s.VerifySignContent(pub, sc.signContent(), ac.Auth.Signature); err != nil {
 		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
 	return nil
 }
 
-// encodeTBS encodes the FramedContentTBS of ac (RFC 9420, Section 6.1).
-func encodeTBS(ac *wire.AuthenticatedContent, ctx *wire.GroupContext) ([]byte, error) {
-	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
-		return nil, errors.New("mls: the FramedContentTBS of a member or new_member_commit sender needs the GroupContext")
+var errMissingContext = errors.New("mls: the FramedContentTBS of a member or new_member_commit sender needs the GroupContext")
+
+// A laidOut is SignContent{"MLS 1.0 "+label, content} (RFC 9420, Section
+// 5.1.2) built in one buffer: the content is encoded after room for the
+// SignContent header, which is then written just before it. The content
+// (a commit with a ciphertext per member, a GroupInfo with the whole tree)
+// is encoded once and never copied to be signed or verified; the room can
+// then take another header (SignGroupInfoMessage's MLSMessage header).
+type laidOut struct {
+	buf   []byte // room, then the content
+	room  int    // where the content starts
+	start int    // where the SignContent starts
+	label string
+}
+
+// layOutSignContent encodes a content with marshal (sizeHint: its expected
+// length) and writes the SignContent header before it.
+func layOutSignContent(label string, sizeHint int, marshal func(*codec.Builder)) (*laidOut, error) {
+	room := suite.SignContentHeaderSize(label, codec.MaxVarint)
+	b := codec.NewBuilder(make([]byte, room, room+sizeHint+1024))
+	marshal(b)
+	buf, err := b.Bytes()
+	if err != nil {
+		return nil, err
 	}
-	b := codec.NewBuilder(make([]byte, 0, 256))
-	ac.TBS(ctx).Marshal(b)
-	return b.Bytes()
+	n := len(buf) - room
+	if n > codec.MaxVarint {
+		return nil, errors.New("mls: content to sign longer than 2^30-1 bytes")
+	}
+	hdr := suite.AppendSignContentHeader(make([]byte, 0, room), label, n)
+	start := room - len(hdr)
+	copy(buf[start:], hdr)
+	return &laidOut{buf: buf, room: room, start: start, label: label}, nil
+}
+
+func (l *laidOut) content() []byte     { return l.buf[l.room:] }
+func (l *laidOut) signContent() []byte { return l.buf[l.start:] }
+
+// sign signs the SignContent in place when signer can (suite.ContentSigner),
+// else through SignWithLabel, which copies the content.
+func (l *laidOut) sign(signer suite.Signer) ([]byte, error) {
+	if cs, ok := signer.(suite.ContentSigner); ok {
+		return cs.SignSignContent(l.signContent())
+	}
+	return signer.SignWithLabel(l.label, l.content())
 }
 
 // bodySizeHint is the length of c's body as received, or a guess.
@@ -108,10 +135,6 @@ func bodySizeHint(c *wire.FramedContent) int {
 	}
 	return len(c.ApplicationData)
 }
-
-// maxVarint is the largest length an MLS varint encodes (RFC 9420, Section
-// 2.1.2).
-const maxVarint = 1<<30 - 1
 
 // keepReceivedBody has c's encodings (the signature's FramedContentTBS,
 // the membership tag's input, the confirmed transcript hash) copy the

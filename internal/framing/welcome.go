@@ -254,33 +254,21 @@ func SignGroupInfoMessage(signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes
 	for _, e := range gi.Extensions {
 		hint += len(e.ExtensionData)
 	}
-	room := suite.SignContentHeaderSize(labelGroupInfoTBS, maxVarint)
-	b := codec.NewBuilder(make([]byte, room, room+hint))
-	(&wire.GroupInfoTBS{GroupContext: gi.GroupContext, Extensions: gi.Extensions,
-		ConfirmationTag: gi.ConfirmationTag, Signer: gi.Signer}).Marshal(b)
-	buf, err := b.Bytes()
+	tbs := &wire.GroupInfoTBS{GroupContext: gi.GroupContext, Extensions: gi.Extensions,
+		ConfirmationTag: gi.ConfirmationTag, Signer: gi.Signer}
+	sc, err := layOutSignContent(labelGroupInfoTBS, hint, tbs.Marshal)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: encoding GroupInfoTBS: %w", err)
 	}
-	tbsLen := len(buf) - room
-	if tbsLen > maxVarint {
-		return nil, nil, errors.New("mls: GroupInfo too long")
-	}
-	var sig []byte
-	if cs, ok := signer.(suite.ContentSigner); ok {
-		hdr := suite.AppendSignContentHeader(make([]byte, 0, room), labelGroupInfoTBS, tbsLen)
-		start := room - len(hdr)
-		copy(buf[start:], hdr)
-		sig, err = cs.SignSignContent(buf[start:])
-	} else {
-		sig, err = signer.SignWithLabel(labelGroupInfoTBS, buf[room:])
-	}
+	sig, err := sc.sign(signer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: signing GroupInfo: %w", err)
 	}
 	gi.Signature = sig
 	// MLSMessage: ProtocolVersion version; WireFormat wire_format; then
 	// the GroupInfo (RFC 9420, Section 6).
+	// The room, no longer needed for the SignContent header, takes it.
+	buf, room := sc.buf, sc.room
 	binary.BigEndian.PutUint16(buf[room-4:], uint16(wire.ProtocolVersionMLS10))
 	binary.BigEndian.PutUint16(buf[room-2:], uint16(wire.WireFormatGroupInfo))
 	buf = codec.AppendVarint(buf, uint64(len(sig)), nil)
