@@ -106,6 +106,15 @@ func newPQKEM(k hpke.KEM, kdf hpke.KDF, aead hpke.AEAD) kem {
 
 func (s *stdKEM) nsk() int { return s.n }
 
+// own returns the DHKEM that runs every HPKE operation of s here rather
+// than in crypto/hpke: X25519's (x25519.go says why), else nil.
+func (s *stdKEM) own() *dhkem {
+	if s.x25519 {
+		return s.dh
+	}
+	return nil
+}
+
 func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	if s.x25519 {
 		// RFC 9180, Section 7.1.3: for X25519 sk is LabeledExpand of
@@ -165,8 +174,8 @@ func (s *stdKEM) validatePublic(pub []byte) error {
 }
 
 func (s *stdKEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error) {
-	if s.dh != nil && s.dh.x25519 {
-		return s.dh.seal(pub, info, aad, plaintext)
+	if d := s.own(); d != nil {
+		return d.seal(pub, info, aad, plaintext)
 	}
 	pk, err := s.k.NewPublicKey(pub)
 	if err != nil {
@@ -185,8 +194,8 @@ func (s *stdKEM) seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err err
 }
 
 func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
-	if s.dh != nil && s.dh.x25519 {
-		return s.dh.open(priv, info, aad, enc, ct)
+	if d := s.own(); d != nil {
+		return d.open(priv, info, aad, enc, ct)
 	}
 	sk, err := s.privateKey(priv)
 	if err != nil {
@@ -204,12 +213,12 @@ func (s *stdKEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 }
 
 func (s *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
-	if s.dh != nil && s.dh.x25519 {
-		shared, enc, err := s.dh.encap(pub)
+	if d := s.own(); d != nil {
+		shared, enc, err := d.encap(pub)
 		if err != nil {
 			return nil, nil, err
 		}
-		return enc, s.dh.export(shared, info, exporterContext, length), nil
+		return enc, d.export(shared, info, exporterContext, length), nil
 	}
 	pk, err := s.k.NewPublicKey(pub)
 	if err != nil {
@@ -227,12 +236,12 @@ func (s *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (en
 }
 
 func (s *stdKEM) exportReceiver(priv, enc, info, exporterContext []byte, length int) ([]byte, error) {
-	if s.dh != nil && s.dh.x25519 {
-		shared, err := s.dh.decap(priv, enc)
+	if d := s.own(); d != nil {
+		shared, err := d.decap(priv, enc)
 		if err != nil {
 			return nil, err
 		}
-		return s.dh.export(shared, info, exporterContext, length), nil
+		return d.export(shared, info, exporterContext, length), nil
 	}
 	sk, err := s.privateKey(priv)
 	if err != nil {

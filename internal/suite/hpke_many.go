@@ -67,6 +67,9 @@ type hpkeSchedule struct {
 	newHash func() hash.Hash
 	aead    aeadAlg
 	suiteID []byte
+	// pskIDHash is LabeledExtract("", "psk_id_hash", ""): mode_base has no
+	// PSK, so it is the same for every context of the suite.
+	pskIDHash []byte
 }
 
 func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
@@ -92,6 +95,7 @@ func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
 		return hs, false
 	}
 	hs.suiteID = []byte{'H', 'P', 'K', 'E', byte(kemID >> 8), byte(kemID), byte(kdfID >> 8), byte(kdfID), byte(aeadID >> 8), byte(aeadID)}
+	hs.pskIDHash = labeledExtract(hs.newHash, hs.suiteID, nil, "psk_id_hash", nil)
 	return hs, true
 }
 
@@ -100,30 +104,26 @@ func (hs *hpkeSchedule) infoHash(info []byte) []byte {
 	return labeledExtract(hs.newHash, hs.suiteID, nil, "info_hash", info)
 }
 
-// keys is KeySchedule for mode_base with no PSK (RFC 9180, Section 5.1),
-// from info_hash. It returns the key, the nonce of the first (and only)
-// message, base_nonce XOR I2OSP(0, Nn) = base_nonce, and the
-// exporter_secret.
-func (hs *hpkeSchedule) keys(shared, infoHash []byte) (key, nonce, exporterSecret []byte) {
-	pskIDHash := labeledExtract(hs.newHash, hs.suiteID, nil, "psk_id_hash", nil)
-	ctx := make([]byte, 0, 1+len(pskIDHash)+len(infoHash))
+// secret is the part of KeySchedule for mode_base with no PSK (RFC 9180,
+// Section 5.1) that every output shares: the secret and
+// key_schedule_context. The caller expands what it needs and erases
+// secret.
+func (hs *hpkeSchedule) secret(shared, infoHash []byte) (secret, ctx []byte) {
+	ctx = make([]byte, 0, 1+len(hs.pskIDHash)+len(infoHash))
 	ctx = append(ctx, 0x00) // mode_base
-	ctx = append(append(ctx, pskIDHash...), infoHash...)
-	secret := labeledExtract(hs.newHash, hs.suiteID, shared, "secret", nil)
-	key = labeledExpand(hs.newHash, hs.suiteID, secret, "key", ctx, hs.aead.keySize())
-	nonce = labeledExpand(hs.newHash, hs.suiteID, secret, "base_nonce", ctx, hs.aead.nonceSize())
-	exporterSecret = labeledExpand(hs.newHash, hs.suiteID, secret, "exp", ctx, hs.newHash().Size())
-	clear(secret)
-	return key, nonce, exporterSecret
+	ctx = append(append(ctx, hs.pskIDHash...), infoHash...)
+	return labeledExtract(hs.newHash, hs.suiteID, shared, "secret", nil), ctx
 }
 
 // first returns the AEAD and nonce of the first message of the context set
 // up from shared and info_hash (base_nonce XOR I2OSP(0, Nn) = base_nonce),
-// and erases shared and the other secrets of the schedule.
+// and erases shared and the key schedule's secrets.
 func (hs *hpkeSchedule) first(shared, infoHash []byte) (cipher.AEAD, []byte, error) {
-	key, nonce, exp := hs.keys(shared, infoHash)
+	secret, ctx := hs.secret(shared, infoHash)
 	clear(shared)
-	clear(exp)
+	key := labeledExpand(hs.newHash, hs.suiteID, secret, "key", ctx, hs.aead.keySize())
+	nonce := labeledExpand(hs.newHash, hs.suiteID, secret, "base_nonce", ctx, hs.aead.nonceSize())
+	clear(secret)
 	defer clear(key)
 	a, err := hs.aead.new(key)
 	return a, nonce, err
@@ -137,6 +137,20 @@ func (hs *hpkeSchedule) sealFirst(shared, infoHash, aad, plaintext []byte) ([]by
 		return nil, err
 	}
 	return a.Seal(nil, nonce, plaintext, aad), nil
+}
+
+// seal is SealBase (RFC 9180, Section 6.1) from info_hash, with encap the
+// KEM's Encap.
+func (hs *hpkeSchedule) seal(encap func(pub []byte) (shared, enc []byte, err error), pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
+	shared, enc, err := encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = hs.sealFirst(shared, infoHash, aad, plaintext)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, ct, nil
 }
 
 // openFirst decrypts the first message of the context set up from shared
@@ -155,12 +169,12 @@ func (hs *hpkeSchedule) openFirst(shared, infoHash, aad, ct []byte) ([]byte, err
 
 // export is Context.Export (RFC 9180, Section 5.3) of the context set up
 // from shared and info_hash: LabeledExpand(exporter_secret, "sec",
-// exporter_context, L). It erases shared.
+// exporter_context, L). It erases shared and the schedule's secrets.
 func (hs *hpkeSchedule) export(shared, infoHash, exporterContext []byte, length int) []byte {
-	key, nonce, exp := hs.keys(shared, infoHash)
+	secret, ctx := hs.secret(shared, infoHash)
 	clear(shared)
-	clear(key)
-	clear(nonce)
+	exp := labeledExpand(hs.newHash, hs.suiteID, secret, "exp", ctx, hs.newHash().Size())
+	clear(secret)
 	defer clear(exp)
 	return labeledExpand(hs.newHash, hs.suiteID, exp, "sec", exporterContext, length)
 }
@@ -250,15 +264,7 @@ func extractAndExpand(h func() hash.Hash, kemID, dh, enc, pkR []byte, nsecret in
 func (d *dhkem) infoHash(info []byte) []byte { return d.hs.infoHash(info) }
 
 func (d *dhkem) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
-	shared, enc, err := d.encap(pub)
-	if err != nil {
-		return nil, nil, err
-	}
-	ct, err = d.hs.sealFirst(shared, infoHash, aad, plaintext)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, ct, nil
+	return d.hs.seal(d.encap, pub, infoHash, aad, plaintext)
 }
 
 // decap is Decap (RFC 9180, Section 4.1), for X25519 only (the other
@@ -306,24 +312,8 @@ func (s *stdKEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byt
 
 // X448 has its own key schedule already (x448.go).
 
-func (k *x448KEM) schedule() hpkeSchedule {
-	return hpkeSchedule{newHash: sha512.New, aead: k.aead, suiteID: k.suiteID}
-}
-
-func (k *x448KEM) infoHash(info []byte) []byte {
-	hs := k.schedule()
-	return hs.infoHash(info)
-}
+func (k *x448KEM) infoHash(info []byte) []byte { return k.hs.infoHash(info) }
 
 func (k *x448KEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
-	shared, enc, err := k.encap(pub)
-	if err != nil {
-		return nil, nil, err
-	}
-	hs := k.schedule()
-	ct, err = hs.sealFirst(shared, infoHash, aad, plaintext)
-	if err != nil {
-		return nil, nil, err
-	}
-	return enc, ct, nil
+	return k.hs.seal(k.encap, pub, infoHash, aad, plaintext)
 }

@@ -16,8 +16,7 @@ import (
 // single-shot SealBase/OpenBase (sequence number 0), the exporter (for
 // external init) and DeriveKeyPair.
 type x448KEM struct {
-	aead    aeadAlg
-	suiteID []byte // "HPKE" || kem_id || kdf_id || aead_id (RFC 9180, Section 5.1)
+	hs hpkeSchedule // HKDF-SHA512 and the suite's AEAD (hpke_many.go)
 }
 
 const (
@@ -31,7 +30,7 @@ const (
 var x448KEMSuiteID = []byte{'K', 'E', 'M', 0x00, x448KEMID}
 
 func newX448KEM(a aeadAlg) kem {
-	var aeadID byte
+	var aeadID uint16
 	switch a {
 	case aesGCM256:
 		aeadID = 0x02
@@ -40,7 +39,11 @@ func newX448KEM(a aeadAlg) kem {
 	default:
 		panic("suite: bad AEAD for X448")
 	}
-	return &x448KEM{aead: a, suiteID: []byte{'H', 'P', 'K', 'E', 0x00, x448KEMID, 0x00, hkdfSHA512, 0x00, aeadID}}
+	hs, ok := newHPKESchedule(x448KEMID, hkdfSHA512, aeadID)
+	if !ok {
+		panic("suite: bad HPKE ids for X448")
+	}
+	return &x448KEM{hs: hs}
 }
 
 func (k *x448KEM) nsk() int { return x448Nsk }
@@ -142,8 +145,7 @@ func (k *x448KEM) open(priv, info, aad, enc, ct []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	hs := k.schedule()
-	return hs.openFirst(shared, hs.infoHash(info), aad, ct)
+	return k.hs.openFirst(shared, k.hs.infoHash(info), aad, ct)
 }
 
 // exportSender sets up a base-mode sender context to pub and returns enc and
@@ -153,8 +155,7 @@ func (k *x448KEM) exportSender(pub, info, exporterContext []byte, length int) (e
 	if err != nil {
 		return nil, nil, err
 	}
-	hs := k.schedule()
-	return enc, hs.export(shared, hs.infoHash(info), exporterContext, length), nil
+	return enc, k.hs.export(shared, k.hs.infoHash(info), exporterContext, length), nil
 }
 
 // exportReceiver is the recipient side of exportSender.
@@ -163,8 +164,7 @@ func (k *x448KEM) exportReceiver(priv, enc, info, exporterContext []byte, length
 	if err != nil {
 		return nil, err
 	}
-	hs := k.schedule()
-	return hs.export(shared, hs.infoHash(info), exporterContext, length), nil
+	return k.hs.export(shared, k.hs.infoHash(info), exporterContext, length), nil
 }
 
 func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
