@@ -1225,10 +1225,9 @@ func (g *Group) DiscardPendingCommit() {
 // HasPendingCommit reports whether an own commit awaits merging.
 func (g *Group) HasPendingCommit() bool { return g.pending != nil }
 
-// groupInfo builds and signs the GroupInfo of st (RFC 9420, Section 12.4.3).
-// groupInfo returns the signed GroupInfo of st, encoded as an MLSMessage
-// and as itself (giBytes, the end of msg): see
-// framing.SignGroupInfoMessage.
+// groupInfo builds and signs the GroupInfo of st (RFC 9420, Section
+// 12.4.3) and returns it encoded as an MLSMessage and as itself (giBytes,
+// the end of msg): see framing.SignGroupInfoMessage.
 func (g *Group) groupInfo(st *epochState, signer *SignatureKeyPair, withTree, withExternalPub bool) (msg, giBytes []byte, err error) {
 	gi := &wire.GroupInfo{
 		GroupContext:    *st.ctx,
