@@ -1,0 +1,102 @@
+package mls_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mlskit/mlskit/mls"
+)
+
+// scribbling delivers msg to each of to, then overwrites msg, as a caller
+// reusing its receive buffer does.
+func scribbling(t *testing.T, from *client, msg []byte, to ...*client) {
+	t.Helper()
+	deliver(t, from, msg, to...)
+	for i := range msg {
+		msg[i] = 0xA5
+	}
+}
+
+// TestProcessKeepsNoAliasOfInput: Process keeps nothing that aliases the
+// caller's bytes (the decoder's copy is the only one since Process stopped
+// copying first). Each message below is overwritten right after it is
+// processed, and what the receivers kept from it must still be whole: a
+// cached Update proposal committed by reference later, a joiner's leaf
+// from an Add, a commit's UpdatePath keys, an application message. All
+// members then agree and can exchange messages.
+func TestProcessKeepsNoAliasOfInput(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			seeded(t, 91)
+			cfg := detConfig("alias "+m.name, m.pub)
+			all := threeParty(t, fastSuite, cfg)
+			alice, bob, carol := all[0], all[1], all[2]
+
+			sig, err := mls.GenerateSignatureKeyPair(fastSuite, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := bob.g.ProposeUpdate(nil, sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scribbling(t, bob, p, all...)
+
+			dave := newClient(t, "dave", fastSuite, cfg)
+			p, err = carol.g.ProposeAdd(dave.keyPackage(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			scribbling(t, carol, p, all...)
+
+			res, err := alice.g.Commit(nil) // by reference: bob's Update, carol's Add
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := alice.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Staged.Updated) != 1 || len(res.Staged.Added) != 1 {
+				t.Fatalf("commit updated %d, added %d; want 1 and 1", len(res.Staged.Updated), len(res.Staged.Added))
+			}
+			scribbling(t, alice, res.Commit, bob, carol)
+			if dave.g, err = mls.JoinFromWelcome(cfg, res.Welcome, dave.bundle, nil); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, dave)
+			checkAgree(t, all)
+
+			res, err = carol.g.Commit(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := carol.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			scribbling(t, carol, res.Commit, all...)
+			checkAgree(t, all)
+
+			for _, from := range all {
+				msg, err := from.g.Encrypt([]byte("hello from "+from.name), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := append([]byte(nil), msg...)
+				for _, to := range all {
+					if to == from {
+						continue
+					}
+					r, err := to.g.Process(msg)
+					if err != nil || !bytes.Equal(r.Application, []byte("hello from "+from.name)) {
+						t.Fatalf("%s from %s: %v", to.name, from.name, err)
+					}
+					copy(msg, bytes.Repeat([]byte{0x5A}, len(msg)))
+					if !bytes.Equal(r.Application, []byte("hello from "+from.name)) {
+						t.Fatalf("%s: the plaintext aliases the input", to.name)
+					}
+					copy(msg, want)
+				}
+			}
+		})
+	}
+}
