@@ -15,12 +15,21 @@ import (
 	"github.com/mlskit/mlskit/ds/store"
 )
 
-// appendBatch runs ops in one transaction in a constant number of round
-// trips, however many ops there are: one pipelined read (lock the groups'
-// heads, the senders' memberships, the bodies already in the logs), the
-// rules of Append applied to each op in order in memory, one pipelined
-// write, COMMIT. A round trip, not the work, is what an append costs on a
-// loaded machine (each one waits for the backend to be scheduled).
+// appendBatch runs ops in one transaction in two round trips, however many
+// ops there are: one pipeline that opens the transaction and reads (lock
+// the groups' heads, the senders' memberships, the bodies already in the
+// logs), the rules of Append applied to each op in order in memory, one
+// pipeline that writes and commits. A round trip, not the work, is what an
+// append costs on a loaded machine (each one waits for the backend to be
+// scheduled), and the batch's round trips are what every sender of a group
+// waits for in turn.
+//
+// BEGIN and COMMIT travel inside the pipelines. A statement that fails
+// makes the server skip the rest of its pipeline, COMMIT included, so
+// nothing of the batch is written and appendBatch returns the error (the
+// ops then go again alone); only an error of COMMIT itself leaves the
+// outcome unknown (errCommit). A connection given back inside a
+// transaction is closed by the pool, never reused half-done.
 //
 // The reads are consistent with the writes because every writer of a
 // group's records and memberships holds the lock on its head taken first
@@ -28,11 +37,17 @@ import (
 // committed before the lock was granted). A refused op writes nothing; a
 // database error ends the whole batch (runAppends then runs each op alone).
 func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) error {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return wrap(err)
 	}
-	defer tx.Rollback(ctx)
+	defer conn.Release()
+	open := false // a transaction is open on conn
+	defer func() {
+		if open {
+			conn.Exec(ctx, "ROLLBACK")
+		}
+	}()
 
 	var ids, mg, bg [][]byte
 	var mc []string
@@ -57,6 +72,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	// the sort), so two nodes' batches over the same groups cannot deadlock.
 	slices.SortFunc(ids, bytes.Compare)
 	rb := &pgx.Batch{}
+	rb.Queue(`BEGIN`)
 	rb.Queue(`SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
 		FROM groups WHERE group_id = ANY($1) ORDER BY group_id FOR UPDATE`, ids)
 	rb.Queue(`SELECT m.group_id, m.client_id FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)
@@ -66,8 +82,12 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	heads := map[string]*store.GroupHead{}
 	active := map[string]bool{}   // group id + "\x00" + client
 	bodies := map[string]uint64{} // group id + "\x00" + body hash -> seq
-	br := tx.SendBatch(ctx, rb)
+	br := conn.SendBatch(ctx, rb)
+	open = true
 	err = func() error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 		rows, _ := br.Query()
 		for rows.Next() {
 			h := &store.GroupHead{}
@@ -139,7 +159,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 			if r, ok := winners[g+"\x00"+strconv.FormatUint(e, 10)]; ok {
 				return r, nil
 			}
-			r, err := commitRecord(ctx, tx, a.GroupID, e)
+			r, err := commitRecord(ctx, conn, a.GroupID, e)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				lookupErr = err
 			}
@@ -213,7 +233,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 		}
 	}
 	if len(touched) == 0 {
-		return nil // every op refused: nothing to write
+		return nil // every op refused: nothing to write (the deferred ROLLBACK ends the transaction)
 	}
 	for _, id := range touched {
 		h := heads[string(id)]
@@ -228,11 +248,27 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	for _, id := range touched {
 		wb.Queue(`SELECT pg_notify($1, $2)`, s.channel, "g"+hex.EncodeToString(id)+":"+strconv.FormatUint(heads[string(id)].HeadSeq, 10))
 	}
-	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
-		return wrap(err)
+	writes := wb.Len()
+	wb.Queue(`COMMIT`)
+	wr := conn.SendBatch(ctx, wb)
+	for range writes {
+		if _, err := wr.Exec(); err != nil {
+			wr.Close()
+			return wrap(err) // COMMIT was skipped: nothing was written
+		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := wr.Exec()
+	if cerr := wr.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %w", errCommit, err)
+	}
+	open = false
+	if tag.String() != "COMMIT" {
+		// COMMIT of a failed transaction answers ROLLBACK: nothing was
+		// written. (Not expected: a failed statement stops the pipeline.)
+		return errors.New("postgres: batch rolled back")
 	}
 	return nil
 }
