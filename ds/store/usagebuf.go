@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// UsageGather is the engines' UsageBuffer.Gather: under load, one write of
+// the totals per 20 ms instead of one per batch of appends.
+const UsageGather = 20 * time.Millisecond
+
 // UsageBuffer writes usage totals (UsageCounter) behind: Add records a
 // delta in memory and returns; one flusher at a time writes the sums, one
 // statement per key, soon after (with group commit, in the next batch).
@@ -16,12 +20,18 @@ import (
 // that every sender's transaction must lock in turn. The count is not part
 // of what was acknowledged: a crash between a write and its count already
 // loses the count today; behind, it may lose the counts of the last flush
-// (milliseconds of traffic), so a stored-bytes quota undercounts by at most
+// (Gather and one write: tens of milliseconds of traffic), so a stored-bytes quota undercounts by at most
 // that. Reads (Usage) add what is not yet written, so quotas see every Add
 // of this process at once.
 type UsageBuffer struct {
 	// Write adds the deltas to the stored totals, in one transaction.
 	Write func(ctx context.Context, deltas map[string]int64) error
+	// Gather is how long a flush waits for more deltas before it writes
+	// (0: none). Under load every message adds to the same few keys; a
+	// few milliseconds turn a write per batch of messages into a write per
+	// interval, at the price of that much more traffic whose count a crash
+	// may lose.
+	Gather time.Duration
 
 	mu       sync.Mutex
 	pending  map[string]int64
@@ -53,6 +63,9 @@ func (u *UsageBuffer) Unwritten(key string) int64 {
 
 func (u *UsageBuffer) flush() {
 	for failures := 0; ; {
+		if u.Gather > 0 {
+			time.Sleep(u.Gather)
+		}
 		u.mu.Lock()
 		if len(u.pending) == 0 {
 			u.running = false

@@ -90,6 +90,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.appends[i].Run = s.runAppends
 	}
 	s.usage.Write = s.writeUsage
+	s.usage.Gather = store.UsageGather
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		lim.Close()

@@ -179,6 +179,7 @@ func Open(dir string) (*Store, error) {
 	}
 	s.batch.Run = s.runBatch
 	s.usage.Write = s.writeUsage
+	s.usage.Gather = store.UsageGather
 	return s, nil
 }
 
