@@ -23,7 +23,8 @@ import (
 	"time"
 
 	"github.com/mlskit/mlskit/ds/store"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is a SQLite-backed store.Store.
@@ -541,7 +542,12 @@ type querier interface {
 const (
 	qHead = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
 		public_handshakes, external_joins FROM groups WHERE group_id = ?`
-	qMember       = `SELECT count(*) FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0`
+	// qHeadMember is qHead and whether the sender is a current member,
+	// in one statement.
+	qHeadMember = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+		public_handshakes, external_joins,
+		EXISTS (SELECT 1 FROM members m WHERE m.group_id = groups.group_id AND m.client_id = ? AND m.left_seq = 0)
+		FROM groups WHERE group_id = ?`
 	qDup          = `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`
 	qInsertRecord = `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`
@@ -550,7 +556,7 @@ const (
 	qReleaseW     = `RELEASE w`
 )
 
-var hotStatements = []string{qHead, qMember, qDup, qInsertRecord, qUpdateHead, qSavepointW, qRollbackToW, qReleaseW}
+var hotStatements = []string{qHead, qHeadMember, qDup, qInsertRecord, qUpdateHead, qSavepointW, qRollbackToW, qReleaseW}
 
 // prepTx runs the hot statements prepared, others as given.
 type prepTx struct {
@@ -579,6 +585,21 @@ func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead,
 	var until int64
 	err := q.QueryRowContext(ctx, qHead, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
 		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
+	return scannedHead(h, until, err)
+}
+
+// loadHeadMember is loadHead, and whether client is a current member.
+func loadHeadMember(ctx context.Context, q querier, groupID []byte, client string) (*store.GroupHead, bool, error) {
+	h := &store.GroupHead{}
+	var until int64
+	var member bool
+	err := q.QueryRowContext(ctx, qHeadMember, client, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins, &member)
+	h, err = scannedHead(h, until, err)
+	return h, member, err
+}
+
+func scannedHead(h *store.GroupHead, until int64, err error) (*store.GroupHead, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -595,6 +616,13 @@ func (s *Store) Group(ctx context.Context, groupID []byte) (store.Group, error) 
 		return store.Group{}, err
 	}
 	return h.Group, nil
+}
+
+// isUnique says err is a UNIQUE constraint failure (on records, only
+// records_body can fail: seq comes from the head).
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 const recordCols = `group_id, seq, epoch, kind, wire_format, sender, recipients, body, body_hash, prev_hash, chain_hash, created_at`
@@ -644,18 +672,12 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		tx := s.prepared(wtx)
 		// The single writer connection serialises this transaction with
 		// every other write: the head read here cannot change under us.
-		h, err := loadHead(ctx, tx, a.GroupID)
+		h, member, err := loadHeadMember(ctx, tx, a.GroupID, a.Sender)
 		if err != nil {
 			return err
 		}
-		if !a.ExternalJoin {
-			var n int
-			if err := tx.QueryRowContext(ctx, qMember, a.GroupID, a.Sender).Scan(&n); err != nil {
-				return fmt.Errorf("sqlite: %w", err)
-			}
-			if n == 0 {
-				return store.ErrNotMember
-			}
+		if !a.ExternalJoin && !member {
+			return store.ErrNotMember
 		}
 		if err := store.CheckEpoch(h, &a, func(e uint64) (store.Record, error) { return commitRecord(ctx, tx, a.GroupID, e) }); err != nil {
 			return err
@@ -663,23 +685,24 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		if err := store.CheckPriority(h, &a); err != nil {
 			return err
 		}
-		for _, e := range a.Entries {
-			var seq uint64
-			err := tx.QueryRowContext(ctx, qDup, a.GroupID, store.BodyHash(e.Body)).Scan(&seq)
-			if err == nil {
-				return &store.DuplicateError{Seq: seq}
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: %w", err)
-			}
-		}
 		recs = store.BuildRecords(h, &a)
 		for i := range recs {
 			r := &recs[i]
+			// A body already in the log is found by the unique index
+			// records_body, at the insert: no lookup before it. The
+			// caller's savepoint (or transaction) drops what was
+			// inserted before it.
 			if _, err := tx.ExecContext(ctx, qInsertRecord,
 				r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
 				r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time)); err != nil {
-				return fmt.Errorf("sqlite: %w", err)
+				if !isUnique(err) {
+					return fmt.Errorf("sqlite: %w", err)
+				}
+				var seq uint64
+				if err := tx.QueryRowContext(ctx, qDup, a.GroupID, r.BodyHash).Scan(&seq); err != nil {
+					return fmt.Errorf("sqlite: %w", err)
+				}
+				return &store.DuplicateError{Seq: seq}
 			}
 		}
 		last := recs[len(recs)-1]

@@ -498,6 +498,14 @@ func testDuplicates(t *testing.T, s store.Store) {
 	if g.Epoch != 0 || g.HeadSeq != 1 {
 		t.Fatalf("failed appends changed the head: %+v", g)
 	}
+	// Nothing of the refused bundle stayed (its commit was inserted
+	// before the replayed welcome was found).
+	if recs, err := s.Records(ctx, gid, 0, 10); err != nil || len(recs) != 1 {
+		t.Fatalf("log after the refused bundle: %d records, %v", len(recs), err)
+	}
+	if _, err := s.Append(ctx, commit("alice", 0, "c")); err != nil {
+		t.Fatalf("the refused commit again, alone: %v", err)
+	}
 }
 
 func testAck(t *testing.T, s store.Store) {
