@@ -38,9 +38,10 @@ type Store struct {
 	schema  string
 	channel string
 
-	seed    maphash.Seed
-	appends [appendShards]store.Batcher[*appendOp] // group commit
-	usage   store.UsageBuffer                      // usage totals, written behind
+	seed       maphash.Seed
+	appends    [appendShards]store.Batcher[*appendOp] // group commit
+	usage      store.UsageBuffer                      // usage totals, written behind
+	usageCache usageCache                             // and read through a short cache
 }
 
 var _ store.Store = (*Store)(nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,7 +64,21 @@ func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float
 	return true, nil
 }
 
+// Usage is the stored total, read from the database at most every
+// usageTTL per key (the quota checks ask for it on every message), plus
+// what this node has not written yet. Other nodes' writes show within
+// usageTTL; this node's own are never missed: a total cached before a
+// flush of its key is dropped by that flush (writeUsage), and one read
+// while a flush ran is not kept.
 func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
+	c := &s.usageCache
+	c.mu.Lock()
+	if u, ok := c.m[key]; ok && time.Since(u.at) < usageTTL {
+		c.mu.Unlock()
+		return u.n + s.usage.Unwritten(key), nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT bytes FROM usage WHERE key = $1`, []byte(key)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -72,7 +87,34 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	if err != nil {
 		return 0, wrap(err)
 	}
+	c.mu.Lock()
+	if c.gen == gen {
+		if c.m == nil || len(c.m) >= maxCachedUsage {
+			c.m = map[string]cachedUsage{} // bounded: start over
+		}
+		c.m[key] = cachedUsage{n: n, at: time.Now()}
+	}
+	c.mu.Unlock()
 	return n + s.usage.Unwritten(key), nil
+}
+
+// usageTTL is how long a stored usage total read from the database is
+// used again; maxCachedUsage bounds how many are kept.
+const (
+	usageTTL       = 100 * time.Millisecond
+	maxCachedUsage = 100_000
+)
+
+// usageCache holds stored usage totals recently read (Usage).
+type usageCache struct {
+	mu  sync.Mutex
+	gen uint64 // counts this node's flushes
+	m   map[string]cachedUsage
+}
+
+type cachedUsage struct {
+	n  int64
+	at time.Time
 }
 
 // AddUsage is written behind (store.UsageBuffer): it returns at once, and
@@ -89,7 +131,7 @@ func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys) // one lock order for every node
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, k := range keys {
 			b.Queue(`INSERT INTO usage (key, bytes) VALUES ($1, $2)
@@ -97,6 +139,18 @@ func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 		}
 		return wrap(tx.SendBatch(ctx, b).Close())
 	})
+	if err == nil {
+		// What was cached for these keys predates the deltas just
+		// written, which Unwritten no longer counts.
+		c := &s.usageCache
+		c.mu.Lock()
+		c.gen++
+		for _, k := range keys {
+			delete(c.m, k)
+		}
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // Check asks the database to answer and to read every table.

@@ -1,0 +1,68 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
+)
+
+// TestUsageTwoNodes: a node's own usage is never missed, whether its
+// stored total was read before or after its deltas were written; another
+// node's shows within the read cache's lifetime.
+func TestUsageTwoNodes(t *testing.T) {
+	schema := pgtest.NewSchema()
+	a, b := pgtest.Open(t, schema, true), pgtest.Open(t, schema, false)
+	ctx := context.Background()
+	const k = "account\x00alice"
+	usage := func(s interface {
+		Usage(context.Context, string) (int64, error)
+	}) int64 {
+		t.Helper()
+		n, err := s.Usage(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// eventually waits until b (which adds nothing, so reads the
+	// database or its cache) sees want.
+	eventually := func(want int64) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); usage(b) != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("node b sees %d, want %d", usage(b), want)
+			}
+		}
+	}
+	if n := usage(a); n != 0 { // a caches the stored 0
+		t.Fatalf("fresh total %d", n)
+	}
+	for i := range 20 {
+		if err := a.AddUsage(ctx, k, 100); err != nil {
+			t.Fatal(err)
+		}
+		// Before, during and after the flush of these deltas, a counts
+		// every one of them.
+		want := int64(100 * (i + 1))
+		for range 5 {
+			if n := usage(a); n != want {
+				t.Fatalf("after %d adds node a sees %d, want %d", i+1, n, want)
+			}
+			time.Sleep(7 * time.Millisecond)
+		}
+	}
+	eventually(2000)
+	if n := usage(a); n != 2000 {
+		t.Fatalf("node a sees %d after its flush, want 2000", n)
+	}
+	if err := b.AddUsage(ctx, k, 50); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); usage(a) != 2050; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("node a never saw node b's usage: %d", usage(a))
+		}
+	}
+}
