@@ -569,6 +569,73 @@ type rate struct {
 	name          string
 	perSec, burst float64
 	local         *limiter
+
+	leases  sync.Map // key -> *lease, from the shared bucket
+	nleases atomic.Int64
+}
+
+// A lease is tokens this node took from a shared bucket ahead of need:
+// under load a large bucket (an account's or a group's bytes) is drawn on
+// by one database round trip per leaseCalls requests instead of one each.
+// A node holds at most min(burst/leaseShare, leaseCalls requests) of a
+// bucket, for leaseFor; what it has not used by then is lost. Leased
+// tokens left the shared bucket when taken, so the limit only errs strict:
+// nodes together never take more than the bucket gives. Buckets too small
+// to lease from (burst under leaseShare requests) are drawn on exactly.
+type lease struct {
+	mu     sync.Mutex
+	tokens float64
+	until  time.Time
+	// exactUntil: the bucket had no lease's worth left; until then take
+	// exactly what is asked (one round trip, not two).
+	exactUntil time.Time
+}
+
+const (
+	leaseShare = 16
+	leaseCalls = 16
+	leaseFor   = time.Second
+	maxLeases  = 100_000 // keys with a lease; past it they start over
+)
+
+// takeShared takes n tokens from key's shared bucket of r, through this
+// node's lease when the bucket is large enough to lease from.
+func (s *Server) takeShared(ctx context.Context, r *rate, key string, n float64) (bool, error) {
+	now := s.cfg.Now()
+	bucket := r.name + "\x00" + key
+	chunk := min(r.burst/leaseShare, leaseCalls*n)
+	if chunk <= n {
+		return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
+	}
+	v, loaded := r.leases.LoadOrStore(key, &lease{})
+	if !loaded && r.nleases.Add(1) > maxLeases {
+		// Bounded: forget every lease (their tokens are lost, which
+		// errs strict) and start over.
+		r.leases.Clear()
+		r.nleases.Store(0)
+	}
+	l := v.(*lease)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.until) && l.tokens >= n {
+		l.tokens -= n
+		return true, nil
+	}
+	l.tokens = 0
+	if now.Before(l.exactUntil) {
+		return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
+	}
+	ok, err := s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, chunk, now)
+	if err != nil || ok {
+		if ok {
+			l.tokens, l.until = chunk-n, now.Add(leaseFor)
+		}
+		return ok, err
+	}
+	// Not a lease's worth left: exactly what this request needs, and so
+	// for the next leaseFor.
+	l.exactUntil = now.Add(leaseFor)
+	return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
 }
 
 func newRate(name string, perSec, burst float64) *rate {
@@ -584,7 +651,7 @@ func (s *Server) take(ctx context.Context, r *rate, key string, n float64) bool 
 		return false
 	}
 	if s.shared != nil {
-		ok, err := s.shared.TakeTokens(ctx, r.name+"\x00"+key, r.perSec, r.burst, n, s.cfg.Now())
+		ok, err := s.takeShared(ctx, r, key, n)
 		if err == nil {
 			return ok
 		}
