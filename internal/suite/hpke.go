@@ -337,12 +337,14 @@ func (s *Suite) HPKEOpen(priv, info, aad, kemOutput, ciphertext []byte) ([]byte,
 // labeledExtract is LabeledExtract of RFC 9180, Section 4:
 //
 //	Extract(salt, "HPKE-v1" || suite_id || label || ikm)
-func labeledExtract(h func() hash.Hash, suiteID, salt []byte, label string, ikm []byte) []byte {
+func labeledExtract(h func() hash.Hash, suiteID, salt []byte, label string, ikm ...[]byte) []byte {
 	m := hmacNew(h, salt)
 	m.Write([]byte("HPKE-v1"))
 	m.Write(suiteID)
 	m.Write([]byte(label))
-	m.Write(ikm)
+	for _, p := range ikm { // ikm is the concatenation of the pieces
+		m.Write(p)
+	}
 	return m.Sum(nil)
 }
 

@@ -34,7 +34,7 @@ type LabeledSealer struct {
 // hashedSealer is a KEM whose SealBase this package runs itself, so that
 // info_hash can be computed once.
 type hashedSealer interface {
-	infoHash(info []byte) []byte
+	infoHash(info ...[]byte) []byte // info is the concatenation of the pieces
 	sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error)
 }
 
@@ -43,12 +43,18 @@ func (s *Suite) NewLabeledSealer(label string, context []byte) (*LabeledSealer, 
 	if len(context) > maxVarint {
 		return nil, errTooLong
 	}
-	ls := &LabeledSealer{s: s, info: encryptContext(label, context)}
+	ls := &LabeledSealer{s: s}
 	if h, ok := s.kem.(hashedSealer); ok {
-		if ih := h.infoHash(ls.info); ih != nil {
+		// EncryptContext hashed in its pieces: the context (a Welcome's
+		// whole encrypted GroupInfo) is not copied to be hashed.
+		head := appendLabel(nil, label)
+		head = appendVarint(head, len(context))
+		if ih := h.infoHash(head, context); ih != nil {
 			ls.h, ls.infoHash = h, ih
+			return ls, nil
 		}
 	}
+	ls.info = encryptContext(label, context)
 	return ls, nil
 }
 
@@ -100,8 +106,8 @@ func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
 }
 
 // infoHash is LabeledExtract("", "info_hash", info) (RFC 9180, Section 5.1).
-func (hs *hpkeSchedule) infoHash(info []byte) []byte {
-	return labeledExtract(hs.newHash, hs.suiteID, nil, "info_hash", info)
+func (hs *hpkeSchedule) infoHash(info ...[]byte) []byte {
+	return labeledExtract(hs.newHash, hs.suiteID, nil, "info_hash", info...)
 }
 
 // secret is the part of KeySchedule for mode_base with no PSK (RFC 9180,
@@ -261,7 +267,7 @@ func extractAndExpand(h func() hash.Hash, kemID, dh, enc, pkR []byte, nsecret in
 	return labeledExpand(h, kemID, prk, "shared_secret", kemContext, nsecret)
 }
 
-func (d *dhkem) infoHash(info []byte) []byte { return d.hs.infoHash(info) }
+func (d *dhkem) infoHash(info ...[]byte) []byte { return d.hs.infoHash(info...) }
 
 func (d *dhkem) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
 	return d.hs.seal(d.encap, pub, infoHash, aad, plaintext)
@@ -299,11 +305,11 @@ func (d *dhkem) export(shared, info, exporterContext []byte, length int) []byte 
 
 // stdKEM seals with a hashed info through its DHKEM twin, when it has one.
 
-func (s *stdKEM) infoHash(info []byte) []byte {
+func (s *stdKEM) infoHash(info ...[]byte) []byte {
 	if s.dh == nil {
 		return nil
 	}
-	return s.dh.infoHash(info)
+	return s.dh.infoHash(info...)
 }
 
 func (s *stdKEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
@@ -312,7 +318,7 @@ func (s *stdKEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byt
 
 // X448 has its own key schedule already (x448.go).
 
-func (k *x448KEM) infoHash(info []byte) []byte { return k.hs.infoHash(info) }
+func (k *x448KEM) infoHash(info ...[]byte) []byte { return k.hs.infoHash(info...) }
 
 func (k *x448KEM) sealHashed(pub, infoHash, aad, plaintext []byte) (enc, ct []byte, err error) {
 	return k.hs.seal(k.encap, pub, infoHash, aad, plaintext)
