@@ -162,5 +162,8 @@ func TestBlankSubtreeHash(t *testing.T) {
 		if err != nil || string(back) != string(data) {
 			t.Fatalf("%d bytes: encode(decode(b)) != b", size)
 		}
+		if cap(back) > len(back)+3 { // the length's 4 reserved octets, less those used
+			t.Fatalf("%d bytes: Encode sized its buffer %d, not exactly", size, cap(back))
+		}
 	}
 }

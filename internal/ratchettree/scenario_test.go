@@ -174,6 +174,9 @@ func (g *group) commit(committer LeafIndex, removes []LeafIndex, adds int) []*me
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cap(treeBytes) > len(treeBytes)+3 { // the length's 4 reserved octets, less those used
+		t.Fatalf("Encode sized its buffer %d for %d bytes", cap(treeBytes), len(treeBytes))
+	}
 	for _, m := range newcomers {
 		jt, err := Decode(g.s, treeBytes)
 		if err != nil {

@@ -46,10 +46,6 @@ type Tree struct {
 	// it.
 	dups int
 
-	// encodedSize is a capacity hint for Encode: the last encoding's size
-	// plus room to grow.
-	encodedSize int
-
 	// blank memoises the tree hashes of all-blank subtrees whose slots
 	// are not allocated; shared with clones.
 	blank *blankHashes
@@ -85,7 +81,7 @@ func (t *Tree) Suite() *suite.Suite { return t.suite }
 // nodes and indexes are shared copy-on-write, so staging a change on the
 // clone copies only the parts it writes.
 func (t *Tree) Clone() *Tree {
-	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, encodedSize: t.encodedSize, blank: t.blank}
+	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, blank: t.blank}
 	c.st = t.st.clone()
 	c.enc = t.enc.clone()
 	c.sig = t.sig.clone()
@@ -424,7 +420,22 @@ func (t *Tree) Encode() ([]byte, error) {
 	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
 		w--
 	}
-	b := codec.NewBuilder(make([]byte, 0, t.encodedSize))
+	// The exact size first (a walk, no copying), so the encoding (a
+	// Welcome's largest part) is written into one allocation: the nodes
+	// and the 4 octets AddVector reserves for their length.
+	size := 4
+	for i := range w {
+		n := t.st.get(NodeIndex(i)).node
+		size++
+		switch {
+		case n == nil:
+		case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
+			size += 1 + len(n.LeafNode.Raw())
+		case n.NodeType == wire.NodeTypeParent && n.ParentNode != nil:
+			size += 1 + n.ParentNode.EncodedLen()
+		}
+	}
+	b := codec.NewBuilder(make([]byte, 0, size))
 	b.AddVector(func(b *codec.Builder) {
 		for i := range w {
 			n := t.st.get(NodeIndex(i)).node
@@ -439,11 +450,7 @@ func (t *Tree) Encode() ([]byte, error) {
 			}
 		}
 	})
-	out, err := b.Bytes()
-	if err == nil {
-		t.encodedSize = len(out) + len(out)/8
-	}
-	return out, err
+	return b.Bytes()
 }
 
 // Decode parses the ratchet_tree extension's data (RFC 9420, Section
@@ -459,11 +466,7 @@ func Decode(s *suite.Suite, data []byte) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := fromSparse(s, nodes)
-	if err == nil {
-		t.encodedSize = len(data) + len(data)/8
-	}
-	return t, err
+	return fromSparse(s, nodes)
 }
 
 // FromNodes builds a tree from the ratchet_tree extension's node list, with

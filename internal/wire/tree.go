@@ -11,6 +11,14 @@ func (x *ParentNode) Marshal(b *codec.Builder) {
 	addU32List(b, x.UnmergedLeaves)
 }
 
+// EncodedLen is the length of x's encoding (Marshal), for sizing buffers.
+func (x *ParentNode) EncodedLen() int {
+	ul := 4 * len(x.UnmergedLeaves)
+	return codec.VarintLen(uint64(len(x.EncryptionKey))) + len(x.EncryptionKey) +
+		codec.VarintLen(uint64(len(x.ParentHash))) + len(x.ParentHash) +
+		codec.VarintLen(uint64(ul)) + ul
+}
+
 // Unmarshal decodes x from r; x aliases r's input.
 func (x *ParentNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
 
