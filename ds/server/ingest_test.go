@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	v1 "github.com/mlskit/mlskit/ds/api/mlsdv1"
+	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store"
 	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
 	"github.com/mlskit/mlskit/ds/store/sqlite"
@@ -83,15 +84,7 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 		// which shows what they cost.
 		cfg.Store = struct{ store.Store }{st}
 	}
-	// One address (loopback) holds all 65 clients.
-	cfg.LoginRate, cfg.LoginBurst, cfg.MaxCallsPerAddr = 1e9, 1e9, 1024
-	e := newEnv(t, cfg)
-	ms := make([]*member, ingestSenders)
-	for i := range ms {
-		ms[i] = e.login(fmt.Sprint("s", i))
-	}
-	gid := gidOf(fmt.Sprint("ingest-", time.Now().UnixNano()))
-	must(t, ms[0].CreateGroup(ctx, gid, nil))
+	e, ms, gid := ingestGroup(t, cfg, "s")
 	_, err := invite(t, ms[0], gid, 0, ms[1:]...)
 	must(t, err)
 	cgid := gidOf(fmt.Sprint("ingest-commits-", time.Now().UnixNano()))
@@ -197,6 +190,21 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	}
 }
 
+// ingestGroup starts a server with cfg, logs in the senders (names
+// prefix0, prefix1, ...) and has the first create a group.
+func ingestGroup(t *testing.T, cfg server.Config, prefix string) (*env, []*member, []byte) {
+	// One address (loopback) holds all 65 clients.
+	cfg.LoginRate, cfg.LoginBurst, cfg.MaxCallsPerAddr = 1e9, 1e9, 1024
+	e := newEnv(t, cfg)
+	ms := make([]*member, ingestSenders)
+	for i := range ms {
+		ms[i] = e.login(fmt.Sprint(prefix, i))
+	}
+	gid := gidOf(fmt.Sprintf("ingest-%s-%d", prefix, time.Now().UnixNano()))
+	must(t, ms[0].CreateGroup(ctx, gid, nil))
+	return e, ms, gid
+}
+
 // sendLoop starts one goroutine per member, each sending pad as an
 // application message to gid as fast as its answers come back and counting
 // the acknowledged ones in sent. The returned func stops them.
@@ -259,14 +267,7 @@ func (m *memAppend) Append(ctx context.Context, a store.Append) ([]store.Record,
 func ceiling(t *testing.T, st store.Store, pad string, d time.Duration) (rate, cpuPerMsg float64) {
 	cfg := unlimited
 	cfg.Store = &memAppend{Store: struct{ store.Store }{st}, heads: map[string]*store.GroupHead{}}
-	cfg.LoginRate, cfg.LoginBurst, cfg.MaxCallsPerAddr = 1e9, 1e9, 1024
-	e := newEnv(t, cfg)
-	ms := make([]*member, ingestSenders)
-	for i := range ms {
-		ms[i] = e.login(fmt.Sprint("c", i))
-	}
-	gid := gidOf(fmt.Sprint("ingest-ceiling-", time.Now().UnixNano()))
-	must(t, ms[0].CreateGroup(ctx, gid, nil))
+	_, ms, gid := ingestGroup(t, cfg, "c")
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	cpu0 := cpuTime()
