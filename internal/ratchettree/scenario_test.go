@@ -177,6 +177,12 @@ func (g *group) commit(committer LeafIndex, removes []LeafIndex, adds int) []*me
 	if cap(treeBytes) > len(treeBytes)+3 { // the length's 4 reserved octets, less those used
 		t.Fatalf("Encode sized its buffer %d for %d bytes", cap(treeBytes), len(treeBytes))
 	}
+	// Encode appends the nodes itself; the wire types' Marshal is the
+	// reference.
+	nodes := staged.Nodes()
+	if want, err := codec.Marshal(&nodes); err != nil || !bytes.Equal(treeBytes, want) {
+		t.Fatalf("Encode differs from wire.RatchetTree.Marshal (%v)", err)
+	}
 	for _, m := range newcomers {
 		jt, err := Decode(g.s, treeBytes)
 		if err != nil {

@@ -420,22 +420,46 @@ func (t *Tree) Encode() ([]byte, error) {
 	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
 		w--
 	}
-	// The exact size first (a walk, no copying), so the encoding (a
-	// Welcome's largest part) is written into one allocation: the nodes
-	// and the 4 octets AddVector reserves for their length.
-	size := 4
+	// The exact size first (a walk, no copying), then the nodes appended
+	// straight into one buffer of that size: a Welcome's largest part,
+	// thousands of nodes, without a Builder call per field.
+	content, direct := 0, true
 	for i := range w {
 		n := t.st.get(NodeIndex(i)).node
-		size++
+		content++
 		switch {
 		case n == nil:
 		case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
-			size += 1 + len(n.LeafNode.Raw())
+			content += 1 + len(n.LeafNode.Raw())
 		case n.NodeType == wire.NodeTypeParent && n.ParentNode != nil:
-			size += 1 + n.ParentNode.EncodedLen()
+			content += 1 + n.ParentNode.EncodedLen()
+		default:
+			direct = false // a leaf without its received bytes
 		}
 	}
-	b := codec.NewBuilder(make([]byte, 0, size))
+	if direct && content <= codec.MaxVarint {
+		var err error
+		out := make([]byte, 0, codec.VarintLen(uint64(content))+content)
+		out = codec.AppendVarint(out, uint64(content), &err)
+		for i := range w {
+			n := t.st.get(NodeIndex(i)).node
+			switch {
+			case n == nil:
+				out = append(out, 0)
+			case n.NodeType == wire.NodeTypeLeaf:
+				out = append(out, 1, uint8(wire.NodeTypeLeaf))
+				out = append(out, n.LeafNode.Raw()...)
+			default:
+				out = append(out, 1, uint8(wire.NodeTypeParent))
+				out = n.ParentNode.AppendTo(out, &err)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	b := codec.NewBuilder(make([]byte, 0, 4+content))
 	b.AddVector(func(b *codec.Builder) {
 		for i := range w {
 			n := t.st.get(NodeIndex(i)).node

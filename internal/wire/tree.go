@@ -19,6 +19,21 @@ func (x *ParentNode) EncodedLen() int {
 		codec.VarintLen(uint64(ul)) + ul
 }
 
+// AppendTo appends x's encoding (Marshal's) to buf, without a Builder: a
+// ratchet tree's thousands of parent nodes are encoded straight into one
+// buffer sized with EncodedLen. A field too long for a varint sets *err.
+func (x *ParentNode) AppendTo(buf []byte, err *error) []byte {
+	buf = codec.AppendVarint(buf, uint64(len(x.EncryptionKey)), err)
+	buf = append(buf, x.EncryptionKey...)
+	buf = codec.AppendVarint(buf, uint64(len(x.ParentHash)), err)
+	buf = append(buf, x.ParentHash...)
+	buf = codec.AppendVarint(buf, 4*uint64(len(x.UnmergedLeaves)), err)
+	for _, l := range x.UnmergedLeaves {
+		buf = append(buf, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
+	}
+	return buf
+}
+
 // Unmarshal decodes x from r; x aliases r's input.
 func (x *ParentNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
 
