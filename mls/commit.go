@@ -1165,13 +1165,9 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			defer clear(gs.JoinerSecret)
 		}
 		welcomeSecret := member.WelcomeSecret()
-		w, err := framing.NewWelcomeEncoded(st.s, welcomeSecret, giBytes, members)
+		res.Welcome, err = framing.NewWelcomeMessage(st.s, welcomeSecret, giBytes, members)
 		welcomeSecret.Erase()
 		if err != nil {
-			return nil, err
-		}
-		if res.Welcome, err = codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10,
-			WireFormat: wire.WireFormatWelcome, Welcome: w}); err != nil {
 			return nil, err
 		}
 	}

@@ -57,10 +57,80 @@ func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.Group
 // NewWelcomeEncoded is NewWelcome of a GroupInfo already encoded (the
 // giBytes of SignGroupInfoMessage), which is not encoded again.
 func NewWelcomeEncoded(s *suite.Suite, welcomeSecret keyschedule.Secret, giBytes []byte, members []NewMember) (*wire.Welcome, error) {
-	egi, err := encryptGroupInfo(s, welcomeSecret, giBytes)
+	egi, err := encryptGroupInfo(s, welcomeSecret, nil, giBytes)
 	if err != nil {
 		return nil, err
 	}
+	return welcomeFor(s, egi, members)
+}
+
+// inPlaceMembers is the most new members for which NewWelcomeMessage seals
+// the GroupInfo in place, and inPlaceRoom the room it leaves before it per
+// member for that member's entry (a KeyPackageRef, a KEM output and the
+// sealed GroupSecrets: a few hundred octets, about 1,800 with ML-KEM-1024;
+// more, with many PSKs, takes the copy).
+const (
+	inPlaceMembers = 16
+	inPlaceRoom    = 2048
+)
+
+// NewWelcomeMessage is NewWelcomeEncoded's Welcome encoded as an
+// MLSMessage. A Welcome is mostly its encrypted GroupInfo (with the
+// ratchet tree, 300 KB at 1,000 members); for up to inPlaceMembers new
+// members it is sealed straight into the message's buffer, after room for
+// the header and the entries, instead of into a buffer of its own that the
+// message then copies. The entries need the sealed GroupInfo (it is their
+// HPKE context), so they are written after it, into that room. More members
+// (or entries that outgrow the room) take the copy.
+func NewWelcomeMessage(s *suite.Suite, welcomeSecret keyschedule.Secret, giBytes []byte, members []NewMember) ([]byte, error) {
+	if len(members) == 0 || len(members) > inPlaceMembers {
+		w, err := NewWelcomeEncoded(s, welcomeSecret, giBytes, members)
+		if err != nil {
+			return nil, err
+		}
+		return marshalWelcomeMessage(w)
+	}
+	room := 16 + inPlaceRoom*len(members)
+	buf := make([]byte, room, room+len(giBytes)+32) // 32: at least any AEAD's tag
+	buf, err := encryptGroupInfo(s, welcomeSecret, buf, giBytes)
+	if err != nil {
+		return nil, err
+	}
+	egi := buf[room:]
+	w, err := welcomeFor(s, egi, members)
+	if err != nil {
+		return nil, err
+	}
+	// The message up to the GroupInfo's length: the whole message with an
+	// empty encrypted_group_info (the last field: RFC 9420, Section
+	// 12.4.3.1) ends in its zero length, which the real one replaces.
+	w.EncryptedGroupInfo = nil
+	head, err := marshalWelcomeMessage(w)
+	if err != nil {
+		return nil, err
+	}
+	if head[len(head)-1] != 0 {
+		return nil, errors.New("mls: Welcome does not end in its encrypted GroupInfo")
+	}
+	head = codec.AppendVarint(head[:len(head)-1], uint64(len(egi)), &err)
+	if err != nil {
+		return nil, err
+	}
+	if len(head) > room {
+		return append(head, egi...), nil
+	}
+	start := room - len(head)
+	copy(buf[start:], head)
+	return buf[start:], nil
+}
+
+func marshalWelcomeMessage(w *wire.Welcome) ([]byte, error) {
+	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatWelcome, Welcome: w})
+}
+
+// welcomeFor seals each new member's GroupSecrets with egi as context and
+// returns the Welcome.
+func welcomeFor(s *suite.Suite, egi []byte, members []NewMember) (*wire.Welcome, error) {
 	w := &wire.Welcome{
 		CipherSuite:        wire.CipherSuite(s.ID()),
 		Secrets:            make([]wire.EncryptedGroupSecrets, len(members)),
@@ -198,15 +268,15 @@ func EncryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
 	}
-	return encryptGroupInfo(s, welcomeSecret, pt)
+	return encryptGroupInfo(s, welcomeSecret, nil, pt)
 }
 
 // encryptGroupInfo is EncryptGroupInfo of an encoded GroupInfo.
-func encryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, pt []byte) ([]byte, error) {
+func encryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, dst, pt []byte) ([]byte, error) {
 	key, nonce := keyschedule.WelcomeKeyNonce(s, welcomeSecret)
 	defer key.Erase()
 	defer nonce.Erase()
-	ct, err := s.Seal(key, nonce, nil, pt)
+	ct, err := s.SealAppend(dst, key, nonce, nil, pt)
 	if err != nil {
 		return nil, fmt.Errorf("mls: encrypting GroupInfo: %w", err)
 	}

@@ -54,6 +54,13 @@ var errNonceSize = errors.New("mls: AEAD nonce has the wrong length")
 // suite's AEAD (RFC 9420, Section 5.1). The key must be Nk bytes (else
 // ErrInvalidKey) and the nonce Nn bytes. The result is ciphertext||tag.
 func (s *Suite) Seal(key, nonce, aad, plaintext []byte) ([]byte, error) {
+	return s.SealAppend(nil, key, nonce, aad, plaintext)
+}
+
+// SealAppend is Seal that appends ciphertext||tag to dst (in place when
+// dst has the room): for a large plaintext whose ciphertext belongs inside
+// a larger encoding.
+func (s *Suite) SealAppend(dst, key, nonce, aad, plaintext []byte) ([]byte, error) {
 	a, err := s.aead.new(key)
 	if err != nil {
 		return nil, err
@@ -61,7 +68,7 @@ func (s *Suite) Seal(key, nonce, aad, plaintext []byte) ([]byte, error) {
 	if len(nonce) != a.NonceSize() {
 		return nil, errNonceSize
 	}
-	return a.Seal(nil, nonce, plaintext, aad), nil
+	return a.Seal(dst, nonce, plaintext, aad), nil
 }
 
 // Open reverses Seal. It returns ErrDecrypt if the ciphertext or aad was
