@@ -691,3 +691,7 @@ func EncodeRatchetTree(g *Group, nodes wire.RatchetTree) (enc, treeHash []byte, 
 	}
 	return enc, t.TreeHash(), nil
 }
+
+// UncheckedKeyPackage wraps w as a KeyPackage that never went through
+// ParseKeyPackage's checks (as one loaded from storage would be).
+func UncheckedKeyPackage(w *wire.KeyPackage) *KeyPackage { return keyPackageFromWire(w) }

@@ -77,6 +77,9 @@ type resolved struct {
 	cached   *cachedProposal
 	byValue  bool
 	position int
+	// kpChecked: an Add by value, from this client, of a KeyPackage whose
+	// group-independent checks (signatures included) passed when parsed.
+	kpChecked bool
 }
 
 // applied is the outcome of applying a proposal list (RFC 9420, Section 12.3).
@@ -144,7 +147,7 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 			}
 		}
 		if r.byValue {
-			if err := g.validateProposal(st, p, r.sender, received); err != nil {
+			if err := g.validateProposalChecked(st, p, r.sender, received, r.kpChecked && !received); err != nil {
 				return nil, err
 			}
 		}
@@ -659,11 +662,13 @@ func (g *Group) externalInitSecret(st *epochState, kemOutput []byte) ([]byte, er
 type Proposal struct {
 	p *wire.Proposal
 	// pskResumption / pskExternal defer nonce generation to commit time.
+
+	kpChecked bool // an Add of a KeyPackage whose verify() passed (KeyPackage.checked)
 }
 
 // AddProposal adds kp's client.
 func AddProposal(kp *KeyPackage) *Proposal {
-	return &Proposal{p: &wire.Proposal{ProposalType: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp.w}}}
+	return &Proposal{p: &wire.Proposal{ProposalType: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp.w}}, kpChecked: kp.checked}
 }
 
 // RemoveProposal removes the member at leaf l.
@@ -996,7 +1001,7 @@ func (g *Group) commit(opts *CommitOptions) (*CommitResult, error) {
 			}
 			wp.PreSharedKey = &psk
 		}
-		inline = append(inline, resolved{p: &wp, sender: me, byValue: true})
+		inline = append(inline, resolved{p: &wp, sender: me, byValue: true, kpChecked: p.kpChecked})
 	}
 	if slices.ContainsFunc(append(slices.Clip(cached), inline...), func(r resolved) bool { return r.p.ProposalType == wire.ProposalTypeAdd }) {
 		// The members this commit adds hold no resumption PSK of this

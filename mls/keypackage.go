@@ -104,6 +104,10 @@ func (k *SignatureKeyPair) sign(label string, content []byte) ([]byte, error) {
 type KeyPackage struct {
 	w   *wire.KeyPackage
 	raw []byte // KeyPackage encoding, as received or as created
+	// checked: verify() passed when it was parsed, so a commit adding it
+	// by value does not verify its two signatures again. Its fields are
+	// unexported: nothing changes them after.
+	checked bool
 }
 
 // ParseKeyPackage decodes a KeyPackage sent as an MLSMessage (RFC 9420,
@@ -126,6 +130,7 @@ func ParseKeyPackage(data []byte) (*KeyPackage, error) {
 	if err := kp.verify(); err != nil {
 		return nil, err
 	}
+	kp.checked = true
 	return kp, nil
 }
 

@@ -153,9 +153,16 @@ func checkProposalSender(pt wire.ProposalType, st wire.SenderType) error {
 // enforced (Section 10.1), and true for those it receives (see
 // Config.StrictLeafLifetimes).
 func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.Sender, received bool) error {
+	return g.validateProposalChecked(st, p, sender, received, false)
+}
+
+// validateProposalChecked is validateProposal; kpChecked says an Add's
+// KeyPackage already passed its group-independent checks (KeyPackage.verify,
+// when this client parsed it), which are then not run again.
+func (g *Group) validateProposalChecked(st *epochState, p *wire.Proposal, sender wire.Sender, received, kpChecked bool) error {
 	switch p.ProposalType {
 	case wire.ProposalTypeAdd:
-		return g.validateKeyPackage(st, &p.Add.KeyPackage, received)
+		return g.validateKeyPackage(st, &p.Add.KeyPackage, received, kpChecked)
 	case wire.ProposalTypeUpdate:
 		if sender.SenderType != wire.SenderTypeMember {
 			return invalid(ErrInvalidProposal, "12.1.2", "Update from a non-member")
@@ -204,18 +211,20 @@ func (g *Group) validateProposal(st *epochState, p *wire.Proposal, sender wire.S
 func isGREASE(v uint16) bool { return v&0x0F0F == 0x0A0A && v>>12 == (v>>4)&0xF && v != 0xFAFA }
 
 // validateKeyPackage runs RFC 9420, Section 10.1 against the group.
-func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage, received bool) error {
+func (g *Group) validateKeyPackage(st *epochState, kp *wire.KeyPackage, received, checked bool) error {
 	if kp.Version != st.ctx.Version || kp.CipherSuite != st.ctx.CipherSuite {
 		return invalid(ErrInvalidKeyPackage, "10.1", "KeyPackage version or cipher suite differs from the group's")
 	}
-	if err := keyPackageFromWire(kp).verify(); err != nil {
-		return err
+	if !checked {
+		if err := keyPackageFromWire(kp).verify(); err != nil {
+			return err
+		}
 	}
 	p := policyFor(g.cfg, st.ctx)
 	if received {
 		p = g.cfg.receivedPolicy(p)
 	}
-	// verify() has just checked the leaf's signature.
+	// verify() has checked the leaf's signature, here or when parsed.
 	if err := st.tree.ValidateKeyPackageLeaf(&kp.LeafNode, p); err != nil {
 		return invalidCause(ErrInvalidKeyPackage, err, "10.1", "leaf node")
 	}
