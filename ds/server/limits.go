@@ -578,7 +578,8 @@ type rate struct {
 // under load a large bucket (an account's or a group's bytes) is drawn on
 // by one database round trip per leaseCalls requests instead of one each.
 // A node holds at most min(burst/leaseShare, leaseCalls requests) of a
-// bucket, for leaseFor; what it has not used by then is lost. Leased
+// bucket (plus less than one request's worth left from its last lease),
+// for leaseFor; what it has not used by then is lost. Leased
 // tokens left the shared bucket when taken, so the limit only errs strict:
 // nodes together never take more than the bucket gives. Buckets too small
 // to lease from (burst under leaseShare requests) are drawn on exactly.
@@ -587,7 +588,7 @@ type lease struct {
 	tokens float64
 	until  time.Time
 	// exactUntil: the bucket had no lease's worth left; until then take
-	// exactly what is asked (one round trip, not two).
+	// exactly what a request lacks (one round trip, not two).
 	exactUntil time.Time
 }
 
@@ -617,25 +618,34 @@ func (s *Server) takeShared(ctx context.Context, r *rate, key string, n float64)
 	l := v.(*lease)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Before(l.until) && l.tokens >= n {
+	if !now.Before(l.until) {
+		l.tokens = 0 // expired: lost
+	}
+	if l.tokens >= n {
 		l.tokens -= n
 		return true, nil
 	}
-	l.tokens = 0
-	if now.Before(l.exactUntil) {
-		return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
+	// The lease lacks need; take a new lease (kept with what is left of
+	// the old one), or, while the bucket has no lease's worth, just need.
+	need := n - l.tokens
+	take := need
+	if !now.Before(l.exactUntil) {
+		take = max(chunk, need)
 	}
-	ok, err := s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, chunk, now)
-	if err != nil || ok {
-		if ok {
-			l.tokens, l.until = chunk-n, now.Add(leaseFor)
-		}
-		return ok, err
+	ok, err := s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, take, now)
+	if err == nil && !ok && take > need {
+		l.exactUntil = now.Add(leaseFor)
+		take = need
+		ok, err = s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, take, now)
 	}
-	// Not a lease's worth left: exactly what this request needs, and so
-	// for the next leaseFor.
-	l.exactUntil = now.Add(leaseFor)
-	return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
+	if err != nil || !ok {
+		return false, err
+	}
+	l.tokens += take - n
+	if take > need {
+		l.until = now.Add(leaseFor)
+	}
+	return true, nil
 }
 
 func newRate(name string, perSec, burst float64) *rate {

@@ -2,10 +2,14 @@ package server_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	"github.com/mlskit/mlskit/ds/client"
 	"github.com/mlskit/mlskit/ds/server"
 	"github.com/mlskit/mlskit/ds/store/postgres/pgtest"
 )
@@ -124,4 +128,55 @@ func TestTwoNodesCommitRace(t *testing.T) {
 		rounds = 20
 	}
 	raceOn(t, a.srv, a.st, nodes, 50, rounds, func(i int) *member { return envs[i%2].login(fmt.Sprint("racer-", i)) })
+}
+
+// TestTwoNodesLeasedByteQuota: an account floods one group through two
+// nodes with messages small enough that each node draws on the shared
+// account-bytes bucket through leases. Together the nodes let through no
+// more than the bucket holds, and all of it but less than a message per
+// node; then both refuse with the quota's error, and other accounts go on.
+func TestTwoNodesLeasedByteQuota(t *testing.T) {
+	const burst, size = 256 << 10, 4 << 10
+	cfg := unlimited
+	cfg.AccountByteRate, cfg.AccountByteBurst = 1, burst // no refill to speak of
+	a, b := twoNodes(t, cfg)
+	eveA := a.login("eve")
+	eveB := &member{Client: client.New(b.url, nil), signer: eveA.signer, sig: eveA.sig, cred: eveA.cred, name: eveA.name}
+	must(t, eveB.Login(ctx, testSuite, eveB.signer, eveB.cred))
+	gid := gidOf("leased-flood")
+	must(t, eveA.CreateGroup(ctx, gid, nil))
+	sent, bytes := 0, 0
+	var errA, errB error
+	for i := 0; errA == nil || errB == nil; i++ {
+		if i > 2*burst/size {
+			t.Fatalf("%d messages of %d bytes through two nodes and no quota", sent, size)
+		}
+		m, errp := eveA, &errA
+		if i%2 == 1 {
+			m, errp = eveB, &errB
+		}
+		if *errp != nil {
+			continue
+		}
+		msg := appMsg(gid, 0, string(randBytes(size)))
+		if _, err := m.Send(ctx, msg); err != nil {
+			*errp = err
+			continue
+		}
+		sent++
+		bytes += len(msg)
+	}
+	for _, err := range []error{errA, errB} {
+		wantCode(t, "flooding through two nodes", err, connect.CodeResourceExhausted)
+		if !strings.Contains(err.Error(), "quota: this account sent more than") {
+			t.Fatalf("refusal says %q", err)
+		}
+	}
+	// A node keeps what is left of a lease for its next request, so at
+	// the end each holds less than a message's worth; none may go past
+	// the bucket.
+	if bytes > burst || bytes < burst-2*2*size {
+		t.Fatalf("%d bytes in %d messages let through, bucket of %d", bytes, sent, burst)
+	}
+	honestFlow(t, a, a.login("alice"), a.login("bob"))
 }
