@@ -313,9 +313,14 @@ func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, 
 
 // encryptContext encodes EncryptContext (RFC 9420, Section 5.1.3).
 func encryptContext(label string, context []byte) []byte {
-	b := make([]byte, 0, 4+len(labelPrefix)+len(label)+4+len(context))
-	b = appendLabel(b, label)
-	return appendOpaque(b, context)
+	return append(encryptContextHead(label, len(context), len(context)), context...)
+}
+
+// encryptContextHead is EncryptContext up to its context's octets, for a
+// context of n octets, with room for extra more.
+func encryptContextHead(label string, n, extra int) []byte {
+	b := make([]byte, 0, 4+len(labelPrefix)+len(label)+4+extra)
+	return appendVarint(appendLabel(b, label), n)
 }
 
 // HPKESeal is single-shot HPKE SealBase (RFC 9180, Section 6.1) with the

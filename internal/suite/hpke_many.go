@@ -47,9 +47,7 @@ func (s *Suite) NewLabeledSealer(label string, context []byte) (*LabeledSealer, 
 	if h, ok := s.kem.(hashedSealer); ok {
 		// EncryptContext hashed in its pieces: the context (a Welcome's
 		// whole encrypted GroupInfo) is not copied to be hashed.
-		head := appendLabel(nil, label)
-		head = appendVarint(head, len(context))
-		if ih := h.infoHash(head, context); ih != nil {
+		if ih := h.infoHash(encryptContextHead(label, len(context), 0), context); ih != nil {
 			ls.h, ls.infoHash = h, ih
 			return ls, nil
 		}
