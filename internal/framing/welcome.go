@@ -44,14 +44,22 @@ type NewMember struct {
 // encrypted_group_info, group_secrets). Every KeyPackage must be of the
 // suite s.
 func NewWelcome(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.GroupInfo, members []NewMember) (*wire.Welcome, error) {
+	giBytes, err := encodeGroupInfo(gi)
+	if err != nil {
+		return nil, err
+	}
+	return NewWelcomeEncoded(s, welcomeSecret, giBytes, members)
+}
+
+func encodeGroupInfo(gi *wire.GroupInfo) ([]byte, error) {
 	if gi == nil {
 		return nil, errors.New("mls: nil GroupInfo")
 	}
-	giBytes, err := codec.Marshal(gi)
+	b, err := codec.Marshal(gi)
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
 	}
-	return NewWelcomeEncoded(s, welcomeSecret, giBytes, members)
+	return b, nil
 }
 
 // NewWelcomeEncoded is NewWelcome of a GroupInfo already encoded (the
@@ -261,12 +269,9 @@ func OpenGroupSecrets(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage, init
 //	welcome_nonce = ExpandWithLabel(welcome_secret, "nonce", "", AEAD.Nn)
 //	welcome_key = ExpandWithLabel(welcome_secret, "key", "", AEAD.Nk)
 func EncryptGroupInfo(s *suite.Suite, welcomeSecret keyschedule.Secret, gi *wire.GroupInfo) ([]byte, error) {
-	if gi == nil {
-		return nil, errors.New("mls: nil GroupInfo")
-	}
-	pt, err := codec.Marshal(gi)
+	pt, err := encodeGroupInfo(gi)
 	if err != nil {
-		return nil, fmt.Errorf("mls: encoding GroupInfo: %w", err)
+		return nil, err
 	}
 	return encryptGroupInfo(s, welcomeSecret, nil, pt)
 }
