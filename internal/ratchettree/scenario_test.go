@@ -183,6 +183,28 @@ func (g *group) commit(committer LeafIndex, removes []LeafIndex, adds int) []*me
 	if want, err := codec.Marshal(&nodes); err != nil || !bytes.Equal(treeBytes, want) {
 		t.Fatalf("Encode differs from wire.RatchetTree.Marshal (%v)", err)
 	}
+	// The same tree with leaves that lack their received bytes (as built
+	// in memory): Encode encodes those itself, to the same bytes.
+	stripped := make(wire.RatchetTree, len(nodes))
+	for i, n := range nodes {
+		if n != nil && n.LeafNode != nil {
+			l := *n.LeafNode
+			n = &wire.Node{NodeType: n.NodeType, LeafNode: &wire.LeafNode{EncryptionKey: l.EncryptionKey, SignatureKey: l.SignatureKey,
+				Credential: l.Credential, Capabilities: l.Capabilities, LeafNodeSource: l.LeafNodeSource, Lifetime: l.Lifetime,
+				ParentHash: l.ParentHash, Extensions: l.Extensions, Signature: l.Signature}}
+			if n.LeafNode.Raw() != nil {
+				t.Fatal("copied leaf kept its received bytes")
+			}
+		}
+		stripped[i] = n
+	}
+	st, err := FromNodes(g.s, stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.Encode(); err != nil || !bytes.Equal(again, treeBytes) {
+		t.Fatalf("Encode of leaves without received bytes differs (%v)", err)
+	}
 	for _, m := range newcomers {
 		jt, err := Decode(g.s, treeBytes)
 		if err != nil {

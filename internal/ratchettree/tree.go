@@ -422,8 +422,10 @@ func (t *Tree) Encode() ([]byte, error) {
 	}
 	// The exact size first (a walk, no copying), then the nodes appended
 	// straight into one buffer of that size: a Welcome's largest part,
-	// thousands of nodes, without a Builder call per field.
-	content, direct := 0, true
+	// thousands of nodes, without a Builder call per field. A node without
+	// its received bytes (rare) is encoded during the walk.
+	content := 0
+	var encoded map[uint32][]byte
 	for i := range w {
 		n := t.st.get(NodeIndex(i)).node
 		content++
@@ -434,47 +436,43 @@ func (t *Tree) Encode() ([]byte, error) {
 		case n.NodeType == wire.NodeTypeParent && n.ParentNode != nil:
 			content += 1 + n.ParentNode.EncodedLen()
 		default:
-			direct = false // a leaf without its received bytes
+			b, err := codec.Marshal(n)
+			if err != nil {
+				return nil, err
+			}
+			if encoded == nil {
+				encoded = map[uint32][]byte{}
+			}
+			encoded[i] = b
+			content += len(b)
 		}
 	}
-	if direct && content <= codec.MaxVarint {
-		var err error
-		out := make([]byte, 0, codec.VarintLen(uint64(content))+content)
-		out = codec.AppendVarint(out, uint64(content), &err)
-		for i := range w {
-			n := t.st.get(NodeIndex(i)).node
-			switch {
-			case n == nil:
-				out = append(out, 0)
-			case n.NodeType == wire.NodeTypeLeaf:
-				out = append(out, 1, uint8(wire.NodeTypeLeaf))
-				out = append(out, n.LeafNode.Raw()...)
-			default:
-				out = append(out, 1, uint8(wire.NodeTypeParent))
-				out = n.ParentNode.AppendTo(out, &err)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
+	if content > codec.MaxVarint {
+		return nil, errors.New("ratchettree: tree too large to encode")
 	}
-	b := codec.NewBuilder(make([]byte, 0, 4+content))
-	b.AddVector(func(b *codec.Builder) {
-		for i := range w {
-			n := t.st.get(NodeIndex(i)).node
-			b.AddOptional(n != nil)
-			switch {
-			case n == nil:
-			case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
-				b.AddUint8(uint8(wire.NodeTypeLeaf))
-				b.AddBytes(n.LeafNode.Raw())
-			default:
-				n.Marshal(b)
-			}
+	var err error
+	out := make([]byte, 0, codec.VarintLen(uint64(content))+content)
+	out = codec.AppendVarint(out, uint64(content), &err)
+	for i := range w {
+		n := t.st.get(NodeIndex(i)).node
+		switch b, ok := encoded[i]; {
+		case n == nil:
+			out = append(out, 0)
+		case ok:
+			out = append(out, 1)
+			out = append(out, b...)
+		case n.NodeType == wire.NodeTypeLeaf:
+			out = append(out, 1, uint8(wire.NodeTypeLeaf))
+			out = append(out, n.LeafNode.Raw()...)
+		default:
+			out = append(out, 1, uint8(wire.NodeTypeParent))
+			out = n.ParentNode.AppendTo(out, &err)
 		}
-	})
-	return b.Bytes()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Decode parses the ratchet_tree extension's data (RFC 9420, Section
