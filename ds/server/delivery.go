@@ -48,7 +48,7 @@ func (s *Server) Fetch(ctx context.Context, req *connect.Request[v1.FetchRequest
 	if err != nil {
 		return nil, s.storeError(err, false)
 	}
-	g, err := s.st.Group(ctx, m.GroupId)
+	g, err := s.st.Head(ctx, m.GroupId)
 	if err != nil {
 		return nil, s.storeError(err, false)
 	}

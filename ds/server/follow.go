@@ -33,7 +33,7 @@ func (s *Server) policy(ctx context.Context, groupID []byte) (store.Policy, erro
 	if ok {
 		return p, nil
 	}
-	g, err := s.st.Group(ctx, groupID)
+	g, err := s.st.Head(ctx, groupID)
 	if err != nil {
 		return store.Policy{}, err
 	}
@@ -211,11 +211,16 @@ func (f *followers) stats() (groups int, bytes int64) {
 // follows each record appended, also those another node appended.
 func (s *Server) follow(ctx context.Context, groupID []byte) (*follower, error) {
 	fl := s.follows.get(groupID)
-	g, err := s.st.Group(ctx, groupID)
+	g, err := s.st.Head(ctx, groupID)
 	if err != nil {
 		return nil, err
 	}
 	if fl == nil || fl.seq > g.HeadSeq {
+		// Rebuilt from the published GroupInfo (the head read again with
+		// it: another node may have appended since).
+		if g, err = s.st.Group(ctx, groupID); err != nil {
+			return nil, err
+		}
 		var base uint64
 		if g.Epoch > 0 {
 			r, err := s.st.CommitRecord(ctx, groupID, g.Epoch-1)

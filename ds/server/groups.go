@@ -231,7 +231,7 @@ func (s *Server) activeMember(ctx context.Context, groupID []byte, client string
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotMember) {
-			if _, gerr := s.st.Group(ctx, groupID); errors.Is(gerr, store.ErrNotFound) {
+			if _, gerr := s.st.Head(ctx, groupID); errors.Is(gerr, store.ErrNotFound) {
 				err = gerr
 			}
 		}
@@ -786,7 +786,7 @@ func (s *Server) ListGroups(ctx context.Context, req *connect.Request[v1.ListGro
 	}
 	resp := &v1.ListGroupsResponse{}
 	for _, m := range ms {
-		g, err := s.st.Group(ctx, m.GroupID)
+		g, err := s.st.Head(ctx, m.GroupID)
 		if err != nil {
 			return nil, s.storeError(err, false)
 		}

@@ -249,6 +249,10 @@ type Store interface {
 	// ErrExists if the id is taken.
 	CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy Policy, now time.Time) (Group, error)
 	Group(ctx context.Context, groupID []byte) (Group, error)
+	// Head is Group without the GroupInfo (nil): what a reader of the
+	// log's head needs, at the cost of one small row however large the
+	// group's GroupInfo (it holds the ratchet tree).
+	Head(ctx context.Context, groupID []byte) (Group, error)
 	// Append atomically checks and appends, in this order: the group exists
 	// (ErrNotFound); the sender is a member unless ExternalJoin
 	// with LeftSeq 0 (ErrNotMember); the epoch (a *StaleEpochError: a commit must name the

@@ -73,7 +73,8 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	slices.SortFunc(ids, bytes.Compare)
 	rb := &pgx.Batch{}
 	rb.Queue(`BEGIN`)
-	rb.Queue(`SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
+	// Without the GroupInfo: see loadHead.
+	rb.Queue(`SELECT group_id, epoch, head_seq, head_hash, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
 		FROM groups WHERE group_id = ANY($1) ORDER BY group_id FOR UPDATE`, ids)
 	rb.Queue(`SELECT m.group_id, m.client_id FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)
 		ON m.group_id = q.g AND m.client_id = q.c WHERE m.left_seq = 0`, mg, mc)
@@ -92,7 +93,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 		for rows.Next() {
 			h := &store.GroupHead{}
 			var epoch, head, prioEpoch, until int64
-			if err := rows.Scan(&h.ID, &epoch, &head, &h.HeadHash, &h.GroupInfo, &h.PriorityClient, &prioEpoch, &until,
+			if err := rows.Scan(&h.ID, &epoch, &head, &h.HeadHash, &h.PriorityClient, &prioEpoch, &until,
 				&h.Policy.PublicHandshakes, &h.Policy.ExternalJoins); err != nil {
 				rows.Close()
 				return err
@@ -237,8 +238,8 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	}
 	for _, id := range touched {
 		h := heads[string(id)]
-		wb.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
-			int64(h.Epoch), int64(h.HeadSeq), h.HeadHash, h.GroupInfo, id)
+		// h.GroupInfo is nil unless a commit of this batch published one.
+		queueHeadUpdate(wb, id, h.Epoch, h.HeadSeq, h.HeadHash, h.GroupInfo)
 	}
 	// Members' changes first: a removed member's stream learns it before
 	// it reads past its removal. One wake-up per group, at its new head.

@@ -500,11 +500,33 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func loadHead(ctx context.Context, q querier, groupID []byte, forUpdate bool) (*store.GroupHead, error) {
+// queueHeadUpdate queues the UPDATE of a group's head after an append,
+// which replaces the published GroupInfo only when gi is not nil. Left out
+// of the SET, the stored (TOASTed) GroupInfo is neither read nor written.
+func queueHeadUpdate(b *pgx.Batch, groupID []byte, epoch, seq uint64, hash, gi []byte) {
+	if gi == nil {
+		b.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3 WHERE group_id = $4`,
+			int64(epoch), int64(seq), hash, groupID)
+		return
+	}
+	b.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
+		int64(epoch), int64(seq), hash, gi, groupID)
+}
+
+// loadHead reads a group's head, with its GroupInfo only if withGroupInfo
+// (else nil), and locks the row if forUpdate. An append neither reads the
+// GroupInfo (it holds the ratchet tree: megabytes in a large group,
+// TOASTed) nor writes it unless its commit carries a new one, so a message
+// costs the same in any group.
+func loadHead(ctx context.Context, q querier, groupID []byte, withGroupInfo, forUpdate bool) (*store.GroupHead, error) {
 	h := &store.GroupHead{}
 	var until int64
 	var epoch, head, prioEpoch int64
-	sql := `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
+	gi := "NULL::bytea"
+	if withGroupInfo {
+		gi = "group_info"
+	}
+	sql := `SELECT group_id, epoch, head_seq, head_hash, ` + gi + `, prio_client, prio_epoch, prio_until, public_handshakes, external_joins
 		FROM groups WHERE group_id = $1`
 	if forUpdate {
 		sql += ` FOR UPDATE`
@@ -523,7 +545,15 @@ func loadHead(ctx context.Context, q querier, groupID []byte, forUpdate bool) (*
 }
 
 func (s *Store) Group(ctx context.Context, groupID []byte) (store.Group, error) {
-	h, err := loadHead(ctx, s.pool, groupID, false)
+	h, err := loadHead(ctx, s.pool, groupID, true, false)
+	if err != nil {
+		return store.Group{}, err
+	}
+	return h.Group, nil
+}
+
+func (s *Store) Head(ctx context.Context, groupID []byte) (store.Group, error) {
+	h, err := loadHead(ctx, s.pool, groupID, false, false)
 	if err != nil {
 		return store.Group{}, err
 	}
@@ -659,7 +689,7 @@ func (s *Store) appendAlone(ctx context.Context, op *appendOp) error {
 func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, a *store.Append) (recs []store.Record, refused, err error) {
 	// The row lock on the head serialises appends to this group
 	// across every node.
-	h, err := loadHead(ctx, tx, a.GroupID, true)
+	h, err := loadHead(ctx, tx, a.GroupID, false, true)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, err, nil
 	}
@@ -738,12 +768,7 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, a *store.Append) (recs 
 			batch.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
 		}
 	}
-	gi := h.GroupInfo
-	if a.GroupInfo != nil {
-		gi = a.GroupInfo
-	}
-	batch.Queue(`UPDATE groups SET epoch = $1, head_seq = $2, head_hash = $3, group_info = $4 WHERE group_id = $5`,
-		int64(epoch), int64(last.Seq), last.ChainHash, gi, a.GroupID)
+	queueHeadUpdate(batch, a.GroupID, epoch, last.Seq, last.ChainHash, a.GroupInfo)
 	// Members' changes first: a removed member's stream learns it
 	// before it reads past its removal.
 	for _, n := range notes {

@@ -49,13 +49,20 @@ CREATE TABLE IF NOT EXISTS groups (
 	epoch INTEGER NOT NULL,
 	head_seq INTEGER NOT NULL,
 	head_hash BLOB NOT NULL,
-	group_info BLOB,
+	group_info BLOB, -- unused: in group_infos (moved there by Open)
 	prio_client TEXT NOT NULL DEFAULT '',
 	prio_epoch INTEGER NOT NULL DEFAULT 0,
 	prio_until INTEGER NOT NULL DEFAULT 0,
 	created_at INTEGER NOT NULL,
 	public_handshakes INTEGER NOT NULL DEFAULT 0,
 	external_joins INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- The published GroupInfo, apart from the head that every append reads
+-- and writes: it holds the ratchet tree (megabytes in a large group), and
+-- SQLite reads a whole row to update one column.
+CREATE TABLE IF NOT EXISTS group_infos (
+	group_id BLOB PRIMARY KEY,
+	group_info BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
 	group_id BLOB NOT NULL,
@@ -132,6 +139,26 @@ var upgrades = []string{
 	`ALTER TABLE members ADD COLUMN left_seq INTEGER NOT NULL DEFAULT 0`,
 }
 
+// moveGroupInfos moves GroupInfos that an older version kept in the groups
+// table into group_infos, in one transaction. A database already moved
+// has none left there, so this is a no-op on every later Open.
+func moveGroupInfos(w *sql.DB) error {
+	tx, err := w.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO group_infos (group_id, group_info)
+		SELECT group_id, group_info FROM groups WHERE group_info IS NOT NULL
+		ON CONFLICT (group_id) DO UPDATE SET group_info = excluded.group_info`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`UPDATE groups SET group_info = NULL WHERE group_info IS NOT NULL`); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // Open opens (creating if needed) the database mlsd.db in dir.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -160,6 +187,10 @@ func Open(dir string) (*Store, error) {
 			w.Close()
 			return nil, fmt.Errorf("sqlite: upgrading schema: %w", err)
 		}
+	}
+	if err := moveGroupInfos(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: upgrading schema: %w", err)
 	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -512,13 +543,18 @@ func (s *Store) KeyPackageStock(ctx context.Context, owner string, now time.Time
 func (s *Store) CreateGroup(ctx context.Context, groupID []byte, creator string, groupInfo []byte, policy store.Policy, now time.Time) (store.Group, error) {
 	g := store.Group{ID: groupID, HeadHash: store.GenesisHash(groupID), GroupInfo: groupInfo, Policy: policy}
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, group_info, created_at, public_handshakes, external_joins)
-			VALUES (?, 0, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, groupInfo, ms(now), policy.PublicHandshakes, policy.ExternalJoins)
+		res, err := tx.ExecContext(ctx, `INSERT INTO groups (group_id, epoch, head_seq, head_hash, created_at, public_handshakes, external_joins)
+			VALUES (?, 0, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, groupID, g.HeadHash, ms(now), policy.PublicHandshakes, policy.ExternalJoins)
 		if err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return store.ErrExists
+		}
+		if groupInfo != nil {
+			if _, err := tx.ExecContext(ctx, qPutGroupInfo, groupID, groupInfo); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO members (group_id, client_id, acked_seq) VALUES (?, ?, 0)`, groupID, creator); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
@@ -540,23 +576,31 @@ type querier interface {
 // connection: parsing them again for each append cost more CPU than
 // running them.
 const (
-	qHead = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+	qHead = `SELECT g.group_id, g.epoch, g.head_seq, g.head_hash, i.group_info, g.prio_client, g.prio_epoch, g.prio_until,
+		g.public_handshakes, g.external_joins FROM groups g LEFT JOIN group_infos i ON i.group_id = g.group_id WHERE g.group_id = ?`
+	// qHeadOnly is qHead without the GroupInfo (Store.Head).
+	qHeadOnly = `SELECT group_id, epoch, head_seq, head_hash, prio_client, prio_epoch, prio_until,
 		public_handshakes, external_joins FROM groups WHERE group_id = ?`
-	// qHeadMember is qHead and whether the sender is a current member,
-	// in one statement.
-	qHeadMember = `SELECT group_id, epoch, head_seq, head_hash, group_info, prio_client, prio_epoch, prio_until,
+	// qHeadMember is qHead without the published GroupInfo, and whether
+	// the sender is a current member, in one statement. An append does
+	// not read the GroupInfo (it holds the ratchet tree: megabytes in a
+	// large group) and writes it only when its commit carries a new one
+	// (qPutGroupInfo): a message costs the same in any group.
+	qHeadMember = `SELECT group_id, epoch, head_seq, head_hash, prio_client, prio_epoch, prio_until,
 		public_handshakes, external_joins,
 		EXISTS (SELECT 1 FROM members m WHERE m.group_id = groups.group_id AND m.client_id = ? AND m.left_seq = 0)
 		FROM groups WHERE group_id = ?`
 	qDup          = `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`
 	qInsertRecord = `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ?, group_info = ? WHERE group_id = ?`
-	qSavepointW   = `SAVEPOINT w`
-	qRollbackToW  = `ROLLBACK TO w`
-	qReleaseW     = `RELEASE w`
+	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ? WHERE group_id = ?`
+	qPutGroupInfo = `INSERT INTO group_infos (group_id, group_info) VALUES (?, ?)
+		ON CONFLICT (group_id) DO UPDATE SET group_info = excluded.group_info`
+	qSavepointW  = `SAVEPOINT w`
+	qRollbackToW = `ROLLBACK TO w`
+	qReleaseW    = `RELEASE w`
 )
 
-var hotStatements = []string{qHead, qHeadMember, qDup, qInsertRecord, qUpdateHead, qSavepointW, qRollbackToW, qReleaseW}
+var hotStatements = []string{qHead, qHeadMember, qDup, qInsertRecord, qUpdateHead, qPutGroupInfo, qSavepointW, qRollbackToW, qReleaseW}
 
 // prepTx runs the hot statements prepared, others as given.
 type prepTx struct {
@@ -588,12 +632,13 @@ func loadHead(ctx context.Context, q querier, groupID []byte) (*store.GroupHead,
 	return scannedHead(h, until, err)
 }
 
-// loadHeadMember is loadHead, and whether client is a current member.
+// loadHeadMember is loadHead without the GroupInfo (left nil), and
+// whether client is a current member.
 func loadHeadMember(ctx context.Context, q querier, groupID []byte, client string) (*store.GroupHead, bool, error) {
 	h := &store.GroupHead{}
 	var until int64
 	var member bool
-	err := q.QueryRowContext(ctx, qHeadMember, client, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash, &h.GroupInfo,
+	err := q.QueryRowContext(ctx, qHeadMember, client, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash,
 		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins, &member)
 	h, err = scannedHead(h, until, err)
 	return h, member, err
@@ -608,6 +653,17 @@ func scannedHead(h *store.GroupHead, until int64, err error) (*store.GroupHead, 
 	}
 	h.PriorityUntil = time.UnixMilli(until)
 	return h, nil
+}
+
+func (s *Store) Head(ctx context.Context, groupID []byte) (store.Group, error) {
+	h := &store.GroupHead{}
+	var until int64
+	err := s.r.QueryRowContext(ctx, qHeadOnly, groupID).Scan(&h.ID, &h.Epoch, &h.HeadSeq, &h.HeadHash,
+		&h.PriorityClient, &h.PriorityEpoch, &until, &h.Policy.PublicHandshakes, &h.Policy.ExternalJoins)
+	if h, err = scannedHead(h, until, err); err != nil {
+		return store.Group{}, err
+	}
+	return h.Group, nil
 }
 
 func (s *Store) Group(ctx context.Context, groupID []byte) (store.Group, error) {
@@ -741,13 +797,13 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 				}
 			}
 		}
-		gi := h.GroupInfo
-		if a.GroupInfo != nil {
-			gi = a.GroupInfo
-		}
-		if _, err := tx.ExecContext(ctx, qUpdateHead,
-			epoch, last.Seq, last.ChainHash, gi, a.GroupID); err != nil {
+		if _, err := tx.ExecContext(ctx, qUpdateHead, epoch, last.Seq, last.ChainHash, a.GroupID); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
+		}
+		if a.GroupInfo != nil {
+			if _, err := tx.ExecContext(ctx, qPutGroupInfo, a.GroupID, a.GroupInfo); err != nil {
+				return fmt.Errorf("sqlite: %w", err)
+			}
 		}
 		return nil
 	})

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Priority", testPriority},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"GroupCommit", testGroupCommit},
+		{"PublishedGroupInfo", testPublishedGroupInfo},
 		{"Watch", testWatch},
 	}
 	for _, tc := range tests {
@@ -766,6 +768,114 @@ func testWatch(t *testing.T, s store.Store) {
 		case <-time.After(200 * time.Millisecond):
 		case <-deadline:
 			t.Fatal("no notification")
+		}
+	}
+}
+
+// testPublishedGroupInfo: the published GroupInfo changes only with a
+// commit that carries one. Messages leave it, a commit without one keeps
+// it, and in a batch (commits and messages written together) the last
+// commit's GroupInfo is the one kept, whatever follows it in the batch.
+func testPublishedGroupInfo(t *testing.T, s store.Store) {
+	const clients = 8
+	big := bytes.Repeat([]byte("gi0 "), 64<<10) // a GroupInfo of 256 KiB, like a tree of ~1,000 members
+	_, err := s.CreateGroup(ctx, gid, "c0", big, store.Policy{}, time.Now())
+	must(t, err)
+	published := func(want []byte, epoch uint64, when string) {
+		t.Helper()
+		g, err := s.Group(ctx, gid)
+		must(t, err)
+		if !bytes.Equal(g.GroupInfo, want) || g.Epoch != epoch {
+			t.Fatalf("%s: epoch %d, GroupInfo of %d octets %.8q; want epoch %d, %d octets %.8q",
+				when, g.Epoch, len(g.GroupInfo), g.GroupInfo, epoch, len(want), want)
+		}
+		// Head is the same group without its GroupInfo.
+		h, err := s.Head(ctx, gid)
+		must(t, err)
+		g.GroupInfo = nil
+		if !reflect.DeepEqual(h, g) {
+			t.Fatalf("%s: Head %+v, Group without its GroupInfo %+v", when, h, g)
+		}
+	}
+	add := commit("c0", 0, "add all")
+	for i := 1; i < clients; i++ {
+		add.AddMembers = append(add.AddMembers, fmt.Sprint("c", i))
+	}
+	_, err = s.Append(ctx, add) // no GroupInfo: the old one stays
+	must(t, err)
+	published(big, 1, "after a commit without a GroupInfo")
+	for i := range 5 {
+		a := msg(1, store.KindApplication, fmt.Sprint("m", i))
+		a.Sender = "c0"
+		_, err := s.Append(ctx, a)
+		must(t, err)
+	}
+	published(big, 1, "after messages")
+	c := commit("c1", 1, "c1")
+	c.GroupInfo = []byte("gi2")
+	_, err = s.Append(ctx, c)
+	must(t, err)
+	published([]byte("gi2"), 2, "after a commit with a GroupInfo")
+
+	// Concurrent writers, so that engines with group commit batch them:
+	// each round one commit with a GroupInfo races messages sent before
+	// and after it; the refused commits' GroupInfos must not stick.
+	for r := uint64(2); r < 6; r++ {
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sender := fmt.Sprint("c", i)
+				for j := range 3 {
+					a := msg(r, store.KindApplication, fmt.Sprint("r", r, sender, "m", j))
+					a.Sender, a.Window = sender, 8
+					if j == 1 {
+						a = commit(sender, r, fmt.Sprint("r", r, sender, "c"))
+						a.GroupInfo = []byte(fmt.Sprint("gi", r+1, "-", sender))
+					}
+					if _, err := s.Append(ctx, a); err == nil && j == 1 {
+						won.Add(1)
+					} else if err != nil && j != 1 {
+						t.Errorf("message: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("round %d: %d commits won", r, won.Load())
+		}
+		rec, err := s.CommitRecord(ctx, gid, r)
+		must(t, err)
+		published([]byte(fmt.Sprint("gi", r+1, "-", rec.Sender)), r+1, fmt.Sprint("round ", r))
+	}
+}
+
+// BenchmarkAppend times store.Append of 1 KiB application messages, one
+// at a time, into a group of two whose published GroupInfo has giSize
+// octets. A message does not change the GroupInfo, so its cost should not
+// depend on giSize.
+func BenchmarkAppend(b *testing.B, s store.Store, giSize int) {
+	g := []byte(fmt.Sprint("bench-", giSize, "-", time.Now().UnixNano()))
+	gi := bytes.Repeat([]byte{0x5a}, giSize)
+	if giSize == 0 {
+		gi = nil
+	}
+	if _, err := s.CreateGroup(ctx, g, "alice", gi, store.Policy{}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 1024)
+	b.SetBytes(int64(len(body)))
+	i := 0
+	for b.Loop() {
+		i++
+		copy(body, fmt.Sprint(i, "/")) // distinct bodies: duplicates are refused
+		_, err := s.Append(ctx, store.Append{GroupID: g, Sender: "alice", Now: time.Now(),
+			Entries: []store.Entry{{Kind: store.KindApplication, WireFormat: 2, Body: body}}})
+		if err != nil {
+			b.Fatal(err)
 		}
 	}
 }
