@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -195,6 +197,9 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 func ingestGroup(t *testing.T, cfg server.Config, prefix string) (*env, []*member, []byte) {
 	// One address (loopback) holds all 65 clients.
 	cfg.LoginRate, cfg.LoginBurst, cfg.MaxCallsPerAddr = 1e9, 1e9, 1024
+	// mlsd's default log level (info): the tests' debug log, a line per
+	// call into memory, is not what a deployment pays.
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e := newEnv(t, cfg)
 	ms := make([]*member, ingestSenders)
 	for i := range ms {
