@@ -1,7 +1,11 @@
 package sqlite
 
 import (
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +117,90 @@ func TestMoveGroupInfos(t *testing.T) {
 			t.Fatalf("%d GroupInfos left in groups (%v)", left, err)
 		}
 		s.Close()
+	}
+}
+
+// oldRecords is the records table as versions before the rowid layout
+// made it.
+var oldRecords = strings.Replace(schema, "PRIMARY KEY (group_id, seq)\n);", "PRIMARY KEY (group_id, seq)\n) WITHOUT ROWID;", 1)
+
+// TestConformanceOldRecords runs the conformance suite on a database whose
+// records table has the earlier WITHOUT ROWID layout, which Open keeps.
+func TestConformanceOldRecords(t *testing.T) {
+	if oldRecords == schema {
+		t.Fatal("the records table's definition changed: update oldRecords")
+	}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		dir := t.TempDir()
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mlsd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Exec(oldRecords)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ddl string
+		if err := s.w.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'records'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
+			t.Fatalf("records: %q %v", ddl, err)
+		}
+		return s
+	})
+}
+
+// TestRecordsLayout: a 1 KiB message takes well under 2 KB of disk (4.7 KB
+// in the WITHOUT ROWID layout, where most of it spilled to a page of its
+// own).
+func TestRecordsLayout(t *testing.T) {
+	for _, layout := range []struct {
+		name string
+		old  bool
+		max  float64
+	}{{"rowid", false, 2000}, {"without rowid", true, 1e9}} {
+		dir := t.TempDir()
+		if layout.old {
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mlsd.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.Exec(oldRecords)
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		g := []byte("g")
+		if _, err := s.CreateGroup(ctx, g, "alice", nil, store.Policy{}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		const n = 2000
+		body := make([]byte, 1024)
+		for i := range n {
+			copy(body, fmt.Sprint(i, "/"))
+			if _, err := s.Append(ctx, store.Append{GroupID: g, Sender: "alice", Now: time.Now(),
+				Entries: []store.Entry{{Kind: store.KindApplication, WireFormat: 2, Body: body}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close() // checkpoints the WAL into the database file
+		fi, err := os.Stat(filepath.Join(dir, "mlsd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := float64(fi.Size()) / n
+		t.Logf("%s: %.0f B of database per 1 KiB message", layout.name, per)
+		if per > layout.max {
+			t.Errorf("%s: %.0f B per 1 KiB message, want at most %.0f", layout.name, per, layout.max)
+		}
 	}
 }
