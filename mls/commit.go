@@ -1236,11 +1236,13 @@ func (g *Group) groupInfo(st *epochState, signer *SignatureKeyPair, withTree, wi
 		Signer:          uint32(st.me),
 	}
 	if withTree {
-		tree, err := st.tree.Encode()
+		// Written straight into the GroupInfo's encoding, not built
+		// apart and copied in (it is most of the GroupInfo).
+		tree, err := st.tree.Encoding()
 		if err != nil {
 			return nil, nil, err
 		}
-		gi.Extensions = append(gi.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: tree})
+		gi.Extensions = append(gi.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeRatchetTree, Writer: tree})
 	}
 	if withExternalPub {
 		_, pub, err := st.keys.ExternalKeyPair()

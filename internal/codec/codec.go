@@ -17,6 +17,7 @@ package codec
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 )
 
@@ -286,6 +287,21 @@ func VarintLen(v uint64) int {
 
 // AddBytes appends raw bytes with no length prefix.
 func (b *Builder) AddBytes(v []byte) { b.buf = append(b.buf, v...) }
+
+// AddAppended appends the n octets that f appends to its argument; an
+// error from f, or a different count, is the Builder's error.
+func (b *Builder) AddAppended(n int, f func([]byte) ([]byte, error)) {
+	start := len(b.buf)
+	out, err := f(b.buf)
+	if err == nil && len(out)-start != n {
+		err = fmt.Errorf("codec: %d octets appended, %d announced", len(out)-start, n)
+	}
+	if err != nil {
+		b.SetError(err)
+		return
+	}
+	b.buf = out
+}
 
 // AddOpaque appends opaque<V>: varint length then the bytes.
 func (b *Builder) AddOpaque(v []byte) {

@@ -328,6 +328,9 @@ func SignGroupInfoMessage(signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes
 	hint := 1024
 	for _, e := range gi.Extensions {
 		hint += len(e.ExtensionData)
+		if e.Writer != nil {
+			hint += e.Writer.Len()
+		}
 	}
 	tbs := &wire.GroupInfoTBS{GroupContext: gi.GroupContext, Extensions: gi.Extensions,
 		ConfirmationTag: gi.ConfirmationTag, Signer: gi.Signer}

@@ -205,6 +205,18 @@ func (g *group) commit(committer LeafIndex, removes []LeafIndex, adds int) []*me
 	if again, err := st.Encode(); err != nil || !bytes.Equal(again, treeBytes) {
 		t.Fatalf("Encode of leaves without received bytes differs (%v)", err)
 	}
+	// An Encoding written after other bytes (as into a GroupInfo) appends
+	// exactly Len octets, the same as Encode's.
+	for _, tr := range []*Tree{staged, st} {
+		e, err := tr.Encoding()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.AppendTo([]byte("prefix"))
+		if err != nil || string(out[:6]) != "prefix" || !bytes.Equal(out[6:], treeBytes) || e.Len() != len(treeBytes) {
+			t.Fatalf("Encoding: Len %d, appended %d octets (%v), Encode %d", e.Len(), len(out)-6, err, len(treeBytes))
+		}
+	}
 	for _, m := range newcomers {
 		jt, err := Decode(g.s, treeBytes)
 		if err != nil {

@@ -414,6 +414,32 @@ func (t *Tree) Nodes() wire.RatchetTree {
 // GroupInfo of every commit, so at 10,000 members re-encoding them was most
 // of a commit's cost. The output is the same as codec.Marshal(&nodes).
 func (t *Tree) Encode() ([]byte, error) {
+	e, err := t.Encoding()
+	if err != nil {
+		return nil, err
+	}
+	return e.AppendTo(make([]byte, 0, e.Len()))
+}
+
+// Encoding is a tree's encoding as Encode returns it, sized but not yet
+// written: AppendTo writes it where it is needed (a wire.DataWriter, so a
+// GroupInfo's ratchet_tree extension is written straight into the
+// GroupInfo's encoding). It reads the tree when written, which must not
+// change in between.
+type Encoding struct {
+	t       *Tree
+	w       uint32
+	content int
+	encoded map[uint32][]byte
+}
+
+var _ wire.DataWriter = (*Encoding)(nil)
+
+// Len is the length of the encoding.
+func (e *Encoding) Len() int { return codec.VarintLen(uint64(e.content)) + e.content }
+
+// Encoding sizes t's encoding (see Encode).
+func (t *Tree) Encoding() (*Encoding, error) {
 	// Walk the store rather than Nodes(): a sparse tree's blank nodes cost
 	// their one octet of output and no pointer each.
 	w := t.Width()
@@ -450,10 +476,15 @@ func (t *Tree) Encode() ([]byte, error) {
 	if content > codec.MaxVarint {
 		return nil, errors.New("ratchettree: tree too large to encode")
 	}
+	return &Encoding{t: t, w: w, content: content, encoded: encoded}, nil
+}
+
+// AppendTo appends the encoding to out.
+func (e *Encoding) AppendTo(out []byte) ([]byte, error) {
+	t, encoded := e.t, e.encoded
 	var err error
-	out := make([]byte, 0, codec.VarintLen(uint64(content))+content)
-	out = codec.AppendVarint(out, uint64(content), &err)
-	for i := range w {
+	out = codec.AppendVarint(out, uint64(e.content), &err)
+	for i := range e.w {
 		n := t.st.get(NodeIndex(i)).node
 		switch b, ok := encoded[i]; {
 		case n == nil:

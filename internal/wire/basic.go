@@ -236,7 +236,17 @@ func (x *Lifetime) decode(d *decoder) bool {
 // Marshal encodes x. RFC 9420, Section 7.2.
 func (x *Extension) Marshal(b *codec.Builder) {
 	b.AddUint16(uint16(x.ExtensionType))
-	b.AddOpaque(x.ExtensionData)
+	if x.Writer == nil {
+		b.AddOpaque(x.ExtensionData)
+		return
+	}
+	n := x.Writer.Len()
+	if uint64(n) > codec.MaxVarint {
+		b.SetError(errors.New("mls: extension data longer than 2^30-1 octets"))
+		return
+	}
+	b.AddVarint(uint64(n))
+	b.AddAppended(n, x.Writer.AppendTo)
 }
 
 // Unmarshal decodes x from r; x aliases r's input. Any extension type is

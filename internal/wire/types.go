@@ -210,6 +210,19 @@ type Lifetime struct {
 type Extension struct {
 	ExtensionType ExtensionType
 	ExtensionData []byte
+	// Writer, when not nil, writes the extension's data straight into the
+	// encoding that holds the extension, in place of ExtensionData (then
+	// nil): a GroupInfo's ratchet tree, megabytes in a large group, is not
+	// built apart and copied in. Decoders never set it.
+	Writer DataWriter
+}
+
+// DataWriter writes an extension's data on demand (Extension.Writer).
+type DataWriter interface {
+	// Len is the length of the data AppendTo appends.
+	Len() int
+	// AppendTo appends the data to dst.
+	AppendTo(dst []byte) ([]byte, error)
 }
 
 // LeafNode is a member's leaf in the ratchet tree. RFC 9420, Section 7.2.
