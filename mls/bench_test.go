@@ -267,26 +267,41 @@ func (g *benchGroup) fillPaths() error {
 
 // benchCPUTime returns the process's user+system CPU time.
 func benchCPUTime() time.Duration {
+	c, _ := benchUsage()
+	return c
+}
+
+// benchUsage is the process's CPU time and its minor page faults so far.
+func benchUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), int64(ru.Minflt)
 }
 
 // benchSamples records each iteration's wall and CPU time, so a run reports its
-// median and minimum, not only the mean that ns/op is.
-type benchSamples struct{ wall, cpu []time.Duration }
+// median and minimum, not only the mean that ns/op is, and the page faults
+// (first touches of memory the process got from the kernel, or got back
+// after returning it), which on some virtual machines cost as much as an
+// operation at 1,000 members.
+type benchSamples struct {
+	wall, cpu []time.Duration
+	faults    int64
+}
 
 func (s *benchSamples) time(b *testing.B, op func() error) {
-	c0, w0 := benchCPUTime(), time.Now()
+	c0, f0 := benchUsage()
+	w0 := time.Now()
 	err := op()
-	w, c := time.Since(w0), benchCPUTime()-c0
+	w := time.Since(w0)
+	c, f := benchUsage()
 	if err != nil {
 		b.Fatal(err)
 	}
 	s.wall = append(s.wall, w)
-	s.cpu = append(s.cpu, c)
+	s.cpu = append(s.cpu, c-c0)
+	s.faults += f - f0
 }
 
 func benchMedian(d []time.Duration) time.Duration {
@@ -302,6 +317,7 @@ func (s *benchSamples) report(b *testing.B) {
 	b.ReportMetric(float64(benchMedian(s.wall)), "med-ns/op")
 	b.ReportMetric(float64(slices.Min(s.wall)), "min-ns/op")
 	b.ReportMetric(float64(benchMedian(s.cpu)), "cpu-ns/op")
+	b.ReportMetric(float64(s.faults)/float64(len(s.wall)), "faults/op")
 }
 
 func BenchmarkGroup(b *testing.B) {
@@ -737,6 +753,7 @@ func TestBenchSummary(t *testing.T) {
 	type acc struct {
 		med, min, cpu, commitB, welcomeB, msgB []float64
 		floor, xMed, xMin, xCPU, stateB        []float64
+		faults                                 []float64
 	}
 	runs := map[string]*acc{}
 	var order []string
@@ -785,6 +802,8 @@ func TestBenchSummary(t *testing.T) {
 				a.xCPU = append(a.xCPU, v)
 			case "state-B/member":
 				a.stateB = append(a.stateB, v)
+			case "faults/op":
+				a.faults = append(a.faults, v)
 			}
 		}
 	}
@@ -825,17 +844,21 @@ func TestBenchSummary(t *testing.T) {
 		return strconv.FormatFloat(med(v), 'f', 2, 64)
 	}
 	var out strings.Builder
-	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | floor | median/floor | min/floor | CPU/CPU floor | message B | Welcome B | state B/member |")
-	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&out, "| benchmark | runs | median | min | median CPU | floor | median/floor | min/floor | CPU/CPU floor | message B | Welcome B | state B/member | page faults/op |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range order {
 		a := runs[name]
 		minV := 0.0
 		if len(a.min) > 0 {
 			minV = slices.Min(a.min)
 		}
-		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
+		faults := ""
+		if len(a.faults) > 0 {
+			faults = strconv.FormatFloat(med(a.faults), 'f', 1, 64)
+		}
+		fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(name, "BenchmarkGroup/"),
 			len(a.med), dur(med(a.med)), dur(minV), dur(med(a.cpu)), dur(med(a.floor)), ratio(a.xMed), ratio(a.xMin), ratio(a.xCPU),
-			bytesOf(append(a.commitB, a.msgB...)), bytesOf(a.welcomeB), bytesOf(a.stateB))
+			bytesOf(append(a.commitB, a.msgB...)), bytesOf(a.welcomeB), bytesOf(a.stateB), faults)
 	}
 	t.Log("\n" + out.String())
 }
