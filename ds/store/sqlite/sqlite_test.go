@@ -124,33 +124,37 @@ func TestMoveGroupInfos(t *testing.T) {
 // made it.
 var oldRecords = strings.Replace(schema, "PRIMARY KEY (group_id, seq)\n);", "PRIMARY KEY (group_id, seq)\n) WITHOUT ROWID;", 1)
 
+// openOldRecords opens a store in dir after creating its database with
+// the records table of oldRecords.
+func openOldRecords(t *testing.T, dir string) *Store {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mlsd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(oldRecords)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ddl string
+	if err := s.w.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'records'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
+		t.Fatalf("records: %q %v", ddl, err)
+	}
+	return s
+}
+
 // TestConformanceOldRecords runs the conformance suite on a database whose
 // records table has the earlier WITHOUT ROWID layout, which Open keeps.
 func TestConformanceOldRecords(t *testing.T) {
 	if oldRecords == schema {
 		t.Fatal("the records table's definition changed: update oldRecords")
 	}
-	storetest.Run(t, func(t *testing.T) store.Store {
-		dir := t.TempDir()
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mlsd.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = db.Exec(oldRecords)
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ddl string
-		if err := s.w.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'records'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
-			t.Fatalf("records: %q %v", ddl, err)
-		}
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) store.Store { return openOldRecords(t, t.TempDir()) })
 }
 
 // TestRecordsLayout: a 1 KiB message takes well under 2 KB of disk (4.7 KB
@@ -163,20 +167,14 @@ func TestRecordsLayout(t *testing.T) {
 		max  float64
 	}{{"rowid", false, 2000}, {"without rowid", true, 1e9}} {
 		dir := t.TempDir()
+		var s *Store
 		if layout.old {
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "mlsd.db"))
-			if err != nil {
+			s = openOldRecords(t, dir)
+		} else {
+			var err error
+			if s, err = Open(dir); err != nil {
 				t.Fatal(err)
 			}
-			_, err = db.Exec(oldRecords)
-			db.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		s, err := Open(dir)
-		if err != nil {
-			t.Fatal(err)
 		}
 		ctx := t.Context()
 		g := []byte("g")
