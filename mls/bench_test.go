@@ -266,11 +266,6 @@ func (g *benchGroup) fillPaths() error {
 }
 
 // benchCPUTime returns the process's user+system CPU time.
-func benchCPUTime() time.Duration {
-	c, _ := benchUsage()
-	return c
-}
-
 // benchUsage is the process's CPU time and its minor page faults so far.
 func benchUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
