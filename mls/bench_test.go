@@ -265,7 +265,6 @@ func (g *benchGroup) fillPaths() error {
 	return nil
 }
 
-// benchCPUTime returns the process's user+system CPU time.
 // benchUsage is the process's CPU time and its minor page faults so far.
 func benchUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
