@@ -390,11 +390,18 @@ func (h *hub) setGroups(s *sub, groups []string) {
 func (h *hub) notify(n store.Notification) {
 	h.mu.Lock()
 	var subs []*sub
-	if n.GroupID != nil {
+	switch {
+	case n.All:
+		for _, cs := range h.byClient {
+			for s := range cs {
+				subs = append(subs, s)
+			}
+		}
+	case n.GroupID != nil:
 		for s := range h.byGroup[string(n.GroupID)] {
 			subs = append(subs, s)
 		}
-	} else {
+	default:
 		for s := range h.byClient[n.ClientID] {
 			subs = append(subs, s)
 		}
@@ -402,7 +409,7 @@ func (h *hub) notify(n store.Notification) {
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.mu.Lock()
-		if n.GroupID != nil {
+		if n.GroupID != nil && !n.All {
 			k := string(n.GroupID)
 			s.dirty[k] = max(s.dirty[k], n.Seq)
 		} else {

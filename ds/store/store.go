@@ -209,11 +209,15 @@ type Session struct {
 }
 
 // Notification wakes subscribers: a group's log grew to Seq, or a client's
-// memberships or KeyPackage stock changed (GroupID nil).
+// memberships or KeyPackage stock changed (GroupID nil), or, with All,
+// notifications may have been missed (an engine's listener has just
+// (re)connected: what was sent while it was away is lost), so every
+// subscriber must read its memberships and groups again.
 type Notification struct {
 	GroupID  []byte
 	Seq      uint64
 	ClientID string
+	All      bool
 }
 
 // Store is what mlsd needs from a database. Every method is safe for

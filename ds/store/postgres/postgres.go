@@ -286,6 +286,10 @@ func (s *Store) listen(ctx context.Context, f func(store.Notification)) error {
 	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return err
 	}
+	// NOTIFYs sent before the LISTEN (at start, or while reconnecting)
+	// reached nobody: every subscriber reads again. What commits from now
+	// on is notified.
+	f(store.Notification{All: true})
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
