@@ -248,6 +248,9 @@ func (g *Group) KeyUpdateStatus() KeyUpdateStatus {
 	return s
 }
 
+// encodedLen is how many octets marshal writes, at most.
+func (ku *keyUpdates) encodedLen() int { return 3*8 + 4 + 20*len(ku.seen) }
+
 // marshal appends the saved form of the tracking state:
 //
 //	struct {

@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -130,6 +131,51 @@ func unsealVersion(kind uint16, blob []byte) (uint16, []byte, error) {
 	}
 	return v, payload, nil
 }
+
+// sealBuilt is seal(kind, build(f)), written into one buffer of about hint
+// octets: a record that holds a large group's ratchet tree (megabytes) is
+// neither grown by doubling nor copied into its envelope. On an error the
+// buffer, which may hold secrets, is cleared.
+func sealBuilt(kind uint16, hint int, f func(b *codec.Builder) error) ([]byte, error) {
+	buf := make([]byte, 0, hint)
+	b := codec.NewBuilder(buf)
+	b.AddUint16(kind)
+	b.AddUint16(formatOf(kind))
+	var ferr error
+	b.AddVector(func(b *codec.Builder) { ferr = f(b) })
+	out, err := b.Bytes()
+	if ferr != nil || err != nil {
+		clear(buf[:cap(buf)])
+		clear(out)
+		return nil, cmp.Or(ferr, err)
+	}
+	if cap(out) != cap(buf) {
+		clear(buf[:cap(buf)]) // outgrown: what it held is in out
+	}
+	return out, nil
+}
+
+// addTree appends the ratchet tree's encoding as opaque<V>, then its
+// SHA-256: the tree is written straight into b, not built apart and copied.
+func addTree(b *codec.Builder, enc *ratchettree.Encoding) {
+	n := enc.Len()
+	b.AddVarint(uint64(n))
+	var digest [sha256.Size]byte
+	b.AddAppended(n, func(out []byte) ([]byte, error) {
+		start := len(out)
+		out, err := enc.AppendTo(out)
+		if err == nil {
+			digest = sha256.Sum256(out[start:])
+		}
+		return out, err
+	})
+	b.AddBytes(digest[:])
+}
+
+// recordSlack is what a current-epoch record holds besides its tree, group
+// context and key-update tracking (keys, secrets), for sizing its buffer;
+// more only grows it.
+const recordSlack = 16 << 10
 
 func build(f func(b *codec.Builder) error) ([]byte, error) {
 	b := codec.NewBuilder(nil)
@@ -356,14 +402,12 @@ func decodeState(blob []byte) (*stateRecord, error) {
 // EpochCore.
 
 func marshalCore(b *codec.Builder, st *epochState, withPrivate bool) error {
-	tree, err := st.tree.Encode()
+	enc, err := st.tree.Encoding()
 	if err != nil {
 		return err
 	}
 	b.AddOpaque(st.ctxBytes)
-	b.AddOpaque(tree)
-	digest := sha256.Sum256(tree)
-	b.AddBytes(digest[:])
+	addTree(b, enc)
 	b.AddUint32(uint32(st.me))
 	return marshalCoreRest(b, st, withPrivate)
 }
@@ -387,15 +431,14 @@ func marshalCoreRest(b *codec.Builder, st *epochState, withPrivate bool) error {
 }
 
 func (g *Group) encodeCurrent() ([]byte, error) {
-	payload, err := build(func(b *codec.Builder) error {
-		tree, err := g.st.tree.Encode()
-		if err != nil {
-			return err
-		}
+	enc, err := g.st.tree.Encoding()
+	if err != nil {
+		return nil, err
+	}
+	hint := enc.Len() + len(g.st.ctxBytes) + g.updates().encodedLen() + recordSlack
+	return sealBuilt(kindCurrent, hint, func(b *codec.Builder) error {
 		b.AddOpaque(g.st.ctxBytes)
-		b.AddOpaque(tree)
-		digest := sha256.Sum256(tree)
-		b.AddBytes(digest[:])
+		addTree(b, enc)
 		b.AddUint32(uint32(g.st.me))
 		b.AddOpaque(g.signer.priv)
 		if err := marshalCoreRest(b, g.st, !g.removed); err != nil {
@@ -416,11 +459,6 @@ func (g *Group) encodeCurrent() ([]byte, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	defer clear(payload)
-	return seal(kindCurrent, payload)
 }
 
 // core is a decoded EpochCore.
@@ -610,17 +648,20 @@ func decodeCurrent(blob []byte) (*currentRecord, error) {
 // key of that epoch and that epoch's GroupContext.
 
 func encodePast(p *pastEpoch) ([]byte, error) {
-	payload, err := build(func(b *codec.Builder) error {
+	keys := make([][]byte, 0, p.tree.LeafCount())
+	hint := 1024 + len(p.fe.SenderDataSecret)
+	p.tree.Members(func(l treemath.LeafIndex, n *wire.LeafNode) bool {
+		for len(keys) < int(l) {
+			keys = append(keys, nil)
+		}
+		keys = append(keys, n.SignatureKey)
+		hint += 1 + codec.VarintLen(uint64(len(n.SignatureKey))) + len(n.SignatureKey)
+		return true
+	})
+	hint += len(keys)
+	return sealBuilt(kindPast, hint, func(b *codec.Builder) error {
 		addMarshaled(b, p.fe.Context)
 		b.AddOpaque(p.fe.SenderDataSecret)
-		var keys [][]byte
-		p.tree.Members(func(l treemath.LeafIndex, n *wire.LeafNode) bool {
-			for len(keys) < int(l) {
-				keys = append(keys, nil)
-			}
-			keys = append(keys, n.SignatureKey)
-			return true
-		})
 		b.AddVector(func(b *codec.Builder) {
 			for _, k := range keys {
 				b.AddOptional(k != nil)
@@ -631,11 +672,6 @@ func encodePast(p *pastEpoch) ([]byte, error) {
 		})
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	defer clear(payload)
-	return seal(kindPast, payload)
 }
 
 // decodePast rebuilds a past epoch around its restored secret tree. Its
