@@ -108,6 +108,13 @@ func (b *Batcher[F]) lead() {
 	}
 }
 
+// Queued reports how many ops wait for the batch being written.
+func (b *Batcher[F]) Queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
 // Stats reports how many ops were written in how many batches.
 func (b *Batcher[F]) Stats() (ops, batches uint64) {
 	return b.ops.Load(), b.batches.Load()

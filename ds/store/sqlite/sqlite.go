@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlskit/mlskit/ds/store"
@@ -31,10 +32,15 @@ import (
 type Store struct {
 	w, r *sql.DB
 
-	batch  store.Batcher[txFunc] // group commit of every write
-	stmts  map[string]*sql.Stmt  // hot statements, prepared on w
-	usage  store.UsageBuffer     // usage totals, written behind
-	totals usageTotals           // and kept in memory once read
+	batch store.Batcher[write] // group commit of every write
+	stmts map[string]*sql.Stmt // hot statements, prepared on w
+	// heads holds, inside one write transaction, the group heads its
+	// message appends read and moved (see appendMessage); only the
+	// batch's writer touches it, and flushHeads writes it back.
+	heads  map[string]*batchHead
+	split  atomic.Uint64     // batches that failed and went again op by op
+	usage  store.UsageBuffer // usage totals, written behind
+	totals usageTotals       // and kept in memory once read
 
 	mu       sync.Mutex
 	watchers map[int]func(store.Notification)
@@ -204,7 +210,7 @@ func Open(dir string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}, stmts: map[string]*sql.Stmt{}}
+	s := &Store{w: w, r: r, watchers: map[int]func(store.Notification){}, stmts: map[string]*sql.Stmt{}, heads: map[string]*batchHead{}}
 	for _, q := range hotStatements {
 		st, err := w.Prepare(q)
 		if err != nil {
@@ -262,15 +268,31 @@ func (s *Store) Watch(ctx context.Context, f func(store.Notification)) error {
 // not interrupt the shared transaction, which SQLite would roll back whole).
 type txFunc func(ctx context.Context, tx *sql.Tx) error
 
+// write is one queued write.
+type write struct {
+	fn txFunc
+	// message: fn is appendMessage's, which runs without a savepoint and
+	// keeps its group's head in Store.heads.
+	message bool
+}
+
+// batchHead is a group's head as the transaction's message appends left
+// it; dirty says it moved since it was read.
+type batchHead struct {
+	h     *store.GroupHead
+	dirty bool
+}
+
 // tx runs f in a write transaction, committing only if f succeeds.
 //
 // Group commit: concurrent writes share one transaction and so one fsync
-// (store.Batcher). Each runs inside its own SAVEPOINT, so one that fails is
-// rolled back alone and the others still commit, exactly as if each had run
-// alone in the order of the batch. tx returns only after the transaction
+// (store.Batcher). Each runs inside its own SAVEPOINT (a message append
+// needs none: see appendMessage), so one that fails is rolled back alone and
+// the others still commit, exactly as if each had run alone in the order of
+// the batch. tx returns only after the transaction
 // holding f committed: acknowledged means durable.
 func (s *Store) tx(ctx context.Context, f txFunc) error {
-	return s.batch.Do(ctx, f)
+	return s.batch.Do(ctx, write{fn: f})
 }
 
 // BatchStats implements store.BatchStats.
@@ -280,7 +302,7 @@ func (s *Store) BatchStats() (writes, transactions uint64) { return s.batch.Stat
 // was written, and each write is tried again alone.
 var errBatch = errors.New("sqlite: batch failed")
 
-func (s *Store) runBatch(ops []*store.Op[txFunc]) {
+func (s *Store) runBatch(ops []*store.Op[write]) {
 	ctx := context.WithoutCancel(ops[0].Ctx)
 	if len(ops) == 1 {
 		ops[0].Err = s.txAlone(ctx, ops[0].Fn)
@@ -290,20 +312,26 @@ func (s *Store) runBatch(ops []*store.Op[txFunc]) {
 		// Rolled back whole (an I/O error, an interrupted statement): the
 		// writes go again, each in its own transaction, so one write's
 		// failure is never another's.
+		s.split.Add(1)
 		for _, op := range ops {
 			op.Err = s.txAlone(ctx, op.Fn)
 		}
 	}
 }
 
-func (s *Store) txAlone(ctx context.Context, f txFunc) error {
+func (s *Store) txAlone(ctx context.Context, w write) error {
+	clear(s.heads)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := f(ctx, tx); err != nil {
+	if err := w.fn(ctx, tx); err != nil {
 		tx.Rollback()
 		return err
+	}
+	if err := s.flushHeads(ctx, s.prepared(tx)); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
@@ -311,9 +339,11 @@ func (s *Store) txAlone(ctx context.Context, f txFunc) error {
 	return nil
 }
 
-// txBatch runs ops in one transaction, each under a savepoint. It sets each
-// op's Err, or returns errBatch when the transaction failed before COMMIT.
-func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
+// txBatch runs ops in one transaction, each under a savepoint (a message
+// append without one: see appendMessage). It sets each op's Err, or returns
+// errBatch when the transaction failed before COMMIT.
+func (s *Store) txBatch(ctx context.Context, ops []*store.Op[write]) error {
+	clear(s.heads)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return errBatch
@@ -324,11 +354,23 @@ func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
 		return err == nil
 	}
 	for _, op := range ops {
-		if !exec(qSavepointW) {
+		if op.Fn.message {
+			op.Err = op.Fn.fn(ctx, tx)
+			if op.Err != nil && !refusedUnwritten(op.Err) {
+				// A statement failed: what it left of the transaction
+				// is not known, so the batch goes again op by op.
+				tx.Rollback()
+				return errBatch
+			}
+			continue
+		}
+		// Every other write reads the database as it is: the heads the
+		// message appends moved are written first.
+		if s.flushHeads(ctx, p) != nil || !exec(qSavepointW) {
 			tx.Rollback()
 			return errBatch
 		}
-		op.Err = op.Fn(ctx, tx)
+		op.Err = op.Fn.fn(ctx, tx)
 		if op.Err != nil && !exec(qRollbackToW) {
 			// The transaction itself is gone (SQLite rolls back a whole
 			// transaction on some errors): so are the earlier writes.
@@ -340,6 +382,10 @@ func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
 			return errBatch
 		}
 	}
+	if s.flushHeads(ctx, p) != nil {
+		tx.Rollback()
+		return errBatch
+	}
 	if err := tx.Commit(); err != nil {
 		// The outcome is unknown: no write of the batch is acknowledged.
 		for _, op := range ops {
@@ -349,6 +395,29 @@ func (s *Store) txBatch(ctx context.Context, ops []*store.Op[txFunc]) error {
 		}
 	}
 	return nil
+}
+
+// flushHeads writes the heads the transaction's message appends moved,
+// and forgets them all: what runs next reads them from the database.
+func (s *Store) flushHeads(ctx context.Context, p prepTx) error {
+	for k, b := range s.heads {
+		if b.dirty {
+			if _, err := p.ExecContext(ctx, qUpdateHead, b.h.Epoch, b.h.HeadSeq, b.h.HeadHash, b.h.ID); err != nil {
+				return err
+			}
+		}
+		delete(s.heads, k)
+	}
+	return nil
+}
+
+// refusedUnwritten says err is a refusal by the store's rules, which
+// appendMessage returns only with nothing of the append written.
+func refusedUnwritten(err error) bool {
+	var stale *store.StaleEpochError
+	var dup *store.DuplicateError
+	return errors.Is(err, store.ErrNotMember) || errors.Is(err, store.ErrNotFound) ||
+		errors.As(err, &stale) || errors.As(err, &dup)
 }
 
 func (s *Store) PutChallenge(ctx context.Context, c []byte, expires time.Time) error {
@@ -595,6 +664,7 @@ const (
 		public_handshakes, external_joins,
 		EXISTS (SELECT 1 FROM members m WHERE m.group_id = groups.group_id AND m.client_id = ? AND m.left_seq = 0)
 		FROM groups WHERE group_id = ?`
+	qMember       = `SELECT EXISTS (SELECT 1 FROM members WHERE group_id = ? AND client_id = ? AND left_seq = 0)`
 	qDup          = `SELECT seq FROM records WHERE group_id = ? AND body_hash = ?`
 	qInsertRecord = `INSERT INTO records (` + recordCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateHead   = `UPDATE groups SET epoch = ?, head_seq = ?, head_hash = ? WHERE group_id = ?`
@@ -605,7 +675,7 @@ const (
 	qReleaseW    = `RELEASE w`
 )
 
-var hotStatements = []string{qHead, qHeadMember, qDup, qInsertRecord, qUpdateHead, qPutGroupInfo, qSavepointW, qRollbackToW, qReleaseW}
+var hotStatements = []string{qHead, qHeadMember, qMember, qDup, qInsertRecord, qUpdateHead, qPutGroupInfo, qSavepointW, qRollbackToW, qReleaseW}
 
 // prepTx runs the hot statements prepared, others as given.
 type prepTx struct {
@@ -726,6 +796,10 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	if err := store.ValidateAppend(&a); err != nil {
 		return nil, err
 	}
+	if !a.Commit && !a.ExternalJoin && len(a.Entries) == 1 && a.GroupInfo == nil &&
+		len(a.AddMembers)+len(a.RemoveMembers)+len(a.UseClaims) == 0 {
+		return s.appendMessage(ctx, a)
+	}
 	var recs []store.Record
 	var notes []store.Notification
 	err := s.tx(ctx, func(ctx context.Context, wtx *sql.Tx) error {
@@ -748,22 +822,10 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 		}
 		recs = store.BuildRecords(h, &a)
 		for i := range recs {
-			r := &recs[i]
-			// A body already in the log is found by the unique index
-			// records_body, at the insert: no lookup before it. The
-			// caller's savepoint (or transaction) drops what was
-			// inserted before it.
-			if _, err := tx.ExecContext(ctx, qInsertRecord,
-				r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
-				r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time)); err != nil {
-				if !isUnique(err) {
-					return fmt.Errorf("sqlite: %w", err)
-				}
-				var seq uint64
-				if err := tx.QueryRowContext(ctx, qDup, a.GroupID, r.BodyHash).Scan(&seq); err != nil {
-					return fmt.Errorf("sqlite: %w", err)
-				}
-				return &store.DuplicateError{Seq: seq}
+			// The caller's savepoint (or transaction) drops what was
+			// inserted before a failure.
+			if err := insertRecord(ctx, tx, &recs[i]); err != nil {
+				return err
 			}
 		}
 		last := recs[len(recs)-1]
@@ -820,6 +882,72 @@ func (s *Store) Append(ctx context.Context, a store.Append) ([]store.Record, err
 	notes = append(notes, store.Notification{GroupID: a.GroupID, Seq: recs[len(recs)-1].Seq})
 	s.notify(notes...)
 	return recs, nil
+}
+
+// appendMessage appends one message that is not a commit (an application
+// message or a proposal): most of what a busy server writes, and much of
+// it to a few busy groups. So in a shared transaction it costs one INSERT
+// beside its membership check. The group's head is read once per
+// transaction and kept in s.heads as its messages move it, then written
+// back once (flushHeads) before any other kind of write runs and before
+// COMMIT. And it needs no savepoint: its one write is the INSERT, which
+// SQLite backs out by itself when a constraint refuses it (a duplicate);
+// any other failure sends the whole batch back op by op (txBatch).
+func (s *Store) appendMessage(ctx context.Context, a store.Append) ([]store.Record, error) {
+	var recs []store.Record
+	err := s.batch.Do(ctx, write{message: true, fn: func(ctx context.Context, wtx *sql.Tx) error {
+		tx := s.prepared(wtx)
+		b := s.heads[string(a.GroupID)]
+		var member bool
+		if b == nil {
+			h, m, err := loadHeadMember(ctx, tx, a.GroupID, a.Sender)
+			if err != nil {
+				return err
+			}
+			b, member = &batchHead{h: h}, m
+			s.heads[string(a.GroupID)] = b
+		} else if err := tx.QueryRowContext(ctx, qMember, a.GroupID, a.Sender).Scan(&member); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if !member {
+			return store.ErrNotMember
+		}
+		if err := store.CheckEpoch(b.h, &a, func(e uint64) (store.Record, error) { return commitRecord(ctx, tx, a.GroupID, e) }); err != nil {
+			return err
+		}
+		recs = store.BuildRecords(b.h, &a)
+		r := &recs[0]
+		if err := insertRecord(ctx, tx, r); err != nil {
+			return err
+		}
+		b.h.HeadSeq, b.h.HeadHash, b.dirty = r.Seq, r.ChainHash, true
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	s.notify(store.Notification{GroupID: a.GroupID, Seq: recs[0].Seq})
+	return recs, nil
+}
+
+// insertRecord writes r to the log. A body already in the group's log is
+// found by the unique index records_body, at the insert: no lookup before
+// it.
+func insertRecord(ctx context.Context, tx prepTx, r *store.Record) error {
+	_, err := tx.ExecContext(ctx, qInsertRecord,
+		r.GroupID, r.Seq, r.Epoch, r.Kind, r.WireFormat, r.Sender, store.EncodeRecipients(r.Recipients), r.Body,
+		r.BodyHash, r.PrevHash, r.ChainHash, ms(r.Time))
+	if err == nil {
+		return nil
+	}
+	if !isUnique(err) {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	var seq uint64
+	if err := tx.QueryRowContext(ctx, qDup, r.GroupID, r.BodyHash).Scan(&seq); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return &store.DuplicateError{Seq: seq}
 }
 
 func (s *Store) Records(ctx context.Context, groupID []byte, after uint64, limit int) ([]store.Record, error) {
