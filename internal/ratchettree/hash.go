@@ -149,11 +149,24 @@ func (t *Tree) leafHash(l LeafIndex, n *wire.Node) []byte {
 func (t *Tree) parentHashInputHash(pn *wire.ParentNode, left, right []byte) []byte {
 	in := wire.TreeHashInput{NodeType: wire.NodeTypeParent,
 		ParentNode: &wire.ParentNodeHashInput{ParentNode: pn, LeftHash: left, RightHash: right}}
-	enc, err := codec.Marshal(&in)
+	size := len(left) + len(right) + 16
+	if pn != nil { // blank
+		size += len(pn.EncryptionKey) + len(pn.ParentHash) + 4*len(pn.UnmergedLeaves)
+	}
+	enc, err := marshalSized(&in, size)
 	if err != nil {
 		return t.suite.Hash(nil)
 	}
 	return t.suite.Hash(enc)
+}
+
+// marshalSized encodes m into a buffer of about its size, allocated once: a
+// builder started empty grows several times for the small inputs hashed
+// once per node.
+func marshalSized(m codec.Marshaler, size int) ([]byte, error) {
+	b := codec.NewBuilder(make([]byte, 0, size))
+	m.Marshal(b)
+	return b.Bytes()
 }
 
 // parentHash computes the parent hash of a node with encryption key key and
@@ -161,7 +174,7 @@ func (t *Tree) parentHashInputHash(pn *wire.ParentNode, left, right []byte) []by
 // (RFC 9420, Section 7.9).
 func (t *Tree) parentHash(key, ph, siblingHash []byte) []byte {
 	in := wire.ParentHashInput{EncryptionKey: key, ParentHash: ph, OriginalSiblingTreeHash: siblingHash}
-	enc, err := codec.Marshal(&in)
+	enc, err := marshalSized(&in, len(key)+len(ph)+len(siblingHash)+16)
 	if err != nil {
 		return t.suite.Hash(nil)
 	}
