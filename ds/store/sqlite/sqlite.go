@@ -289,8 +289,8 @@ type batchHead struct {
 // (store.Batcher). Each runs inside its own SAVEPOINT (a message append
 // needs none: see appendMessage), so one that fails is rolled back alone and
 // the others still commit, exactly as if each had run alone in the order of
-// the batch. tx returns only after the transaction
-// holding f committed: acknowledged means durable.
+// the batch. tx returns only after the transaction holding f committed:
+// acknowledged means durable.
 func (s *Store) tx(ctx context.Context, f txFunc) error {
 	return s.batch.Do(ctx, write{fn: f})
 }
