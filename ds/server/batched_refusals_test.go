@@ -109,16 +109,7 @@ func batchedRefusals(t *testing.T, cfg server.Config) {
 		t.Fatalf("%d writes in %d transactions: no transaction held two, so nothing here was batched", w-w0, tr-t0)
 	}
 
-	var recs []store.Record
-	for after := uint64(0); ; {
-		page, err := e.st.Records(ctx, gid, after, 1000)
-		must(t, err)
-		if len(page) == 0 {
-			break
-		}
-		recs = append(recs, page...)
-		after = page[len(page)-1].Seq
-	}
+	recs := allRecords(t, e.st, gid)
 	must(t, store.VerifyChain(0, store.GenesisHash(gid), recs))
 	seen := map[string]int{}
 	for _, r := range recs {
@@ -160,4 +151,19 @@ func batchStats(st store.Store) (writes, transactions uint64) {
 		return bs.BatchStats()
 	}
 	return 0, 0
+}
+
+// allRecords reads the group's whole log, a page at a time.
+func allRecords(t *testing.T, st store.Store, gid []byte) []store.Record {
+	t.Helper()
+	var recs []store.Record
+	for after := uint64(0); ; {
+		page, err := st.Records(ctx, gid, after, 1000)
+		must(t, err)
+		if len(page) == 0 {
+			return recs
+		}
+		recs = append(recs, page...)
+		after = page[len(page)-1].Seq
+	}
 }

@@ -147,16 +147,7 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	rate := float64(total) / elapsed.Seconds()
 
 	// Every acknowledged message is in the log, chained.
-	var recs []store.Record
-	for after := uint64(0); ; {
-		page, err := st.Records(ctx, gid, after, 1000)
-		must(t, err)
-		if len(page) == 0 {
-			break
-		}
-		recs = append(recs, page...)
-		after = page[len(page)-1].Seq
-	}
+	recs := allRecords(t, st, gid)
 	must(t, store.VerifyChain(0, store.GenesisHash(gid), recs))
 	apps := 0
 	for i := range recs {
