@@ -97,7 +97,7 @@ func rawAPI(url string, opts ...connect.ClientOption) mlsdv1connect.DeliveryServ
 	if len(opts) == 0 {
 		opts = []connect.ClientOption{connect.WithGRPC()}
 	}
-	return mlsdv1connect.NewDeliveryServiceClient(client.HTTPClient(), url, opts...)
+	return mlsdv1connect.NewDeliveryServiceClient(client.H2CClient(), url, opts...)
 }
 
 // Finding 6: the login-challenge limit is keyed on the address without its
@@ -488,7 +488,7 @@ func stallH2(t *testing.T, url string) time.Duration {
 	return time.Since(start)
 }
 
-var h2Client = client.HTTPClient()
+var h2Client = client.H2CClient()
 
 // Finding 4 (caps): concurrent calls per address are capped; past the cap a
 // call is refused at once, and calls flow again once the others end.
