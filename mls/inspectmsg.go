@@ -64,7 +64,9 @@ type LeafInfo struct {
 // message's buffer: a server may keep it (or its GroupID) while the
 // message, which may be megabytes, is long gone.
 func InspectMessage(data []byte) (*MessageInfo, error) {
-	m, err := wire.UnmarshalMLSMessage(data) // decodes a copy of data
+	// Decoded in place: every field returned below is copied out, and
+	// nothing else of m outlives this call.
+	m, err := wire.BorrowMLSMessage(data)
 	if err != nil {
 		return nil, err
 	}

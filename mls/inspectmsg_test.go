@@ -2,6 +2,7 @@ package mls_test
 
 import (
 	"bytes"
+	"reflect"
 	"runtime"
 	"testing"
 
@@ -44,4 +45,72 @@ func TestInspectMessageKeepsNoBuffer(t *testing.T) {
 		}
 		runtime.KeepAlive(kept)
 	}
+}
+
+// InspectMessage decodes in place (it runs on every message a delivery
+// service accepts) but returns nothing that points into the message: after
+// the caller overwrites its buffer, every field still holds what was read.
+func TestInspectMessageCopiesOut(t *testing.T) {
+	cfg := &mls.Config{PublicHandshakes: true}
+	alice := newClient(t, "alice", mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+	bob := newClient(t, "bob", mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+	g, err := mls.NewGroup(cfg, []byte("inspect copies out"), alice.cred, alice.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := bob.keyPackage(t)
+	res, err := g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}, GroupInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := []byte("group-1")
+	msgs := map[string][]byte{
+		"private":          fakemsg.PrivateMessage(gid, 3, fakemsg.ContentApplication, []byte("sd"), []byte("ct")),
+		"public":           fakemsg.PublicMessage(gid, 3, fakemsg.SenderMember, 0, fakemsg.ContentApplication, []byte("pt")),
+		"welcome":          res.Welcome,
+		"group info":       res.GroupInfo,
+		"key package":      kp.Bytes(),
+		"commit with path": res.Commit,
+	}
+	for name, msg := range msgs {
+		msg = bytes.Clone(msg)
+		info, err := mls.InspectMessage(msg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := deepCopyInfo(info)
+		for i := range msg {
+			msg[i] ^= 0xff
+		}
+		if got := deepCopyInfo(info); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the MessageInfo changed with the message's buffer:\n%+v\nwas\n%+v", name, got, want)
+		}
+		if name == "commit with path" && (info.PathLeaf == nil || len(info.PathLeaf.SignatureKey) == 0) {
+			t.Errorf("%s: no path leaf read: %+v", name, info)
+		}
+		if (name == "welcome" || name == "key package") && len(info.KeyPackageRefs) == 0 {
+			t.Errorf("%s: no KeyPackageRefs read", name)
+		}
+	}
+}
+
+// deepCopyInfo copies every byte slice of a MessageInfo.
+func deepCopyInfo(m *mls.MessageInfo) mls.MessageInfo {
+	c := *m
+	c.GroupID = bytes.Clone(m.GroupID)
+	c.KeyPackageRefs = nil
+	for _, r := range m.KeyPackageRefs {
+		c.KeyPackageRefs = append(c.KeyPackageRefs, bytes.Clone(r))
+	}
+	if m.PathLeaf != nil {
+		l := *m.PathLeaf
+		l.SignatureKey = bytes.Clone(l.SignatureKey)
+		l.Credential.Identity, l.Credential.Data = bytes.Clone(l.Credential.Identity), bytes.Clone(l.Credential.Data)
+		l.Credential.Certificates = nil
+		for _, x := range m.PathLeaf.Credential.Certificates {
+			l.Credential.Certificates = append(l.Credential.Certificates, bytes.Clone(x))
+		}
+		c.PathLeaf = &l
+	}
+	return c
 }

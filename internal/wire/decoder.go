@@ -324,6 +324,19 @@ func Decode[T any, P interface {
 	return x, nil
 }
 
+// BorrowMLSMessage decodes an MLSMessage like UnmarshalMLSMessage but
+// without copying data first: the result's byte slices point into data. For
+// a caller that only reads the result, and copies out what it keeps, before
+// data can change (mls.InspectMessage, which a delivery service runs on
+// every message it accepts).
+func BorrowMLSMessage(data []byte) (*MLSMessage, error) {
+	x := new(MLSMessage)
+	if err := decodeInto(x, data, x.decode); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
 // typeName names *x for a DecodeError ("MLSMessage", not "*wire.MLSMessage").
 func typeName(x any) string {
 	s := fmt.Sprintf("%T", x)
@@ -336,8 +349,14 @@ func typeName(x any) string {
 // decodeAll copies data once and decodes all of it with f; x names the type
 // in errors.
 func decodeAll(x any, data []byte, f func(*decoder) bool) error {
+	return decodeInto(x, bytes.Clone(data), f)
+}
+
+// decodeInto decodes all of data with f, leaving the result's byte slices
+// pointing into data; the decoder never writes to it.
+func decodeInto(x any, data []byte, f func(*decoder) bool) error {
 	var fl failure
-	d := decoder{b: bytes.Clone(data), fail: &fl}
+	d := decoder{b: data, fail: &fl}
 	if d.b == nil {
 		d.b = []byte{}
 	}
