@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,7 @@ type Store struct {
 	appends    [appendShards]store.Batcher[*appendOp] // group commit
 	usage      store.UsageBuffer                      // usage totals, written behind
 	usageCache usageCache                             // and read through a short cache
+	usageReads atomic.Uint64                          // reads of a total from the database
 }
 
 var _ store.Store = (*Store)(nil)

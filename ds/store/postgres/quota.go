@@ -67,54 +67,80 @@ func (s *Store) TakeTokens(ctx context.Context, key string, rate, burst, n float
 // Usage is the stored total, read from the database at most every
 // usageTTL per key (the quota checks ask for it on every message), plus
 // what this node has not written yet. Other nodes' writes show within
-// usageTTL; this node's own are never missed: a total cached before a
-// flush of its key is dropped by that flush (writeUsage), and one read
-// while a flush ran is not kept.
+// usageTTL (and one read: while one caller reads a key again, the others
+// use the total it replaces). This node's own are never missed: a total is
+// kept only if it was read while none of this node's flushes ran, and each
+// flush then adds what it wrote to the totals kept for its keys
+// (writeUsage), so a flush does not send every sender back to the database.
 func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	c := &s.usageCache
 	c.mu.Lock()
-	if u, ok := c.m[key]; ok && time.Since(u.at) < usageTTL {
+	u, ok := c.m[key]
+	if ok && (time.Since(u.at) < usageTTL || u.reading) {
 		c.mu.Unlock()
 		return u.n + s.usage.Unwritten(key), nil
 	}
+	if ok {
+		u.reading = true
+		c.m[key] = u
+	}
 	gen := c.gen
 	c.mu.Unlock()
+	s.usageReads.Add(1)
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT bytes FROM usage WHERE key = $1`, []byte(key)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
+		if u, ok := c.m[key]; ok && u.reading {
+			u.reading = false
+			c.m[key] = u
+		}
 		return 0, wrap(err)
 	}
-	c.mu.Lock()
-	if c.gen == gen {
+	switch {
+	case c.gen == gen && gen%2 == 0:
+		// No flush of this node ran during the read.
 		if c.m == nil || len(c.m) >= maxCachedUsage {
 			c.m = map[string]cachedUsage{} // bounded: start over
 		}
 		c.m[key] = cachedUsage{n: n, at: time.Now()}
+	default:
+		// The total read may or may not hold what a flush wrote: not
+		// kept. The one it was to replace has that flush added, and is
+		// read again by the next caller.
+		if u, ok := c.m[key]; ok && u.reading {
+			u.reading = false
+			c.m[key] = u
+		}
 	}
-	c.mu.Unlock()
 	return n + s.usage.Unwritten(key), nil
 }
 
 // usageTTL is how long a stored usage total read from the database is
 // used again; maxCachedUsage bounds how many are kept.
-const (
-	usageTTL       = 100 * time.Millisecond
-	maxCachedUsage = 100_000
-)
+var usageTTL = 100 * time.Millisecond
+
+const maxCachedUsage = 100_000
+
+// testFlushWritten, when set by a test, runs after a flush's write and
+// before the totals kept are brought up to it.
+var testFlushWritten func()
 
 // usageCache holds stored usage totals recently read (Usage).
 type usageCache struct {
 	mu  sync.Mutex
-	gen uint64 // counts this node's flushes
+	gen uint64 // odd while a flush of this node writes, even otherwise
 	m   map[string]cachedUsage
 }
 
 type cachedUsage struct {
-	n  int64
-	at time.Time
+	n       int64
+	at      time.Time // when n was read
+	reading bool      // a caller is reading the key again
 }
 
 // AddUsage is written behind (store.UsageBuffer): it returns at once, and
@@ -131,6 +157,10 @@ func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys) // one lock order for every node
+	c := &s.usageCache
+	c.mu.Lock()
+	c.gen++ // odd: totals read from now on are not kept
+	c.mu.Unlock()
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, k := range keys {
@@ -139,17 +169,26 @@ func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 		}
 		return wrap(tx.SendBatch(ctx, b).Close())
 	})
-	if err == nil {
-		// What was cached for these keys predates the deltas just
-		// written, which Unwritten no longer counts.
-		c := &s.usageCache
-		c.mu.Lock()
-		c.gen++
-		for _, k := range keys {
+	if testFlushWritten != nil {
+		testFlushWritten()
+	}
+	c.mu.Lock()
+	c.gen++
+	for _, k := range keys {
+		u, ok := c.m[k]
+		switch {
+		case !ok:
+		case err == nil:
+			// Read before this flush began, so without its deltas,
+			// which Unwritten stops counting once this returns.
+			u.n += deltas[k]
+			c.m[k] = u
+		default:
+			// Perhaps written (an unknown COMMIT outcome): read again.
 			delete(c.m, k)
 		}
-		c.mu.Unlock()
 	}
+	c.mu.Unlock()
 	return err
 }
 
