@@ -80,6 +80,9 @@ func ValidateAppend(a *Append) error {
 	if !a.Commit && (len(a.Entries) != 1 || len(a.AddMembers)+len(a.RemoveMembers)+len(a.UseClaims) > 0 || a.GroupInfo != nil || a.ExternalJoin) {
 		return fmt.Errorf("store: only commits carry welcomes, membership changes and GroupInfo")
 	}
+	if len(a.Entries) == 1 {
+		return nil // nothing to be a duplicate of (most appends: a message)
+	}
 	seen := map[string]bool{}
 	for _, e := range a.Entries {
 		k := string(BodyHash(e.Body))

@@ -505,6 +505,12 @@ func testDuplicates(t *testing.T, s store.Store) {
 	if recs, err := s.Records(ctx, gid, 0, 10); err != nil || len(recs) != 1 {
 		t.Fatalf("log after the refused bundle: %d records, %v", len(recs), err)
 	}
+	// A bundle that carries one body twice is refused whole too.
+	c = commit("alice", 0, "c2")
+	c.Entries = append(c.Entries, store.Entry{Kind: store.KindWelcome, Body: []byte("w")}, store.Entry{Kind: store.KindWelcome, Body: []byte("w")})
+	if _, err := s.Append(ctx, c); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("commit bundle carrying one body twice: %v", err)
+	}
 	if _, err := s.Append(ctx, commit("alice", 0, "c")); err != nil {
 		t.Fatalf("the refused commit again, alone: %v", err)
 	}
