@@ -51,10 +51,7 @@ func HTTPClient() *http.Client {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)
-	return &http.Client{Transport: &http.Transport{
-		Protocols: &p, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		TLSClientConfig: &tls.Config{}, MaxIdleConnsPerHost: 64,
-	}}
+	return newHTTPClient(&p)
 }
 
 // H2CClient returns an HTTP client that speaks HTTP/2 over TLS, and with
@@ -66,8 +63,12 @@ func H2CClient() *http.Client {
 	var p http.Protocols
 	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
+	return newHTTPClient(&p)
+}
+
+func newHTTPClient(p *http.Protocols) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		Protocols: &p, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		Protocols: p, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		TLSClientConfig: &tls.Config{}, MaxIdleConnsPerHost: 64,
 	}}
 }
