@@ -108,3 +108,36 @@ func TestSharedBucketLease(t *testing.T) {
 		t.Fatalf("small bucket: %d of 10 taken in %d round trips, want 6 in 10", got, shared.calls)
 	}
 }
+
+// TestSharedBucketLeaseFastBucket: a bucket whose rate gives more than
+// leaseCalls requests in leaseSlice is leased by the slice of its rate, so a
+// group taking messages at that rate goes to the database once per lease,
+// not once per sixteen; and the lease still never takes more than a
+// sixteenth of the burst.
+func TestSharedBucketLeaseFastBucket(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	shared := &fakeBuckets{}
+	s := &Server{shared: shared, cfg: Config{Now: func() time.Time { return now }}}
+	ctx := context.Background()
+	// 1 MB/s, burst 64 MB: a lease of 20 KB, twenty 1 KB messages.
+	r := newRate("group_bytes", 1e6, 64e6)
+	for range 200 {
+		if ok, err := s.takeShared(ctx, r, "g", 1000); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if shared.calls != 10 {
+		t.Fatalf("%d round trips for 200 takes of 1 KB from a 1 MB/s bucket, want 10", shared.calls)
+	}
+	// 1 GB/s, burst 32 MB: the lease is capped at 2 MB, not 20 MB.
+	shared.calls = 0
+	r = newRate("group_bytes", 1e9, 32e6)
+	for range 4000 {
+		if ok, err := s.takeShared(ctx, r, "h", 1000); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if shared.calls != 2 {
+		t.Fatalf("%d round trips for 4,000 takes of 1 KB under a 2 MB lease cap, want 2", shared.calls)
+	}
+}

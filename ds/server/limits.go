@@ -576,10 +576,14 @@ type rate struct {
 
 // A lease is tokens this node took from a shared bucket ahead of need:
 // under load a large bucket (an account's or a group's bytes) is drawn on
-// by one database round trip per leaseCalls requests instead of one each.
-// A node holds at most min(burst/leaseShare, leaseCalls requests) of a
-// bucket (plus less than one request's worth left from its last lease),
-// for leaseFor; what it has not used by then is lost. Leased
+// by one database round trip per leaseCalls requests instead of one each,
+// or, for a fast bucket, per leaseSlice of its rate (a group taking
+// thousands of messages a second would otherwise send its senders to the
+// database, one at a time under the lease's lock, every few milliseconds).
+// A node holds at most min(burst/leaseShare, max(leaseCalls requests,
+// leaseSlice of the rate)) of a bucket (plus less than one request's worth
+// left from its last lease), for leaseFor; what it has not used by then is
+// lost. Leased
 // tokens left the shared bucket when taken, so the limit only errs strict:
 // nodes together never take more than the bucket gives. Buckets too small
 // to lease from (burst under leaseShare requests) are drawn on exactly.
@@ -595,6 +599,7 @@ type lease struct {
 const (
 	leaseShare = 16
 	leaseCalls = 16
+	leaseSlice = 20 * time.Millisecond
 	leaseFor   = time.Second
 	maxLeases  = 100_000 // keys with a lease; past it they start over
 )
@@ -604,7 +609,7 @@ const (
 func (s *Server) takeShared(ctx context.Context, r *rate, key string, n float64) (bool, error) {
 	now := s.cfg.Now()
 	bucket := r.name + "\x00" + key
-	chunk := min(r.burst/leaseShare, leaseCalls*n)
+	chunk := min(r.burst/leaseShare, max(leaseCalls*n, r.perSec*leaseSlice.Seconds()))
 	if chunk <= n {
 		return s.shared.TakeTokens(ctx, bucket, r.perSec, r.burst, n, now)
 	}
