@@ -94,28 +94,21 @@ func (s *Store) Usage(ctx context.Context, key string) (int64, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil {
-		if u, ok := c.m[key]; ok && u.reading {
-			u.reading = false
-			c.m[key] = u
-		}
-		return 0, wrap(err)
-	}
-	switch {
-	case c.gen == gen && gen%2 == 0:
+	if err == nil && c.gen == gen && gen%2 == 0 {
 		// No flush of this node ran during the read.
 		if c.m == nil || len(c.m) >= maxCachedUsage {
 			c.m = map[string]cachedUsage{} // bounded: start over
 		}
 		c.m[key] = cachedUsage{n: n, at: time.Now()}
-	default:
-		// The total read may or may not hold what a flush wrote: not
-		// kept. The one it was to replace has that flush added, and is
-		// read again by the next caller.
-		if u, ok := c.m[key]; ok && u.reading {
-			u.reading = false
-			c.m[key] = u
-		}
+	} else if u, ok := c.m[key]; ok && u.reading {
+		// Failed, or the total read may or may not hold what a flush
+		// wrote: not kept. The one it was to replace (which has that
+		// flush added) is read again by the next caller.
+		u.reading = false
+		c.m[key] = u
+	}
+	if err != nil {
+		return 0, wrap(err)
 	}
 	return n + s.usage.Unwritten(key), nil
 }
