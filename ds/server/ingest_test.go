@@ -209,8 +209,8 @@ type phase struct {
 func (l *phase) rate() float64      { return float64(l.sent) / l.elapsed.Seconds() }
 func (l *phase) cpuPerMsg() float64 { return float64(l.cpu.Microseconds()) / float64(max(1, l.sent)) }
 
-// runLoad runs the senders start starts, for d, while committer commits
-// epoch after epoch (from epoch) to cgid.
+// runLoad runs the senders start starts, for d, while committer (if not
+// nil) commits epoch after epoch (from epoch) to cgid.
 func runLoad(t *testing.T, start func(sent *atomic.Int64, wg *sync.WaitGroup) (stop func()), committer *member, cgid []byte, epoch uint64, d time.Duration) phase {
 	stop := make(chan struct{})
 	var sent atomic.Int64
@@ -222,7 +222,7 @@ func runLoad(t *testing.T, start func(sent *atomic.Int64, wg *sync.WaitGroup) (s
 	commitsDone := make(chan struct{})
 	go func() {
 		defer close(commitsDone)
-		for ; ; epoch++ {
+		for ; committer != nil; epoch++ {
 			select {
 			case <-stop:
 				return
@@ -328,16 +328,9 @@ func ceiling(t *testing.T, st store.Store, pad string, d time.Duration) (rate, c
 	cfg := unlimited
 	cfg.Store = &memAppend{Store: struct{ store.Store }{st}, heads: map[string]*store.GroupHead{}}
 	e, ms, gid := ingestGroup(t, cfg, "c")
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	cpu0 := cpuTime()
-	start := time.Now()
-	stop := wireLoop(t, wireSenders(t, e.url, ms), gid, pad, &sent, &wg)
-	time.Sleep(d)
-	stop()
-	wg.Wait()
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
-	return float64(sent.Load()) / elapsed.Seconds(), float64(cpu.Microseconds()) / float64(max(1, sent.Load()))
+	ws := wireSenders(t, e.url, ms)
+	l := runLoad(t, func(sent *atomic.Int64, wg *sync.WaitGroup) func() { return wireLoop(t, ws, gid, pad, sent, wg) }, nil, nil, 0, d)
+	return l.rate(), l.cpuPerMsg()
 }
 
 // wireSender is one ingest sender that speaks HTTP/1.1 itself: over its
