@@ -140,4 +140,28 @@ func TestSharedBucketLeaseFastBucket(t *testing.T) {
 	if shared.calls != 2 {
 		t.Fatalf("%d round trips for 4,000 takes of 1 KB under a 2 MB lease cap, want 2", shared.calls)
 	}
+
+	// Two nodes drawing on one fast bucket (the clock stands still, so it
+	// does not refill) through these larger leases still take together
+	// exactly what it holds: 32 MB of the second bucket is drained by the
+	// 4,000 takes above to 28 MB, 28,000 takes more.
+	b := &Server{shared: shared, cfg: s.cfg}
+	rb := newRate("group_bytes", 1e9, 32e6)
+	got := 0
+	for i := range 40000 {
+		node, nr := s, r
+		if i%3 == 0 {
+			node, nr = b, rb
+		}
+		ok, err := node.takeShared(ctx, nr, "h", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			got++
+		}
+	}
+	if got != 28000 {
+		t.Fatalf("%d takes of 1 KB through two nodes from a bucket left with 28 MB, want exactly 28,000", got)
+	}
 }
