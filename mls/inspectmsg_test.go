@@ -114,3 +114,31 @@ func deepCopyInfo(m *mls.MessageInfo) mls.MessageInfo {
 	}
 	return c
 }
+
+// FuzzInspectMessage: on any input InspectMessage, which decodes in place,
+// never panics, never changes the input, and returns nothing that changes
+// when the caller then overwrites it.
+func FuzzInspectMessage(f *testing.F) {
+	gid := []byte("group-1")
+	f.Add(fakemsg.PrivateMessage(gid, 3, fakemsg.ContentApplication, []byte("sd"), []byte("ct")))
+	f.Add(fakemsg.PublicMessage(gid, 3, fakemsg.SenderMember, 0, fakemsg.ContentProposal, []byte("pt")))
+	f.Add(fakemsg.Welcome(1, [][]byte{[]byte("ref-1")}, []byte("gi")))
+	f.Add(fakemsg.GroupInfo(1, gid, 3, []byte("x")))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		in := bytes.Clone(msg)
+		info, err := mls.InspectMessage(msg)
+		if !bytes.Equal(in, msg) {
+			t.Fatal("InspectMessage changed its input")
+		}
+		if err != nil {
+			return
+		}
+		want := deepCopyInfo(info)
+		for i := range msg {
+			msg[i] ^= 0xff
+		}
+		if got := deepCopyInfo(info); !reflect.DeepEqual(got, want) {
+			t.Fatalf("the MessageInfo changed with the input:\n%+v\nwas\n%+v", got, want)
+		}
+	})
+}
