@@ -51,23 +51,12 @@ func TestSharedBucketLease(t *testing.T) {
 	// Two nodes on one bucket of 1,600 tokens (1 KiB messages against a
 	// byte quota, say), no refill meanwhile.
 	ra, rb := newRate("bytes", 1e-9, 1600), newRate("bytes", 1e-9, 1600)
-	got, dry := 0, 0
-	for i := range 400 {
+	dry := 0
+	got := takeThroughTwo(t, a, b, ra, rb, "acct", 5, 400, func(got int) {
 		if got == 1600/5 && dry == 0 {
 			dry = shared.calls
 		}
-		s, r := a, ra
-		if i%3 == 0 {
-			s, r = b, rb
-		}
-		ok, err := s.takeShared(ctx, r, "acct", 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			got++
-		}
-	}
+	})
 	if got != 1600/5 {
 		t.Fatalf("%d takes of 5 from a bucket of 1,600 through two nodes' leases, want exactly %d", got, 1600/5)
 	}
@@ -147,13 +136,26 @@ func TestSharedBucketLeaseFastBucket(t *testing.T) {
 	// 4,000 takes above to 28 MB, 28,000 takes more.
 	b := &Server{shared: shared, cfg: s.cfg}
 	rb := newRate("group_bytes", 1e9, 32e6)
+	if got := takeThroughTwo(t, s, b, r, rb, "h", 1000, 40000, nil); got != 28000 {
+		t.Fatalf("%d takes of 1 KB through two nodes from a bucket left with 28 MB, want exactly 28,000", got)
+	}
+}
+
+// takeThroughTwo takes n tokens of key count times, every third take
+// through node b (rate rb), the others through a (ra), calling before (if
+// set) with the count so far ahead of each; it returns how many were given.
+func takeThroughTwo(t *testing.T, a, b *Server, ra, rb *rate, key string, n float64, count int, before func(got int)) int {
+	t.Helper()
 	got := 0
-	for i := range 40000 {
-		node, nr := s, r
-		if i%3 == 0 {
-			node, nr = b, rb
+	for i := range count {
+		if before != nil {
+			before(got)
 		}
-		ok, err := node.takeShared(ctx, nr, "h", 1000)
+		s, r := a, ra
+		if i%3 == 0 {
+			s, r = b, rb
+		}
+		ok, err := s.takeShared(context.Background(), r, key, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +163,5 @@ func TestSharedBucketLeaseFastBucket(t *testing.T) {
 			got++
 		}
 	}
-	if got != 28000 {
-		t.Fatalf("%d takes of 1 KB through two nodes from a bucket left with 28 MB, want exactly 28,000", got)
-	}
+	return got
 }
