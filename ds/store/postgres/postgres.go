@@ -641,23 +641,25 @@ func (s *Store) BatchStats() (writes, transactions uint64) {
 
 func (s *Store) runAppends(ops []*store.Op[*appendOp]) {
 	ctx := context.WithoutCancel(ops[0].Ctx)
-	if len(ops) > 1 {
-		err := s.appendBatch(ctx, ops)
-		if err == nil {
-			return
-		}
-		if errors.Is(err, errCommit) {
-			for _, op := range ops {
-				if op.Err == nil {
-					op.Err = err
-				}
-			}
-			return
-		}
-		// Rolled back before COMMIT (a deadlock with another node, a
-		// failed statement): each append goes again alone, so no append
-		// fails for another's sake.
+	// A lone append goes through appendBatch too: two round trips where
+	// appendTx takes six (BEGIN, head, membership, duplicates, writes,
+	// COMMIT), each one a wake-up of a backend on a loaded machine.
+	err := s.appendBatch(ctx, ops)
+	if err == nil {
+		return
 	}
+	if errors.Is(err, errCommit) {
+		for _, op := range ops {
+			if op.Err == nil {
+				op.Err = err
+			}
+		}
+		return
+	}
+	// Rolled back before COMMIT (a deadlock with another node, a failed
+	// statement): each append goes again alone, so no append fails for
+	// another's sake, and the database's own refusal (commits_pkey) is
+	// mapped there.
 	for _, op := range ops {
 		op.Err = s.appendAlone(ctx, op.Fn)
 	}
