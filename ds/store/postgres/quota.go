@@ -154,14 +154,17 @@ func (s *Store) writeUsage(ctx context.Context, deltas map[string]int64) error {
 	c.mu.Lock()
 	c.gen++ // odd: totals read from now on are not kept
 	c.mu.Unlock()
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, k := range keys {
-			b.Queue(`INSERT INTO usage (key, bytes) VALUES ($1, $2)
-				ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, []byte(k), deltas[k])
-		}
-		return wrap(tx.SendBatch(ctx, b).Close())
-	})
+	ks, ds := make([][]byte, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		ks[i], ds[i] = []byte(k), deltas[k]
+	}
+	// One statement, so one round trip and its own transaction: every
+	// key's row in the sorted order above (WITH ORDINALITY keeps it), all
+	// or nothing.
+	_, err := s.pool.Exec(ctx, `INSERT INTO usage (key, bytes)
+		SELECT k, d FROM unnest($1::bytea[], $2::bigint[]) WITH ORDINALITY AS u(k, d, i) ORDER BY i
+		ON CONFLICT (key) DO UPDATE SET bytes = usage.bytes + excluded.bytes`, ks, ds)
+	err = wrap(err)
 	if testFlushWritten != nil {
 		testFlushWritten()
 	}
