@@ -47,7 +47,8 @@ import (
 // and on the same database, the raw rate of batched inserts of the same
 // rows into the same table with the same durability (SQLite: WAL,
 // synchronous=FULL; PostgreSQL: synchronous_commit as configured), in
-// transactions of 64 rows. It prints both and their ratio, fails below the
+// transactions of 64 rows, measured before and after the ingest (the ratio
+// is to their mean). It prints both and their ratio, fails below the
 // 50% the issue asks for, and checks that every acknowledged message is in
 // the log. Meanwhile one member commits epoch after epoch in a second
 // group: the client-observed SendCommit latency (p50/p99) at that load.
@@ -115,9 +116,12 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	must(t, committer.CreateGroup(ctx, cgid, nil))
 
 	// The raw rate first, on the same database, then the store's own
-	// Append from 64 goroutines (group commit, no server), then the server.
+	// Append from 64 goroutines (group commit, no server), then the server,
+	// then the raw rate again: the ratio is to the mean of the two raw
+	// rates that bracket the ingest, so that a machine that speeds up or
+	// slows down during the run moves both sides of it.
 	rawRows, rawTime := raw(ingestSenders, d)
-	rawRate := float64(rawRows) / rawTime.Seconds()
+	rawBefore := float64(rawRows) / rawTime.Seconds()
 	direct := directAppends(t, st, ms, d)
 
 	var w0, t0 uint64
@@ -141,6 +145,9 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	l := runLoad(t, func(sent *atomic.Int64, wg *sync.WaitGroup) func() { return wireLoop(t, wires, gid, pad, sent, wg) }, committer, cgid, 0, d)
 	total, elapsed, cpu, lat := l.sent, l.elapsed, l.cpu, l.lat
 	rate := float64(total) / elapsed.Seconds()
+	rawRows2, rawTime2 := raw(ingestSenders, d)
+	rawAfter := float64(rawRows2) / rawTime2.Seconds()
+	rawRate := (rawBefore + rawAfter) / 2
 	var w1, t1 uint64
 	if bs != nil {
 		w1, t1 = bs.BatchStats()
@@ -185,12 +192,12 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	}
 	ratio := rate / rawRate
 	ceil, ceilCPU := ceiling(t, st, pad, d)
-	t.Logf("ingest %d msgs in %v: %.0f msg/s; raw batched inserts (64 rows per transaction) %d rows in %v: %.0f rows/s; ratio %.0f%%; store.Append from 64 goroutines, no server: %.0f/s; writes per transaction %s; commit accept p50 %v p99 %v (n=%d); process CPU %.2f cores (server and senders), %.0f us per message; ceiling (the same senders and server, a store that writes nothing): %.0f msg/s (%.0f%% of raw), %.0f us CPU per message",
-		total, elapsed.Round(time.Millisecond), rate, rawRows, rawTime.Round(time.Millisecond), rawRate, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat),
+	t.Logf("ingest %d msgs in %v: %.0f msg/s; raw batched inserts (64 rows per transaction) %d rows in %v before it, %d rows in %v after it: %.0f and %.0f rows/s, mean %.0f; ratio %.0f%%; store.Append from 64 goroutines, no server: %.0f/s; writes per transaction %s; commit accept p50 %v p99 %v (n=%d); process CPU %.2f cores (server and senders), %.0f us per message; ceiling (the same senders and server, a store that writes nothing): %.0f msg/s (%.0f%% of raw), %.0f us CPU per message",
+		total, elapsed.Round(time.Millisecond), rate, rawRows, rawTime.Round(time.Millisecond), rawRows2, rawTime2.Round(time.Millisecond), rawBefore, rawAfter, rawRate, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat),
 		cpu.Seconds()/elapsed.Seconds(), l.cpuPerMsg(), ceil, 100*ceil/rawRate, ceilCPU)
 	t.Logf("the same senders as ds/client clients in this process: Connect over HTTP/1.1 %.0f msg/s (%.0f%% of raw), %.0f us CPU per message; gRPC over h2c %.0f msg/s (%.0f%% of raw), %.0f us CPU per message",
 		c.rate(), 100*c.rate()/rawRate, c.cpuPerMsg(), g.rate(), 100*g.rate()/rawRate, g.cpuPerMsg())
-	t.Logf("| %s | %.0f | %.0f | %.0f%% | %.0f | %s | %v / %v (n=%d) | %.2f | %.0f µs | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |", t.Name(), rate, rawRate, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat), cpu.Seconds()/elapsed.Seconds(),
+	t.Logf("| %s | %.0f | %.0f (%.0f / %.0f) | %.0f%% | %.0f | %s | %v / %v (n=%d) | %.2f | %.0f µs | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |", t.Name(), rate, rawRate, rawBefore, rawAfter, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat), cpu.Seconds()/elapsed.Seconds(),
 		l.cpuPerMsg(), ceil, 100*ceil/rawRate, c.rate(), 100*c.rate()/rawRate, g.rate(), 100*g.rate()/rawRate)
 	if ratio < 0.5 {
 		t.Errorf("ingest is %.0f%% of the raw batched-insert rate, the issue asks for at least 50%%", 100*ratio)
