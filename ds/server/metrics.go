@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,15 +17,16 @@ import (
 // method names, result classes and kinds: never identities, group ids or
 // message bodies.
 type metrics struct {
-	mu         sync.Mutex
+	mu         sync.RWMutex
 	counters   map[string]*atomic.Uint64 // full series name -> value
+	byKey      map[seriesKey]*atomic.Uint64
 	help       map[string]string
 	gauges     map[string]func() float64
 	histograms map[string]*histogram
 }
 
 func newMetrics() *metrics {
-	return &metrics{counters: map[string]*atomic.Uint64{}, help: map[string]string{},
+	return &metrics{counters: map[string]*atomic.Uint64{}, byKey: map[seriesKey]*atomic.Uint64{}, help: map[string]string{},
 		gauges: map[string]func() float64{}, histograms: map[string]*histogram{}}
 }
 
@@ -46,16 +48,56 @@ func series(name string, labels ...string) string {
 }
 
 // inc adds one to the counter name{labels}.
-func (m *metrics) inc(name string, labels ...string) {
-	k := series(name, labels...)
+func (m *metrics) inc(name string, labels ...string) { m.counter(name, labels...).Add(1) }
+
+// seriesKey names a series by its parts, up to two label pairs: a map key
+// that costs no formatting and no allocation, where series builds the
+// full name once, when the series is first used.
+type seriesKey struct {
+	name, l0, l1, l2, l3 string
+	n                    int // labels given: ("a") and ("a", "") are two series
+}
+
+// counter returns the counter of name{labels}, creating it. Every RPC
+// counts itself, so a series already seen is found under a read lock,
+// without formatting its name.
+func (m *metrics) counter(name string, labels ...string) *atomic.Uint64 {
+	k := seriesKey{name: name, n: len(labels)}
+	fast := len(labels) <= 4
+	if fast {
+		for i, l := range labels {
+			switch i {
+			case 0:
+				k.l0 = l
+			case 1:
+				k.l1 = l
+			case 2:
+				k.l2 = l
+			default:
+				k.l3 = l
+			}
+		}
+		m.mu.RLock()
+		c := m.byKey[k]
+		m.mu.RUnlock()
+		if c != nil {
+			return c
+		}
+	}
+	// A copy, so that labels does not escape and callers' label slices
+	// stay on their stacks.
+	full := series(name, slices.Clone(labels)...)
 	m.mu.Lock()
-	c, ok := m.counters[k]
+	defer m.mu.Unlock()
+	c, ok := m.counters[full]
 	if !ok {
 		c = new(atomic.Uint64)
-		m.counters[k] = c
+		m.counters[full] = c
 	}
-	m.mu.Unlock()
-	c.Add(1)
+	if fast {
+		m.byKey[k] = c
+	}
+	return c
 }
 
 func (m *metrics) gauge(name, help string, f func() float64) {
@@ -74,14 +116,18 @@ type histogram struct {
 }
 
 func (m *metrics) observe(name string, d time.Duration) {
-	m.mu.Lock()
-	h, ok := m.histograms[name]
-	if !ok {
-		h = &histogram{bounds: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}
-		h.buckets = make([]uint64, len(h.bounds))
-		m.histograms[name] = h
+	m.mu.RLock()
+	h := m.histograms[name]
+	m.mu.RUnlock()
+	if h == nil {
+		m.mu.Lock()
+		if h = m.histograms[name]; h == nil {
+			h = &histogram{bounds: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}
+			h.buckets = make([]uint64, len(h.bounds))
+			m.histograms[name] = h
+		}
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
 	v := d.Seconds()
 	h.mu.Lock()
 	for i, b := range h.bounds {
@@ -223,13 +269,5 @@ func (m *metrics) add(name string, n uint64, labels ...string) {
 	if n == 0 {
 		return
 	}
-	k := series(name, labels...)
-	m.mu.Lock()
-	c, ok := m.counters[k]
-	if !ok {
-		c = new(atomic.Uint64)
-		m.counters[k] = c
-	}
-	m.mu.Unlock()
-	c.Add(n)
+	m.counter(name, labels...).Add(n)
 }

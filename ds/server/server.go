@@ -461,7 +461,9 @@ func (o *observer) done(procedure string, err error, d time.Duration) {
 	o.s.metrics.inc("mlsd_requests_total", "method", method, "code", code)
 	if err != nil && connect.CodeOf(err) == connect.CodeInternal {
 		o.s.log.Error("rpc failed", "method", method, "code", code, "err", err, "duration", d)
-	} else {
+	} else if o.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Asked first: the arguments alone cost allocations on every RPC
+		// at mlsd's default level, which drops the line.
 		o.s.log.Debug("rpc", "method", method, "code", code, "duration", d)
 	}
 }
