@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlskit/mlskit/ds/store"
 )
@@ -36,10 +39,12 @@ import (
 // (READ COMMITTED: each later statement of the pipeline sees what was
 // committed before the lock was granted). A refused op writes nothing; a
 // database error ends the whole batch (runAppends then runs each op alone).
-func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) error {
+// It returns the heads the batch left, which appendGuarded writes the
+// group's next batch on.
+func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) (map[string]*store.GroupHead, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return wrap(err)
+		return nil, wrap(err)
 	}
 	defer conn.Release()
 	open := false // a transaction is open on conn
@@ -80,9 +85,11 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 		ON m.group_id = q.g AND m.client_id = q.c WHERE m.left_seq = 0`, mg, mc)
 	rb.Queue(`SELECT r.group_id, r.body_hash, r.seq FROM records r JOIN unnest($1::bytea[], $2::bytea[]) AS q(g, h)
 		ON r.group_id = q.g AND r.body_hash = q.h`, bg, bh)
-	heads := map[string]*store.GroupHead{}
-	active := map[string]bool{}   // group id + "\x00" + client
-	bodies := map[string]uint64{} // group id + "\x00" + body hash -> seq
+	st := &batchState{
+		heads:  map[string]*store.GroupHead{},
+		active: map[string]bool{},   // group id + "\x00" + client
+		bodies: map[string]uint64{}, // group id + "\x00" + body hash -> seq
+	}
 	br := conn.SendBatch(ctx, rb)
 	open = true
 	err = func() error {
@@ -100,7 +107,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 			}
 			h.Epoch, h.HeadSeq, h.PriorityEpoch = uint64(epoch), uint64(head), uint64(prioEpoch)
 			h.PriorityUntil = time.UnixMilli(until)
-			heads[string(h.ID)] = h
+			st.heads[string(h.ID)] = h
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -113,7 +120,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 				rows.Close()
 				return err
 			}
-			active[string(g)+"\x00"+c] = true
+			st.active[string(g)+"\x00"+c] = true
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -126,7 +133,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 				rows.Close()
 				return err
 			}
-			bodies[string(g)+"\x00"+string(h)] = uint64(seq)
+			st.bodies[string(g)+"\x00"+string(h)] = uint64(seq)
 		}
 		return rows.Err()
 	}()
@@ -134,11 +141,127 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 		err = cerr
 	}
 	if err != nil {
-		return wrap(err)
+		return nil, wrap(err)
 	}
+	heads, err := s.writeBatch(ctx, conn, ops, st, false)
+	if err == nil && heads != nil {
+		open = false // committed
+	}
+	return heads, err
+}
 
-	// The rules, op by op, in order, on the state the earlier ops left.
+// batchState is what the rules of a batch read: each group's head, which
+// of the batch's senders are active members, and which of its bodies are
+// already in the logs (keys: group id + "\x00" + client or body hash).
+type batchState struct {
+	heads  map[string]*store.GroupHead
+	active map[string]bool
+	bodies map[string]uint64
+}
+
+// appendGuarded runs ops in one round trip, on the heads this node's last
+// batches left for their groups (cached), where appendBatch takes two. It
+// reads nothing first: its pipeline opens the transaction and checks in
+// the database what appendBatch would have read, and fails whole unless
+// every check holds:
+//   - each group's head (its epoch, head, hash, priority and policy) is
+//     the cached one, and its row is locked while that is checked;
+//   - every sender is an active member (one statement for the batch);
+//   - no body is in its log already (the unique index records_body, at
+//     the INSERT).
+//
+// A check that fails raises an error (a division by zero, or the unique
+// violation), so the server skips the rest of the pipeline, COMMIT
+// included: nothing is written and appendGuarded returns errUnchecked, and
+// the batch goes again through appendBatch, which reads what changed and
+// refuses only the ops the rules refuse. An op that the rules refuse on a
+// cached head sends the batch there too, before anything is sent. So the
+// cache decides only which way a batch is written, never whether an op is
+// accepted. A sender whose ops fail a check (a replay, a removed member's
+// message) costs its batch one more round trip, within its rate limits.
+func (s *Store) appendGuarded(ctx context.Context, cached map[string]*store.GroupHead, ops []*store.Op[*appendOp]) (map[string]*store.GroupHead, error) {
+	st := &batchState{heads: map[string]*store.GroupHead{}, active: map[string]bool{}, bodies: map[string]uint64{}}
+	for _, op := range ops {
+		a := op.Fn.a
+		g := string(a.GroupID)
+		if st.heads[g] == nil {
+			h := cached[g]
+			if h == nil {
+				return nil, errNotCached
+			}
+			c := *h
+			st.heads[g] = &c
+		}
+		if !a.ExternalJoin {
+			st.active[g+"\x00"+a.Sender] = true
+		}
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer conn.Release()
+	heads, err := s.writeBatch(ctx, conn, ops, st, true)
+	if err == nil || errors.Is(err, errUnchecked) {
+		return heads, err // committed, or nothing sent
+	}
+	// The pipeline was sent and did not commit (or COMMIT's outcome is
+	// unknown): end whatever transaction is left on conn.
+	conn.Exec(ctx, "ROLLBACK")
+	var pe *pgconn.PgError
+	if !errors.Is(err, errCommit) && errors.As(err, &pe) &&
+		(pe.Code == "22012" || pe.Code == "23505" && pe.ConstraintName == "records_body") {
+		return nil, errUnchecked // a check failed
+	}
+	return nil, err
+}
+
+// errUnchecked says appendGuarded wrote nothing because a check failed or
+// an op was refused, and errNotCached that a group of the batch has no
+// cached head: either way the batch goes through appendBatch.
+var (
+	errUnchecked = errors.New("postgres: batch not written on cached heads")
+	errNotCached = errors.New("postgres: no cached head")
+)
+
+// writeBatch applies the rules of Append to ops, in order, on st, and
+// sends their writes and COMMIT in one pipeline on conn. With guarded, the
+// pipeline opens the transaction itself and starts with appendGuarded's
+// checks; otherwise conn's transaction is open, its heads locked. It
+// returns the heads it left (nil GroupInfo) for the cache.
+func (s *Store) writeBatch(ctx context.Context, conn *pgxpool.Conn, ops []*store.Op[*appendOp], st *batchState, guarded bool) (map[string]*store.GroupHead, error) {
+	heads, active, bodies := st.heads, st.active, st.bodies
 	wb := &pgx.Batch{}
+	if guarded {
+		// appendGuarded's checks, on st as given (before the rules move
+		// it): the heads locked in byte order of their ids, as
+		// appendBatch locks them.
+		wb.Queue(`BEGIN`)
+		ids := make([][]byte, 0, len(heads))
+		for _, h := range heads {
+			ids = append(ids, h.ID)
+		}
+		slices.SortFunc(ids, bytes.Compare)
+		for _, id := range ids {
+			h := heads[string(id)]
+			wb.Queue(`SELECT 1 / count(*)::int FROM (SELECT 1 FROM groups WHERE group_id = $1 AND epoch = $2 AND head_seq = $3
+				AND head_hash = $4 AND prio_client = $5 AND prio_epoch = $6 AND prio_until = $7 AND public_handshakes = $8
+				AND external_joins = $9 FOR UPDATE) AS g`,
+				id, int64(h.Epoch), int64(h.HeadSeq), h.HeadHash, h.PriorityClient, int64(h.PriorityEpoch), ms(h.PriorityUntil),
+				h.Policy.PublicHandshakes, h.Policy.ExternalJoins)
+		}
+		var mg [][]byte
+		var mc []string
+		for k := range active {
+			g, c, _ := strings.Cut(k, "\x00")
+			mg, mc = append(mg, []byte(g)), append(mc, c)
+		}
+		if len(mg) > 0 {
+			wb.Queue(`SELECT 1 / (count(*) = $3)::int FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)
+				ON m.group_id = q.g AND m.client_id = q.c WHERE m.left_seq = 0`, mg, mc, int64(len(mg)))
+		}
+	}
+	// The rules, op by op, in order, on the state the earlier ops left.
 	winners := map[string]store.Record{} // group id + "\x00" + epoch -> commit won in this batch
 	var notes []string                   // client notifications, then one per group
 	var touched [][]byte                 // groups written, in order of their first write
@@ -167,7 +290,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 			return r, err
 		}); err != nil {
 			if lookupErr != nil {
-				return lookupErr
+				return nil, lookupErr
 			}
 			op.Err = err
 			continue
@@ -233,8 +356,18 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 			wb.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
 		}
 	}
+	if guarded {
+		for _, op := range ops {
+			if op.Err != nil {
+				// Refused on a cached head, which the database has
+				// not confirmed: let appendBatch judge it on what it
+				// reads.
+				return nil, errUnchecked
+			}
+		}
+	}
 	if len(touched) == 0 {
-		return nil // every op refused: nothing to write (the deferred ROLLBACK ends the transaction)
+		return nil, nil // every op refused: nothing to write (the caller ends the open transaction)
 	}
 	for _, id := range touched {
 		h := heads[string(id)]
@@ -255,7 +388,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 	for range writes {
 		if _, err := wr.Exec(); err != nil {
 			wr.Close()
-			return wrap(err) // COMMIT was skipped: nothing was written
+			return nil, wrap(err) // COMMIT was skipped: nothing was written
 		}
 	}
 	tag, err := wr.Exec()
@@ -263,13 +396,18 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) err
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", errCommit, err)
+		return nil, fmt.Errorf("%w: %w", errCommit, err)
 	}
-	open = false
 	if tag.String() != "COMMIT" {
 		// COMMIT of a failed transaction answers ROLLBACK: nothing was
 		// written. (Not expected: a failed statement stops the pipeline.)
-		return errors.New("postgres: batch rolled back")
+		return nil, errors.New("postgres: batch rolled back")
 	}
-	return nil
+	left := make(map[string]*store.GroupHead, len(heads))
+	for g, h := range heads {
+		c := *h
+		c.GroupInfo = nil
+		left[g] = &c
+	}
+	return left, nil
 }

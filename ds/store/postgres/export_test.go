@@ -22,3 +22,7 @@ func OnFlushWritten(f func()) (restore func()) {
 	testFlushWritten = f
 	return func() { testFlushWritten = nil }
 }
+
+// GuardStats reports how many batches were written on cached heads, and
+// how many were tried so and went through appendBatch instead.
+func (s *Store) GuardStats() (guarded, unchecked uint64) { return s.guarded.Load(), s.unchecked.Load() }

@@ -39,11 +39,18 @@ type Store struct {
 	schema  string
 	channel string
 
-	seed       maphash.Seed
-	appends    [appendShards]store.Batcher[*appendOp] // group commit
-	usage      store.UsageBuffer                      // usage totals, written behind
-	usageCache usageCache                             // and read through a short cache
-	usageReads atomic.Uint64                          // reads of a total from the database
+	seed    maphash.Seed
+	appends [appendShards]store.Batcher[*appendOp] // group commit
+	// The heads each shard's last batches left, by group id: read and
+	// written only by the shard's batch leader, one at a time.
+	heads [appendShards]map[string]*store.GroupHead
+	// Batches written on cached heads, and those whose checks failed
+	// (then written by appendBatch).
+	guarded, unchecked atomic.Uint64
+
+	usage      store.UsageBuffer // usage totals, written behind
+	usageCache usageCache        // and read through a short cache
+	usageReads atomic.Uint64     // reads of a total from the database
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +97,8 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, lim: lim, schema: opt.Schema, channel: "mlsd_" + opt.Schema, seed: maphash.MakeSeed()}
 	for i := range s.appends {
-		s.appends[i].Run = s.runAppends
+		s.heads[i] = map[string]*store.GroupHead{}
+		s.appends[i].Run = func(ops []*store.Op[*appendOp]) { s.runAppends(s.heads[i], ops) }
 	}
 	s.usage.Write = s.writeUsage
 	s.usage.Gather = store.UsageGather
@@ -639,13 +647,40 @@ func (s *Store) BatchStats() (writes, transactions uint64) {
 	return writes, transactions
 }
 
-func (s *Store) runAppends(ops []*store.Op[*appendOp]) {
+// headCacheMax bounds the heads a shard keeps: past it, the shard starts
+// again from none (each group's next batch reads its head).
+const headCacheMax = 1024
+
+func (s *Store) runAppends(cache map[string]*store.GroupHead, ops []*store.Op[*appendOp]) {
 	ctx := context.WithoutCancel(ops[0].Ctx)
-	// A lone append goes through appendBatch too: two round trips where
-	// appendTx takes six (BEGIN, head, membership, duplicates, writes,
-	// COMMIT), each one a wake-up of a backend on a loaded machine.
-	err := s.appendBatch(ctx, ops)
+	// A batch goes in one round trip on the heads this shard's last
+	// batches left (appendGuarded), or else in two (appendBatch): a lone
+	// append too, where appendTx takes six (BEGIN, head, membership,
+	// duplicates, writes, COMMIT), each one a wake-up of a backend on a
+	// loaded machine.
+	heads, err := s.appendGuarded(ctx, cache, ops)
 	if err == nil {
+		s.guarded.Add(1)
+	}
+	if errors.Is(err, errUnchecked) {
+		s.unchecked.Add(1)
+	}
+	if errors.Is(err, errUnchecked) || errors.Is(err, errNotCached) {
+		for _, op := range ops {
+			op.Err, op.Fn.recs = nil, nil
+		}
+		heads, err = s.appendBatch(ctx, ops)
+	}
+	for _, op := range ops {
+		delete(cache, string(op.Fn.a.GroupID))
+	}
+	if err == nil {
+		if len(cache)+len(heads) > headCacheMax {
+			clear(cache)
+		}
+		for g, h := range heads {
+			cache[g] = h
+		}
 		return
 	}
 	if errors.Is(err, errCommit) {
