@@ -54,8 +54,9 @@ func (m *metrics) inc(name string, labels ...string) { m.counter(name, labels...
 // that costs no formatting and no allocation, where series builds the
 // full name once, when the series is first used.
 type seriesKey struct {
-	name, l0, l1, l2, l3 string
-	n                    int // labels given: ("a") and ("a", "") are two series
+	name   string
+	labels [4]string
+	n      int // labels given: ("a") and ("a", "") are two series
 }
 
 // counter returns the counter of name{labels}, creating it. Every RPC
@@ -63,20 +64,9 @@ type seriesKey struct {
 // without formatting its name.
 func (m *metrics) counter(name string, labels ...string) *atomic.Uint64 {
 	k := seriesKey{name: name, n: len(labels)}
-	fast := len(labels) <= 4
+	fast := len(labels) <= len(k.labels)
 	if fast {
-		for i, l := range labels {
-			switch i {
-			case 0:
-				k.l0 = l
-			case 1:
-				k.l1 = l
-			case 2:
-				k.l2 = l
-			default:
-				k.l3 = l
-			}
-		}
+		copy(k.labels[:], labels)
 		m.mu.RLock()
 		c := m.byKey[k]
 		m.mu.RUnlock()
