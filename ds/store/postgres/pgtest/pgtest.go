@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mlskit/mlskit/ds/store/postgres"
 )
 
@@ -49,9 +51,27 @@ func Open(t testing.TB, schema string, drop bool) *postgres.Store {
 	}
 	t.Cleanup(func() {
 		if drop {
-			s.DropSchema(context.Background())
+			// On a connection of its own: the store may be closed by
+			// now (storetest.Run closes each store it is given, in a
+			// cleanup that runs before this one), and a drop through
+			// its pool would fail unseen and leave the schema behind.
+			if err := dropSchema(schema); err != nil {
+				t.Errorf("pgtest: dropping schema %s: %v", schema, err)
+			}
 		}
 		s.Close()
 	})
 	return s
+}
+
+func dropSchema(schema string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, DSN())
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+	return err
 }
