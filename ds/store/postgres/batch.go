@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -250,11 +249,17 @@ func (s *Store) writeBatch(ctx context.Context, conn *pgxpool.Conn, ops []*store
 				id, int64(h.Epoch), int64(h.HeadSeq), h.HeadHash, h.PriorityClient, int64(h.PriorityEpoch), ms(h.PriorityUntil),
 				h.Policy.PublicHandshakes, h.Policy.ExternalJoins)
 		}
+		// The senders from the ops themselves, not split back out of
+		// active's keys: a group id may hold a zero byte.
 		var mg [][]byte
 		var mc []string
-		for k := range active {
-			g, c, _ := strings.Cut(k, "\x00")
-			mg, mc = append(mg, []byte(g)), append(mc, c)
+		seen := map[[2]string]bool{}
+		for _, op := range ops {
+			a := op.Fn.a
+			if k := [2]string{string(a.GroupID), a.Sender}; !a.ExternalJoin && !seen[k] {
+				seen[k] = true
+				mg, mc = append(mg, a.GroupID), append(mc, a.Sender)
+			}
 		}
 		if len(mg) > 0 {
 			wb.Queue(`SELECT 1 / (count(*) = $3)::int FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)

@@ -109,3 +109,25 @@ func TestGuardedAppendsTwoNodes(t *testing.T) {
 		t.Fatalf("%d records, want 14", len(all))
 	}
 }
+
+// TestGuardedAppendsZeroByteGroupID: a group id may hold any bytes; one
+// with a zero byte still has its batches written on its cached head, not
+// sent op by op down the slowest path.
+func TestGuardedAppendsZeroByteGroupID(t *testing.T) {
+	st := pgtest.Open(t, pgtest.NewSchema(), true)
+	ctx := context.Background()
+	gid := []byte("zero\x00byte")
+	if _, err := st.CreateGroup(ctx, gid, "alice", nil, store.Policy{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		a := store.Append{GroupID: gid, Sender: "alice", Window: 2, Now: time.Now(),
+			Entries: []store.Entry{{Kind: store.KindApplication, WireFormat: 2, Body: []byte(fmt.Sprint("m", i))}}}
+		if _, err := st.Append(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, u := st.GuardStats(); g != 3 || u != 0 {
+		t.Fatalf("%d batches written on the cached head and %d sent back, want 3 and 0", g, u)
+	}
+}
