@@ -382,11 +382,9 @@ func (g *benchGroup) reportFloor(b *testing.B, op string, s *benchSamples, msgB,
 		b.Fatal(err)
 	}
 	p := g.prims.min(after)
-	fl, parts := p.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0))
-	flCPU, _ := p.floor(op, g.fs, msgB, groupInfoB, 1)
-	all := p
-	all.together = true
-	flAll, _ := all.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0))
+	fl, parts := p.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0), false)
+	flCPU, _ := p.floor(op, g.fs, msgB, groupInfoB, 1, false)
+	flAll, _ := p.floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0), true)
 	if fl <= 0 {
 		return
 	}

@@ -37,9 +37,8 @@ type primitives struct {
 	// machine gives parallel work, where verify/GOMAXPROCS assumes the
 	// cores do not slow one another down (shared caches, sibling
 	// hyperthreads, a busy host). Used only by the "cores together"
-	// floor (floor with together set), reported beside the issue's.
+	// floor (floor with together), reported beside the issue's.
 	verifyAll, sealAll time.Duration
-	together           bool
 }
 
 // parallelMin mirrors ratchettree's minParallel: below it a loop is serial.
@@ -210,8 +209,10 @@ func shapeFor(g *benchGroup) floorShape {
 // grow with the group (a ciphertext per unmerged leaf, a leaf per member).
 //
 // procs is the number of cores parallel work is divided over: GOMAXPROCS
-// for the wall-time floor, 1 for the CPU-time floor.
-func (p primitives) floor(op string, f floorShape, msg, gi, procs int) (time.Duration, string) {
+// for the wall-time floor, 1 for the CPU-time floor. together prices that
+// work at the measured round on all cores (verifyAll, sealAll) instead of
+// at one core's time per operation.
+func (p primitives) floor(op string, f floorShape, msg, gi, procs int, together bool) (time.Duration, string) {
 	d := time.Duration(0)
 	var parts []string
 	add := func(n int, what string, each time.Duration) {
@@ -223,7 +224,7 @@ func (p primitives) floor(op string, f floorShape, msg, gi, procs int) (time.Dur
 	// the measured time of a round on all cores (allEach).
 	addPar := func(n int, what string, each, allEach time.Duration) {
 		t := par(n, procs, each)
-		if p.together && t < time.Duration(n)*each {
+		if together && t < time.Duration(n)*each {
 			t = time.Duration((n+procs-1)/procs) * allEach
 		}
 		d += t
