@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,7 +121,9 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	// then the raw rate again: the ratio is to the mean of the two raw
 	// rates that bracket the ingest, so that a machine that speeds up or
 	// slows down during the run moves both sides of it.
+	m0 := machineCPU()
 	rawRows, rawTime := raw(ingestSenders, d)
+	rawMachine := machineCPU() - m0
 	rawBefore := float64(rawRows) / rawTime.Seconds()
 	direct := directAppends(t, st, ms, d)
 
@@ -142,10 +145,21 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	// Connect over HTTP/1.1 and over gRPC (h2c), what in-process clients
 	// cost on top.
 	wires := wireSenders(t, e.url, ms)
+	if path := os.Getenv("MLSD_INGEST_CPUPROFILE"); path != "" {
+		// The measured phase alone (go test's -cpuprofile covers every
+		// phase): one file per engine.
+		f, err := os.Create(path + "." + strings.ReplaceAll(t.Name(), "/", "_"))
+		must(t, err)
+		must(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+	}
 	l := runLoad(t, func(sent *atomic.Int64, wg *sync.WaitGroup) func() { return wireLoop(t, wires, gid, pad, sent, wg) }, committer, cgid, 0, d)
+	pprof.StopCPUProfile()
 	total, elapsed, cpu, lat := l.sent, l.elapsed, l.cpu, l.lat
 	rate := float64(total) / elapsed.Seconds()
+	m0 = machineCPU()
 	rawRows2, rawTime2 := raw(ingestSenders, d)
+	rawMachine += machineCPU() - m0
 	rawAfter := float64(rawRows2) / rawTime2.Seconds()
 	rawRate := (rawBefore + rawAfter) / 2
 	var w1, t1 uint64
@@ -195,6 +209,13 @@ func ingest(t *testing.T, st store.Store, raw func(rows int, d time.Duration) (i
 	t.Logf("ingest %d msgs in %v: %.0f msg/s; raw batched inserts (64 rows per transaction) %d rows in %v before it, %d rows in %v after it: %.0f and %.0f rows/s, mean %.0f; ratio %.0f%%; store.Append from 64 goroutines, no server: %.0f/s; writes per transaction %s; commit accept p50 %v p99 %v (n=%d); process CPU %.2f cores (server and senders), %.0f us per message; ceiling (the same senders and server, a store that writes nothing): %.0f msg/s (%.0f%% of raw), %.0f us CPU per message",
 		total, elapsed.Round(time.Millisecond), rate, rawRows, rawTime.Round(time.Millisecond), rawRows2, rawTime2.Round(time.Millisecond), rawBefore, rawAfter, rawRate, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat),
 		cpu.Seconds()/elapsed.Seconds(), l.cpuPerMsg(), ceil, 100*ceil/rawRate, ceilCPU)
+	// The whole machine's busy CPU (this process, the database's
+	// processes, the kernel): what the two rates cost, per row and per
+	// message. Ingest is bounded by the cores over its cost per message.
+	rawPerRow := float64(rawMachine.Microseconds()) / float64(max(1, rawRows+rawRows2))
+	ingestPerMsg := float64(l.machine.Microseconds()) / float64(max(1, total))
+	t.Logf("machine CPU (all processes, /proc/stat): raw %.0f µs per row, %.2f cores; ingest %.0f µs per message, %.2f cores",
+		rawPerRow, rawMachine.Seconds()/(rawTime+rawTime2).Seconds(), ingestPerMsg, l.machine.Seconds()/elapsed.Seconds())
 	t.Logf("the same senders as ds/client clients in this process: Connect over HTTP/1.1 %.0f msg/s (%.0f%% of raw), %.0f us CPU per message; gRPC over h2c %.0f msg/s (%.0f%% of raw), %.0f us CPU per message",
 		c.rate(), 100*c.rate()/rawRate, c.cpuPerMsg(), g.rate(), 100*g.rate()/rawRate, g.cpuPerMsg())
 	t.Logf("| %s | %.0f | %.0f (%.0f / %.0f) | %.0f%% | %.0f | %s | %v / %v (n=%d) | %.2f | %.0f µs | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |", t.Name(), rate, rawRate, rawBefore, rawAfter, 100*ratio, direct, batch, pct(.5), pct(.99), len(lat), cpu.Seconds()/elapsed.Seconds(),
@@ -209,6 +230,7 @@ type phase struct {
 	sent    int64
 	elapsed time.Duration
 	cpu     time.Duration   // of the whole process: server and clients
+	machine time.Duration   // of the whole machine (machineCPU)
 	lat     []time.Duration // of the commits
 	epoch   uint64          // the committer's next epoch
 }
@@ -222,7 +244,7 @@ func runLoad(t *testing.T, start func(sent *atomic.Int64, wg *sync.WaitGroup) (s
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	cpu0 := cpuTime()
+	cpu0, m0 := cpuTime(), machineCPU()
 	stopSend := start(&sent, &wg)
 	t0 := time.Now()
 	var lat []time.Duration
@@ -248,7 +270,7 @@ func runLoad(t *testing.T, start func(sent *atomic.Int64, wg *sync.WaitGroup) (s
 	close(stop)
 	stopSend()
 	wg.Wait()
-	l := phase{sent: sent.Load(), elapsed: time.Since(t0), cpu: cpuTime() - cpu0}
+	l := phase{sent: sent.Load(), elapsed: time.Since(t0), cpu: cpuTime() - cpu0, machine: machineCPU() - m0}
 	<-commitsDone
 	l.lat, l.epoch = lat, epoch
 	return l
@@ -528,6 +550,30 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineCPU is the busy CPU time of the whole machine so far (user, nice,
+// system, irq and softirq of /proc/stat; not idle, iowait or steal), or 0
+// where there is no /proc/stat.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
 }
 
 // rawRow is what a raw insert writes: the columns of a record, with a 1 KiB
