@@ -44,19 +44,28 @@ type primitives struct {
 // parallelMin mirrors ratchettree's minParallel: below it a loop is serial.
 const parallelMin = 16
 
-// measurePrimitives times each primitive reps times and keeps the median.
-func measurePrimitives(reps int) (primitives, error) {
+// primitiveSet holds each primitive ready to run (suite 1, keys and inputs
+// made once): timed in loops before and after an operation (measure), and
+// once after each of its iterations (sample).
+type primitiveSet struct {
+	sign, verify, seal, open, derive func() error
+	nodeHash64, aead16               func() error // 64 node hashes; 16 AEAD seals of 100 bytes
+	aead64K, sha256_64K, sha512_64K  func() error // one pass over 64 KiB
+	fail                             error
+}
+
+func newPrimitiveSet() (*primitiveSet, error) {
 	s, err := suite.Lookup(suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	if err != nil {
-		return primitives{}, err
+		return nil, err
 	}
 	sigPriv, sigPub, err := s.GenerateSignatureKey(rand.Reader)
 	if err != nil {
-		return primitives{}, err
+		return nil, err
 	}
 	kemPriv, kemPub, err := s.GenerateKEMKey(rand.Reader)
 	if err != nil {
-		return primitives{}, err
+		return nil, err
 	}
 	content := make([]byte, 256)
 	secret := make([]byte, s.HashSize())
@@ -66,95 +75,140 @@ func measurePrimitives(reps int) (primitives, error) {
 	msg := make([]byte, 100)
 	sig, err := s.SignWithLabel(sigPriv, "LeafNodeTBS", content)
 	if err != nil {
-		return primitives{}, err
+		return nil, err
 	}
 	kemOut, ct, err := s.EncryptWithLabel(kemPub, "UpdatePathNode", content[:64], secret)
 	if err != nil {
-		return primitives{}, err
+		return nil, err
 	}
-	var fail error
-	med := func(f func() error) time.Duration {
-		d := make([]time.Duration, reps)
-		for i := range d {
-			t0 := time.Now()
-			if err := f(); err != nil && fail == nil {
-				fail = err
-			}
-			d[i] = time.Since(t0)
-		}
-		slices.Sort(d)
-		return d[len(d)/2]
-	}
-	var p primitives
 	// A member signs with a Signer made once from its key, as a Group does.
 	signer, err := s.NewSigner(sigPriv)
 	if err != nil {
+		return nil, err
+	}
+	big := make([]byte, 64<<10)
+	return &primitiveSet{
+		sign:   func() error { _, err := signer.SignWithLabel("LeafNodeTBS", content); return err },
+		verify: func() error { return s.VerifyWithLabel(sigPub, "LeafNodeTBS", content, sig) },
+		seal: func() error {
+			_, _, err := s.EncryptWithLabel(kemPub, "UpdatePathNode", content[:64], secret)
+			return err
+		},
+		open: func() error {
+			_, err := s.DecryptWithLabel(kemPriv, "UpdatePathNode", content[:64], kemOut, ct)
+			return err
+		},
+		derive: func() error { _, _, err := s.DeriveKeyPair(secret); return err },
+		// A node hash is well under a microsecond: 64 per sample.
+		nodeHash64: func() error {
+			for range 64 {
+				s.Hash(hashIn)
+			}
+			return nil
+		},
+		aead16: func() error {
+			for range 16 {
+				if _, err := s.Seal(key, nonce, nil, msg); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		aead64K:    func() error { _, err := s.Seal(key, nonce, nil, big); return err },
+		sha256_64K: func() error { s.Hash(big); return nil },
+		sha512_64K: func() error { sha512.Sum512(big); return nil },
+	}, nil
+}
+
+// run times one call of f, and notes its error.
+func (ps *primitiveSet) run(f func() error) time.Duration {
+	t0 := time.Now()
+	err := f()
+	d := time.Since(t0)
+	if err != nil && ps.fail == nil {
+		ps.fail = err
+	}
+	return d
+}
+
+// round is the wall time of one round of f on every core at once:
+// GOMAXPROCS goroutines each run f k times; the round is the time over k.
+func (ps *primitiveSet) round(f func() error, k int) time.Duration {
+	procs := runtime.GOMAXPROCS(0)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range procs {
+		wg.Go(func() {
+			for range k {
+				if err := f(); err != nil {
+					mu.Lock()
+					if ps.fail == nil {
+						ps.fail = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(t0) / time.Duration(k)
+}
+
+// each applies f to every primitive of a primitives value, the per-call
+// divisor of its sample, and the function that runs it (nil for the
+// rounds on all cores, which f runs itself).
+func (ps *primitiveSet) each(p *primitives, f func(d *time.Duration, per int, run func() error)) {
+	f(&p.sign, 1, ps.sign)
+	f(&p.verify, 1, ps.verify)
+	f(&p.seal, 1, ps.seal)
+	f(&p.open, 1, ps.open)
+	f(&p.derive, 1, ps.derive)
+	f(&p.nodeHash, 64, ps.nodeHash64)
+	f(&p.aead, 16, ps.aead16)
+	f(&p.aeadKiB, 64, ps.aead64K)
+	f(&p.sha256KiB, 64, ps.sha256_64K)
+	f(&p.sha512KiB, 64, ps.sha512_64K)
+}
+
+// measurePrimitives times each primitive reps times in a row and keeps the
+// median of each.
+func measurePrimitives(reps int) (primitives, error) {
+	ps, err := newPrimitiveSet()
+	if err != nil {
 		return primitives{}, err
 	}
-	p.sign = med(func() error { _, err := signer.SignWithLabel("LeafNodeTBS", content); return err })
-	p.verify = med(func() error { return s.VerifyWithLabel(sigPub, "LeafNodeTBS", content, sig) })
-	p.seal = med(func() error {
-		_, _, err := s.EncryptWithLabel(kemPub, "UpdatePathNode", content[:64], secret)
-		return err
-	})
-	p.open = med(func() error {
-		_, err := s.DecryptWithLabel(kemPriv, "UpdatePathNode", content[:64], kemOut, ct)
-		return err
-	})
-	p.derive = med(func() error { _, _, err := s.DeriveKeyPair(secret); return err })
-	// A node hash is well under a microsecond: time 64 per sample.
-	p.nodeHash = med(func() error {
-		for range 64 {
-			s.Hash(hashIn)
-		}
-		return nil
-	}) / 64
-	p.aead = med(func() error {
-		for range 16 {
-			if _, err := s.Seal(key, nonce, nil, msg); err != nil {
-				return err
-			}
-		}
-		return nil
-	}) / 16
-	big := make([]byte, 64<<10)
-	p.aeadKiB = med(func() error { _, err := s.Seal(key, nonce, nil, big); return err }) / 64
-	p.sha256KiB = med(func() error { s.Hash(big); return nil }) / 64
-	p.sha512KiB = med(func() error { sha512.Sum512(big); return nil }) / 64
-	// A round on all cores: GOMAXPROCS goroutines each run the primitive
-	// 8 times; the round's time is the wall time over 8.
-	all := func(f func() error) time.Duration {
-		procs := runtime.GOMAXPROCS(0)
-		d := make([]time.Duration, reps/4+1)
-		var mu sync.Mutex
-		for i := range d {
-			var wg sync.WaitGroup
-			t0 := time.Now()
-			for range procs {
-				wg.Go(func() {
-					for range 8 {
-						if err := f(); err != nil {
-							mu.Lock()
-							if fail == nil {
-								fail = err
-							}
-							mu.Unlock()
-						}
-					}
-				})
-			}
-			wg.Wait()
-			d[i] = time.Since(t0) / 8
-		}
+	return ps.measure(reps), ps.fail
+}
+
+func (ps *primitiveSet) measure(reps int) primitives {
+	var p primitives
+	d := make([]time.Duration, reps)
+	med := func() time.Duration {
 		slices.Sort(d)
 		return d[len(d)/2]
 	}
-	p.verifyAll = all(func() error { return s.VerifyWithLabel(sigPub, "LeafNodeTBS", content, sig) })
-	p.sealAll = all(func() error {
-		_, _, err := s.EncryptWithLabel(kemPub, "UpdatePathNode", content[:64], secret)
-		return err
+	// A round on all cores: GOMAXPROCS goroutines each run the primitive
+	// 8 times; the round's time is the wall time over 8. (First: what
+	// follows measure then runs after serial work, as after a loop.)
+	rounds := d[:reps/4+1]
+	for i := range rounds {
+		rounds[i] = ps.round(ps.verify, 8)
+	}
+	slices.Sort(rounds)
+	p.verifyAll = rounds[len(rounds)/2]
+	for i := range rounds {
+		rounds[i] = ps.round(ps.seal, 8)
+	}
+	slices.Sort(rounds)
+	p.sealAll = rounds[len(rounds)/2]
+	ps.each(&p, func(out *time.Duration, per int, f func() error) {
+		for i := range d {
+			d[i] = ps.run(f)
+		}
+		*out = med() / time.Duration(per)
 	})
-	return p, fail
+	return p
 }
 
 // min returns the lower time of each primitive in p and q.
