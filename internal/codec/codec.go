@@ -123,27 +123,44 @@ func (r *Reader) ReadOptional(present *bool) bool { return r.ReadBool(present) }
 // ReadVarint reads an MLS variable-length integer (RFC 9420, Section 2.1.2),
 // rejecting the 0b11 prefix and non-minimal encodings.
 func (r *Reader) ReadVarint(out *uint32) bool {
-	if len(r.b) == 0 {
-		return false
-	}
-	prefix := r.b[0] >> 6
-	if prefix == 3 {
-		return false
-	}
-	n := 1 << prefix
-	v, ok := r.take(n)
+	x, n, ok := ParseVarint(r.b)
 	if !ok {
 		return false
 	}
-	x := uint32(v[0] & 0x3f)
-	for _, c := range v[1:] {
-		x = x<<8 | uint32(c)
-	}
-	if prefix >= 1 && x < 1<<(8*(n/2)-2) {
-		return false
-	}
+	r.take(n)
 	*out = x
 	return true
+}
+
+// ParseVarint decodes the MLS varint at the start of b (RFC 9420, Section
+// 2.1.2) and returns its value and length: 1, 2 or 4 bytes, the shortest
+// encoding of the value, prefix 0b11 rejected. ok is false if b does not
+// start with one.
+func ParseVarint(b []byte) (x uint32, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	prefix := b[0] >> 6
+	if prefix == 0 {
+		// One byte: 0-63, minimal by construction; most lengths in an
+		// MLS message (keys, signatures, path secret ciphertexts).
+		return uint32(b[0]), 1, true
+	}
+	if prefix == 3 {
+		return 0, 0, false
+	}
+	n = 1 << prefix
+	if n > len(b) {
+		return 0, 0, false
+	}
+	x = uint32(b[0] & 0x3f)
+	for _, c := range b[1:n] {
+		x = x<<8 | uint32(c)
+	}
+	if x < 1<<(8*(n/2)-2) {
+		return 0, 0, false // not the shortest encoding
+	}
+	return x, n, true
 }
 
 // ReadBytes reads exactly n bytes into a fresh copy.

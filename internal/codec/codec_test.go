@@ -160,3 +160,61 @@ func TestAddVectorNested(t *testing.T) {
 		}
 	}
 }
+
+// TestParseVarintExhaustive: ParseVarint accepts exactly the shortest
+// encoding of each value (RFC 9420, Section 2.1.2), read from the
+// definition here, over every input of one and two bytes and the 4-byte
+// inputs around each boundary and a spread between them.
+func TestParseVarintExhaustive(t *testing.T) {
+	want := func(b []byte) (uint32, int, bool) {
+		if len(b) == 0 || b[0]>>6 == 3 {
+			return 0, 0, false
+		}
+		n := 1 << (b[0] >> 6)
+		if len(b) < n {
+			return 0, 0, false
+		}
+		var x uint32
+		for i, c := range b[:n] {
+			if i == 0 {
+				c &= 0x3f
+			}
+			x = x<<8 | uint32(c)
+		}
+		// The shortest encoding of x has this length.
+		short := 4
+		switch {
+		case x < 1<<6:
+			short = 1
+		case x < 1<<14:
+			short = 2
+		}
+		if n != short {
+			return 0, 0, false
+		}
+		return x, n, true
+	}
+	check := func(b []byte) {
+		x, n, ok := ParseVarint(b)
+		wx, wn, wok := want(b)
+		if x != wx || n != wn || ok != wok {
+			t.Fatalf("ParseVarint(%x) = %d, %d, %v; want %d, %d, %v", b, x, n, ok, wx, wn, wok)
+		}
+		var r uint32
+		rd := NewReader(b)
+		if rd.ReadVarint(&r) != wok || (wok && (r != wx || rd.Offset() != wn)) {
+			t.Fatalf("ReadVarint(%x) disagrees", b)
+		}
+	}
+	check(nil)
+	for v := range 1 << 16 {
+		check([]byte{byte(v >> 8)})
+		check([]byte{byte(v >> 8), byte(v)})
+	}
+	for v := uint32(0); v < 1<<30; v += 65521 {
+		for _, x := range []uint32{v, 0x3fff, 0x4000, 0x3fffffff} {
+			check([]byte{0x80 | byte(x>>24), byte(x >> 16), byte(x >> 8), byte(x)})
+			check([]byte{0x80 | byte(x>>24), byte(x >> 16), byte(x >> 8)}) // truncated
+		}
+	}
+}

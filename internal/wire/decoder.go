@@ -110,14 +110,22 @@ func (d *decoder) u64(out *uint64) bool {
 // varint reads an MLS varint (RFC 9420, Section 2.1.2) with codec's rules:
 // 1, 2 or 4 bytes, minimal, prefix 0b11 rejected.
 func (d *decoder) varint(out *uint32) bool {
-	r := codec.NewReader(d.b)
-	if !r.ReadVarint(out) {
+	if len(d.b) > 0 && d.b[0] < 0x40 {
+		// codec.ParseVarint's one-byte case, inlined here: most
+		// lengths in a message take it.
+		*out = uint32(d.b[0])
+		d.b = d.b[1:]
+		d.off++
+		return true
+	}
+	x, n, ok := codec.ParseVarint(d.b)
+	if !ok {
 		if len(d.b) == 0 || 1<<(d.b[0]>>6) > len(d.b) {
 			return d.errAt(d.off, "truncated")
 		}
 		return d.errAt(d.off, "invalid varint")
 	}
-	n := r.Offset()
+	*out = x
 	d.b = d.b[n:]
 	d.off += n
 	return true
