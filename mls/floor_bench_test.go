@@ -45,8 +45,9 @@ type primitives struct {
 const parallelMin = 16
 
 // primitiveSet holds each primitive ready to run (suite 1, keys and inputs
-// made once): timed in loops before and after an operation (measure), and
-// once after each of its iterations (sample).
+// made once), to be timed in loops (measure): 101 calls each before and
+// after an operation, and 11 before each block of its iterations
+// (benchProbe).
 type primitiveSet struct {
 	sign, verify, seal, open, derive func() error
 	nodeHash64, aead16               func() error // 64 node hashes; 16 AEAD seals of 100 bytes
@@ -155,9 +156,10 @@ func (ps *primitiveSet) round(f func() error, k int) time.Duration {
 	return time.Since(t0) / time.Duration(k)
 }
 
-// each applies f to every primitive of a primitives value, the per-call
-// divisor of its sample, and the function that runs it (nil for the
-// rounds on all cores, which f runs itself).
+// each applies f to every single-core primitive: the field of p that
+// holds its time, the number of calls one run of it makes (the time is per
+// call), and the function that runs it. The rounds on all cores (verifyAll,
+// sealAll) are measure's own.
 func (ps *primitiveSet) each(p *primitives, f func(d *time.Duration, per int, run func() error)) {
 	f(&p.sign, 1, ps.sign)
 	f(&p.verify, 1, ps.verify)
@@ -181,6 +183,8 @@ func measurePrimitives(reps int) (primitives, error) {
 	return ps.measure(reps), ps.fail
 }
 
+// measure times each primitive reps times in a row and keeps the median of
+// each (the rounds on all cores reps/4+1 times).
 func (ps *primitiveSet) measure(reps int) primitives {
 	var p primitives
 	d := make([]time.Duration, reps)
