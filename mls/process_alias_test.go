@@ -100,3 +100,52 @@ func TestProcessKeepsNoAliasOfInput(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessDoesNotWriteInput: Process never writes to the caller's bytes,
+// though a PrivateMessage's content is decrypted in place (in the decoder's
+// copy): a commit and an application message, each processed by two
+// members, and a copy of each with its AEAD tag flipped, which fails to
+// decrypt (a failed in-place decryption zeroes what it decrypted into).
+func TestProcessDoesNotWriteInput(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			seeded(t, 92)
+			cfg := detConfig("nowrite "+m.name, m.pub)
+			all := threeParty(t, fastSuite, cfg)
+			alice, bob, carol := all[0], all[1], all[2]
+			check := func(what string, msg []byte, to ...*client) {
+				t.Helper()
+				bad := bytes.Clone(msg)
+				bad[len(bad)-1] ^= 1
+				badBefore := bytes.Clone(bad)
+				for _, c := range to {
+					if _, err := c.g.Process(bad); err == nil {
+						t.Fatalf("%s: %s accepted a flipped tag", what, c.name)
+					}
+					if !bytes.Equal(bad, badBefore) {
+						t.Fatalf("%s: a failed Process wrote to its input", what)
+					}
+				}
+				before := bytes.Clone(msg)
+				deliver(t, alice, msg, to...)
+				if !bytes.Equal(msg, before) {
+					t.Fatalf("%s: Process wrote to its input", what)
+				}
+			}
+			res, err := alice.g.Commit(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := alice.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			check("commit", res.Commit, bob, carol)
+			msg, err := alice.g.Encrypt([]byte("hello"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("application message", msg, bob, carol)
+			checkAgree(t, all)
+		})
+	}
+}

@@ -460,11 +460,20 @@ func TestReplay(t *testing.T) {
 	g := newTestGroup(t, suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	send, recv := g.epoch(), g.epoch()
 	for _, ct := range contentTypes {
-		pm := g.protectPrivate(send, 1, ct, 0)
-		if _, err := recv.UnprotectPrivate(pm, g.members); err != nil {
+		// A replay arrives as the same bytes, decoded again
+		// (UnprotectPrivate decrypts a decoded message in place).
+		enc := encodeMsg(t, &wire.MLSMessage{PrivateMessage: g.protectPrivate(send, 1, ct, 0)})
+		decode := func() *wire.PrivateMessage {
+			m, err := wire.UnmarshalMLSMessage(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m.PrivateMessage
+		}
+		if _, err := recv.UnprotectPrivate(decode(), g.members); err != nil {
 			t.Fatal(err)
 		}
-		_, err := recv.UnprotectPrivate(pm, g.members)
+		_, err := recv.UnprotectPrivate(decode(), g.members)
 		if !errors.Is(err, ErrKeyReused) || !errors.Is(err, secrettree.ErrGenerationUsed) {
 			t.Fatalf("%v replay: got %v, want ErrKeyReused", ct, err)
 		}
@@ -815,6 +824,9 @@ func TestFailedUnprotectKeepsKey(t *testing.T) {
 	}
 	if _, err := recv.UnprotectPrivate(msg.PrivateMessage, g.members); err != nil {
 		t.Fatalf("genuine message after a corrupted copy: %v", err)
+	}
+	if msg, err = wire.UnmarshalMLSMessage(good); err != nil { // the replay: the same bytes again
+		t.Fatal(err)
 	}
 	if _, err := recv.UnprotectPrivate(msg.PrivateMessage, g.members); !errors.Is(err, ErrKeyReused) {
 		t.Fatalf("replay: %v, want ErrKeyReused", err)

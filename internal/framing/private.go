@@ -140,6 +140,11 @@ func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, padding int, generati
 //
 // For a commit, the confirmation_tag is carried but not checked (see
 // UnprotectPublic).
+//
+// The content is decrypted in place: once step 5 has run, pm.Ciphertext
+// holds the plaintext (or zeros), and the returned content aliases it. Pass
+// a PrivateMessage decoded from bytes the caller owns (wire's Unmarshal
+// functions copy them), and unprotect it once.
 func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*wire.AuthenticatedContent, error) {
 	if err := e.check(); err != nil {
 		return nil, err
@@ -203,7 +208,9 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage, members MemberKeys) (*
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding PrivateContentAAD: %w", err)
 	}
-	plaintext, err := s.Open(key, nonce, aad, pm.Ciphertext)
+	// In place: pm's bytes are the decoder's own copy of the message, and
+	// a commit to a sparse tree is as large as the group.
+	plaintext, err := s.OpenInPlace(key, nonce, aad, pm.Ciphertext)
 	if err != nil {
 		return nil, invalidCause(ErrDecrypt, "content decrypts", "6.3.1", err)
 	}

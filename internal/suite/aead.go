@@ -71,6 +71,24 @@ func (s *Suite) SealAppend(dst, key, nonce, aad, plaintext []byte) ([]byte, erro
 	return a.Seal(dst, nonce, plaintext, aad), nil
 }
 
+// OpenInPlace is Open writing the plaintext over ciphertext's own bytes
+// (no allocation): afterwards ciphertext holds the plaintext, or zeros if it
+// did not decrypt. For a received message whose bytes the caller owns.
+func (s *Suite) OpenInPlace(key, nonce, aad, ciphertext []byte) ([]byte, error) {
+	a, err := s.aead.new(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(nonce) != a.NonceSize() {
+		return nil, errNonceSize
+	}
+	pt, err := a.Open(ciphertext[:0], nonce, ciphertext, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
 // Open reverses Seal. It returns ErrDecrypt if the ciphertext or aad was
 // altered or the key is wrong.
 func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
