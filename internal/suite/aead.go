@@ -75,23 +75,16 @@ func (s *Suite) SealAppend(dst, key, nonce, aad, plaintext []byte) ([]byte, erro
 // (no allocation): afterwards ciphertext holds the plaintext, or zeros if it
 // did not decrypt. For a received message whose bytes the caller owns.
 func (s *Suite) OpenInPlace(key, nonce, aad, ciphertext []byte) ([]byte, error) {
-	a, err := s.aead.new(key)
-	if err != nil {
-		return nil, err
-	}
-	if len(nonce) != a.NonceSize() {
-		return nil, errNonceSize
-	}
-	pt, err := a.Open(ciphertext[:0], nonce, ciphertext, aad)
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
+	return s.openTo(ciphertext[:0], key, nonce, aad, ciphertext)
 }
 
 // Open reverses Seal. It returns ErrDecrypt if the ciphertext or aad was
 // altered or the key is wrong.
 func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
+	return s.openTo(nil, key, nonce, aad, ciphertext)
+}
+
+func (s *Suite) openTo(dst, key, nonce, aad, ciphertext []byte) ([]byte, error) {
 	a, err := s.aead.new(key)
 	if err != nil {
 		return nil, err
@@ -99,7 +92,7 @@ func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
 	if len(nonce) != a.NonceSize() {
 		return nil, errNonceSize
 	}
-	pt, err := a.Open(nil, nonce, ciphertext, aad)
+	pt, err := a.Open(dst, nonce, ciphertext, aad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
