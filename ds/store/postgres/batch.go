@@ -142,7 +142,7 @@ func (s *Store) appendBatch(ctx context.Context, ops []*store.Op[*appendOp]) (ma
 	if err != nil {
 		return nil, wrap(err)
 	}
-	heads, err := s.writeBatch(ctx, conn, ops, st, false)
+	heads, err := s.writeBatch(ctx, conn, ops, st, nil)
 	if err == nil && heads != nil {
 		open = false // committed
 	}
@@ -180,6 +180,8 @@ type batchState struct {
 // message) costs its batch one more round trip, within its rate limits.
 func (s *Store) appendGuarded(ctx context.Context, cached map[string]*store.GroupHead, ops []*store.Op[*appendOp]) (map[string]*store.GroupHead, error) {
 	st := &batchState{heads: map[string]*store.GroupHead{}, active: map[string]bool{}, bodies: map[string]uint64{}}
+	var ids, mg [][]byte // the groups; the senders' groups and ids (mc), each pair once
+	var mc []string
 	for _, op := range ops {
 		a := op.Fn.a
 		g := string(a.GroupID)
@@ -190,17 +192,40 @@ func (s *Store) appendGuarded(ctx context.Context, cached map[string]*store.Grou
 			}
 			c := *h
 			st.heads[g] = &c
+			ids = append(ids, a.GroupID)
 		}
-		if !a.ExternalJoin {
-			st.active[g+"\x00"+a.Sender] = true
+		// The key is unambiguous: a client id holds no zero byte. The
+		// senders go to the statement from the ops themselves, not split
+		// back out of the keys: a group id may hold one.
+		if k := g + "\x00" + a.Sender; !a.ExternalJoin && !st.active[k] {
+			st.active[k] = true
+			mg, mc = append(mg, a.GroupID), append(mc, a.Sender)
 		}
+	}
+	// The checks, on the cached heads (before the rules move them): the
+	// heads locked in byte order of their ids, as appendBatch locks them,
+	// then the senders' memberships.
+	guard := &pgx.Batch{}
+	guard.Queue(`BEGIN`)
+	slices.SortFunc(ids, bytes.Compare)
+	for _, id := range ids {
+		h := st.heads[string(id)]
+		guard.Queue(`SELECT 1 / count(*)::int FROM (SELECT 1 FROM groups WHERE group_id = $1 AND epoch = $2 AND head_seq = $3
+			AND head_hash = $4 AND prio_client = $5 AND prio_epoch = $6 AND prio_until = $7 AND public_handshakes = $8
+			AND external_joins = $9 FOR UPDATE) AS g`,
+			id, int64(h.Epoch), int64(h.HeadSeq), h.HeadHash, h.PriorityClient, int64(h.PriorityEpoch), ms(h.PriorityUntil),
+			h.Policy.PublicHandshakes, h.Policy.ExternalJoins)
+	}
+	if len(mg) > 0 {
+		guard.Queue(`SELECT 1 / (count(*) = $3)::int FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)
+			ON m.group_id = q.g AND m.client_id = q.c WHERE m.left_seq = 0`, mg, mc, int64(len(mg)))
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	defer conn.Release()
-	heads, err := s.writeBatch(ctx, conn, ops, st, true)
+	heads, err := s.writeBatch(ctx, conn, ops, st, guard)
 	if err == nil || errors.Is(err, errUnchecked) {
 		return heads, err // committed, or nothing sent
 	}
@@ -224,47 +249,16 @@ var (
 )
 
 // writeBatch applies the rules of Append to ops, in order, on st, and
-// sends their writes and COMMIT in one pipeline on conn. With guarded, the
-// pipeline opens the transaction itself and starts with appendGuarded's
-// checks; otherwise conn's transaction is open, its heads locked. It
-// returns the heads it left (nil GroupInfo) for the cache.
-func (s *Store) writeBatch(ctx context.Context, conn *pgxpool.Conn, ops []*store.Op[*appendOp], st *batchState, guarded bool) (map[string]*store.GroupHead, error) {
+// sends their writes and COMMIT in one pipeline on conn. With guard (from
+// appendGuarded), the pipeline starts with it: it opens the transaction
+// and checks the heads st was given, and an op the rules refuse makes the
+// batch errUnchecked. Without, conn's transaction is open, its heads
+// locked. It returns the heads it left (nil GroupInfo) for the cache.
+func (s *Store) writeBatch(ctx context.Context, conn *pgxpool.Conn, ops []*store.Op[*appendOp], st *batchState, guard *pgx.Batch) (map[string]*store.GroupHead, error) {
 	heads, active, bodies := st.heads, st.active, st.bodies
 	wb := &pgx.Batch{}
-	if guarded {
-		// appendGuarded's checks, on st as given (before the rules move
-		// it): the heads locked in byte order of their ids, as
-		// appendBatch locks them.
-		wb.Queue(`BEGIN`)
-		ids := make([][]byte, 0, len(heads))
-		for _, h := range heads {
-			ids = append(ids, h.ID)
-		}
-		slices.SortFunc(ids, bytes.Compare)
-		for _, id := range ids {
-			h := heads[string(id)]
-			wb.Queue(`SELECT 1 / count(*)::int FROM (SELECT 1 FROM groups WHERE group_id = $1 AND epoch = $2 AND head_seq = $3
-				AND head_hash = $4 AND prio_client = $5 AND prio_epoch = $6 AND prio_until = $7 AND public_handshakes = $8
-				AND external_joins = $9 FOR UPDATE) AS g`,
-				id, int64(h.Epoch), int64(h.HeadSeq), h.HeadHash, h.PriorityClient, int64(h.PriorityEpoch), ms(h.PriorityUntil),
-				h.Policy.PublicHandshakes, h.Policy.ExternalJoins)
-		}
-		// The senders from the ops themselves, not split back out of
-		// active's keys: a group id may hold a zero byte.
-		var mg [][]byte
-		var mc []string
-		seen := map[[2]string]bool{}
-		for _, op := range ops {
-			a := op.Fn.a
-			if k := [2]string{string(a.GroupID), a.Sender}; !a.ExternalJoin && !seen[k] {
-				seen[k] = true
-				mg, mc = append(mg, a.GroupID), append(mc, a.Sender)
-			}
-		}
-		if len(mg) > 0 {
-			wb.Queue(`SELECT 1 / (count(*) = $3)::int FROM members m JOIN unnest($1::bytea[], $2::text[]) AS q(g, c)
-				ON m.group_id = q.g AND m.client_id = q.c WHERE m.left_seq = 0`, mg, mc, int64(len(mg)))
-		}
+	if guard != nil {
+		wb = guard
 	}
 	// The rules, op by op, in order, on the state the earlier ops left.
 	winners := map[string]store.Record{} // group id + "\x00" + epoch -> commit won in this batch
@@ -361,7 +355,7 @@ func (s *Store) writeBatch(ctx context.Context, conn *pgxpool.Conn, ops []*store
 			wb.Queue(`DELETE FROM claims WHERE ref = ANY($1) AND claimer = $2`, a.UseClaims, a.Sender)
 		}
 	}
-	if guarded {
+	if guard != nil {
 		for _, op := range ops {
 			if op.Err != nil {
 				// Refused on a cached head, which the database has
