@@ -111,8 +111,10 @@ func (d *decoder) u64(out *uint64) bool {
 // 1, 2 or 4 bytes, minimal, prefix 0b11 rejected.
 func (d *decoder) varint(out *uint32) bool {
 	if len(d.b) > 0 && d.b[0] < 0x40 {
-		// codec.ParseVarint's one-byte case, inlined here: most
-		// lengths in a message take it.
+		// codec.ParseVarint's one-byte case, written out here: most
+		// lengths in a message take it, and ParseVarint itself is over
+		// the compiler's inlining budget (split into a one-byte fast
+		// path and a call, it still is).
 		*out = uint32(d.b[0])
 		d.b = d.b[1:]
 		d.off++
