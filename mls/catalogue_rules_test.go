@@ -477,7 +477,8 @@ func commitRules() []rule {
 				f := commitWith()
 				f.Commit.EditPath = func(p *wire.UpdatePath) {
 					n := &p.Nodes[len(p.Nodes)-1]
-					n.EncryptedPathSecret = append(n.EncryptedPathSecret, n.EncryptedPathSecret[0])
+					cts := n.AllSecrets()
+					n.SetSecrets(append(cts, cts[0]))
 				}
 				return f
 			})},
@@ -487,9 +488,11 @@ func commitRules() []rule {
 				f := commitWith()
 				f.Commit.EditPath = func(p *wire.UpdatePath) {
 					for i := range p.Nodes {
-						for j := range p.Nodes[i].EncryptedPathSecret {
-							p.Nodes[i].EncryptedPathSecret[j].KEMOutput = make([]byte, 32)
+						cts := p.Nodes[i].AllSecrets()
+						for j := range cts {
+							cts[j].KEMOutput = make([]byte, 32)
 						}
+						p.Nodes[i].SetSecrets(cts)
 					}
 				}
 				return f

@@ -401,7 +401,7 @@ func tkState(b *testing.B, n, percent int) *tkFixture {
 // per path node (and one for the leaf's fresh key), a seal per ciphertext.
 func tkCount(p *wire.UpdatePath) (derives, seals int) {
 	for _, nd := range p.Nodes {
-		seals += len(nd.EncryptedPathSecret)
+		seals += nd.Secrets()
 	}
 	return len(p.Nodes) + 1, seals
 }

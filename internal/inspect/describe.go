@@ -516,9 +516,10 @@ func (in *inspector) updatePath(path string, up *wire.UpdatePath, e env) *Node {
 	lp := join(path, "leaf_node")
 	nodes := make([]*Node, len(up.Nodes))
 	for i := range up.Nodes {
-		cts := make([]*Node, len(up.Nodes[i].EncryptedPathSecret))
-		for j := range up.Nodes[i].EncryptedPathSecret {
-			cts[j] = hpkeCiphertextNode("", &up.Nodes[i].EncryptedPathSecret[j])
+		secrets := up.Nodes[i].AllSecrets()
+		cts := make([]*Node, len(secrets))
+		for j := range secrets {
+			cts[j] = hpkeCiphertextNode("", &secrets[j])
 		}
 		nodes[i] = structNode("", "UpdatePathNode",
 			bytesNode("encryption_key", "HPKEPublicKey", up.Nodes[i].EncryptionKey),

@@ -395,7 +395,8 @@ func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
 		{"parent hash", func(p *wire.UpdatePath) { p.Nodes[0].EncryptionKey = p.Nodes[1].EncryptionKey[:] }, ErrDuplicateKey},
 		{"path length", func(p *wire.UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }, ErrInvalidPath},
 		{"ciphertext count", func(p *wire.UpdatePath) {
-			p.Nodes[1].EncryptedPathSecret = append(p.Nodes[1].EncryptedPathSecret, p.Nodes[1].EncryptedPathSecret[0])
+			cts := p.Nodes[1].AllSecrets()
+			p.Nodes[1].SetSecrets(append(cts, cts[0]))
 		}, ErrInvalidPath},
 		{"leaf signature", func(p *wire.UpdatePath) {
 			p.LeafNode.Signature = slices.Clone(p.LeafNode.Signature)
@@ -406,11 +407,13 @@ func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
 		}, ErrInvalidParentHash},
 		{"ciphertext", func(p *wire.UpdatePath) {
 			for i := range p.Nodes {
-				for j := range p.Nodes[i].EncryptedPathSecret {
-					ct := slices.Clone(p.Nodes[i].EncryptedPathSecret[j].Ciphertext)
+				cts := p.Nodes[i].AllSecrets()
+				for j := range cts {
+					ct := slices.Clone(cts[j].Ciphertext)
 					ct[0] ^= 1
-					p.Nodes[i].EncryptedPathSecret[j].Ciphertext = ct
+					cts[j].Ciphertext = ct
 				}
+				p.Nodes[i].SetSecrets(cts)
 			}
 		}, ErrInvalidPath},
 	}
@@ -418,9 +421,6 @@ func TestApplyFailureLeavesTreeUnchanged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := *created.Path
 			p.Nodes = slices.Clone(p.Nodes)
-			for i := range p.Nodes {
-				p.Nodes[i].EncryptedPathSecret = slices.Clone(p.Nodes[i].EncryptedPathSecret)
-			}
 			tc.f(&p)
 			_, err := g.tree.ApplyUpdatePath(2, &p, nil, g.ctx(), g.members[0].priv, g.pol)
 			if !errors.Is(err, tc.want) {

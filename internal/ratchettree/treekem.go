@@ -358,7 +358,8 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 		for j, r := range res {
 			jobs = append(jobs, job{to: r, pub: w.EncryptionKey(r), secret: secrets[st.parent], out: &cts[j]})
 		}
-		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i], EncryptedPathSecret: cts}
+		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i]}
+		nodes[i].SetSecrets(cts)
 	}
 	err = par.ForEach(len(jobs), par.RandIsDefault(), func(i int) error {
 		jb := &jobs[i]
@@ -482,8 +483,8 @@ func (t *Tree) ApplyUpdatePath(sender LeafIndex, path *wire.UpdatePath, joiners 
 	for i, st := range steps {
 		n := path.Nodes[i]
 		want := int(w.st.get(st.copath).resolution) - countIn(ex, st.copath)
-		if len(n.EncryptedPathSecret) != want {
-			return nil, fail(ErrInvalidPath, "7.6", "path node %d: %d ciphertexts for a resolution of %d", i, len(n.EncryptedPathSecret), want)
+		if n.Secrets() != want {
+			return nil, fail(ErrInvalidPath, "7.6", "path node %d: %d ciphertexts for a resolution of %d", i, n.Secrets(), want)
 		}
 		if err := s.ValidateKEMPublicKey(n.EncryptionKey); err != nil {
 			return nil, failCause(ErrInvalidPath, err, "7.6", "path node %d key", i)
@@ -531,7 +532,11 @@ func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.Update
 		return nil, fail(ErrInvalidPath, "7.6", "common ancestor %d not on the filtered direct path", lca)
 	}
 	pos, holder, ok := t.resolutionPosition(steps[i].copath, me.leaf, ex)
-	if !ok || pos >= len(path.Nodes[i].EncryptedPathSecret) {
+	var ct wire.HPKECiphertext
+	if ok {
+		ct, ok = path.Nodes[i].Secret(pos)
+	}
+	if !ok {
 		return nil, fail(ErrInvalidPath, "7.6", "receiver not in the resolution of node %d", steps[i].copath)
 	}
 	kp, ok := me.keys[holder]
@@ -544,7 +549,6 @@ func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.Update
 	if err != nil {
 		return nil, err
 	}
-	ct := path.Nodes[i].EncryptedPathSecret[pos]
 	first, err := s.DecryptWithLabel(kp.priv, labelUpdatePathNode, ctxBytes, ct.KEMOutput, ct.Ciphertext)
 	if err != nil {
 		return nil, failCause(ErrInvalidPath, err, "12.4.2", "decrypting path secret")

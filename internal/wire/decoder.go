@@ -206,35 +206,6 @@ func appendList[T any](d *decoder, v []T, elem func(*T, *decoder) bool) ([]T, bo
 	return v, true
 }
 
-// decodeCountedList is decodeList for elements whose decoding allocates
-// nothing (they alias the input), such as HPKECiphertext: a first pass
-// counts them, so the list is allocated once at its exact size. An
-// UpdatePath to a sparse tree of n members holds about n of them; growing
-// the slice by appending copied and zeroed it log n times.
-func decodeCountedList[T any](d *decoder, out *[]T, elem func(*T, *decoder) bool) bool {
-	count := *d
-	count.fail = nil
-	s, ok := count.vector()
-	n := 0
-	var e T // one scratch element, reused
-	for ok && !s.empty() {
-		before := len(s.b)
-		if !elem(&e, &s) || len(s.b) == before {
-			break
-		}
-		n++
-	}
-	var v []T
-	if n > 0 {
-		v = make([]T, 0, n)
-	}
-	v, ok = appendList(d, v, elem)
-	if ok {
-		*out = v
-	}
-	return ok
-}
-
 func decodeU16List[T ~uint16](d *decoder, out *[]T) bool {
 	s, ok := d.fixedList(2)
 	if !ok {

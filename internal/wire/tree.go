@@ -185,14 +185,106 @@ func (x *HPKECiphertext) decode(d *decoder) bool {
 // Marshal encodes x. RFC 9420, Section 7.6.
 func (x *UpdatePathNode) Marshal(b *codec.Builder) {
 	b.AddOpaque(x.EncryptionKey)
-	addList(b, x.EncryptedPathSecret, (*HPKECiphertext).Marshal)
+	if x.cts == nil && x.sealed != nil {
+		b.AddOpaque(x.sealed) // the vector as received
+		return
+	}
+	addList(b, x.cts, (*HPKECiphertext).Marshal)
 }
 
 // Unmarshal decodes x from r; x aliases r's input.
 func (x *UpdatePathNode) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
 
+// decode checks every ciphertext of the node (as decodeList would decode
+// them, with the same verdict at the same offset) and keeps the vector.
 func (x *UpdatePathNode) decode(d *decoder) bool {
-	return d.opaque(&x.EncryptionKey) && decodeCountedList(d, &x.EncryptedPathSecret, (*HPKECiphertext).decode)
+	if !d.opaque(&x.EncryptionKey) {
+		return false
+	}
+	s, ok := d.vector()
+	if !ok {
+		return false
+	}
+	sealed, n := s.b, 0
+	var c HPKECiphertext
+	for !s.empty() {
+		if e := oneByteCiphertext(s.b); e > 0 {
+			s.b, s.off = s.b[e:], s.off+e
+		} else if !c.decode(&s) {
+			return false
+		}
+		n++
+	}
+	x.cts, x.sealed, x.n = nil, sealed, n
+	return true
+}
+
+// oneByteCiphertext is the length of the HPKECiphertext at the start of b
+// when both its lengths take one byte and it is all there (every suite's
+// but the ML-KEM and P-384/P-521 ones), else 0. Its reading is the
+// decoder's: a one-byte varint is below 0x40.
+func oneByteCiphertext(b []byte) int {
+	if len(b) == 0 || b[0] >= 0x40 {
+		return 0
+	}
+	k := 1 + int(b[0])
+	if k >= len(b) || b[k] >= 0x40 {
+		return 0
+	}
+	if e := k + 1 + int(b[k]); e <= len(b) {
+		return e
+	}
+	return 0
+}
+
+// Secrets is the number of x's encrypted path secrets.
+func (x *UpdatePathNode) Secrets() int {
+	if x.cts == nil && x.sealed != nil {
+		return x.n
+	}
+	return len(x.cts)
+}
+
+// Secret returns x's i-th encrypted path secret (it aliases x), and false
+// when there is none.
+func (x *UpdatePathNode) Secret(i int) (HPKECiphertext, bool) {
+	if x.cts != nil || x.sealed == nil {
+		if i < 0 || i >= len(x.cts) {
+			return HPKECiphertext{}, false
+		}
+		return x.cts[i], true
+	}
+	if i < 0 || i >= x.n {
+		return HPKECiphertext{}, false
+	}
+	d := decoder{b: x.sealed}
+	var c HPKECiphertext
+	for ; i > 0; i-- {
+		if e := oneByteCiphertext(d.b); e > 0 {
+			d.b = d.b[e:]
+		} else if !c.decode(&d) {
+			return HPKECiphertext{}, false // not reached: decode checked them all
+		}
+	}
+	return c, c.decode(&d)
+}
+
+// AllSecrets returns x's encrypted path secrets in a new slice (its
+// elements alias x).
+func (x *UpdatePathNode) AllSecrets() []HPKECiphertext {
+	out := make([]HPKECiphertext, x.Secrets())
+	for i := range out {
+		out[i], _ = x.Secret(i)
+	}
+	return out
+}
+
+// SetSecrets makes cts x's encrypted path secrets (x keeps the slice).
+func (x *UpdatePathNode) SetSecrets(cts []HPKECiphertext) {
+	x.cts, x.sealed, x.n = cts, nil, 0
+	if x.cts == nil {
+		x.cts = []HPKECiphertext{}
+	}
 }
 
 // Marshal encodes x. RFC 9420, Section 7.6.

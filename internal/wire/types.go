@@ -312,10 +312,18 @@ type HPKECiphertext struct {
 }
 
 // UpdatePathNode is one copath node's new public key and encrypted path
-// secrets. RFC 9420, Section 7.6.
+// secrets (encrypted_path_secret: Secrets, Secret, SetSecrets). RFC 9420,
+// Section 7.6.
+//
+// A decoded node keeps its ciphertexts as received, each checked by the
+// decoder and read where it lies when asked for: a commit to a sparse tree
+// of n members holds about n of them, and a receiver opens one.
 type UpdatePathNode struct {
-	EncryptionKey       []byte
-	EncryptedPathSecret []HPKECiphertext
+	EncryptionKey []byte
+
+	cts    []HPKECiphertext // as built (SetSecrets)
+	sealed []byte           // or as received: the vector's content,
+	n      int              // holding n well-formed HPKECiphertexts
 }
 
 // UpdatePath is a committer's new direct path. RFC 9420, Section 7.6.
