@@ -78,8 +78,7 @@ func (g *Group) protectSigned(st *epochState, ac *wire.AuthenticatedContent) ([]
 		}
 		m.PublicMessage = pm
 	case wire.WireFormatPrivateMessage:
-		pad := g.paddingFor(ac)
-		pm, err := fe.ProtectPrivate(ac, pad, g.cfg.rand())
+		pm, err := fe.ProtectPrivatePadded(ac, g.padding, g.cfg.rand())
 		if err != nil {
 			return nil, err
 		}

@@ -380,34 +380,18 @@ func (bs PadToBuckets) PaddedSize(n int) int {
 	return PadToMultiple(bs[len(bs)-1]).PaddedSize(n)
 }
 
-// paddingFor returns how many zero octets to append to the
-// PrivateMessageContent of ac (RFC 9420, Section 15.1): Config.Padding if
-// set, else Config.PaddingBlock.
-func (g *Group) paddingFor(ac *wire.AuthenticatedContent) int {
+// padding returns how many zero octets to append to a
+// PrivateMessageContent of n octets (RFC 9420, Section 15.1): Config.Padding
+// if set, else Config.PaddingBlock.
+func (g *Group) padding(n int) int {
 	var policy PaddingPolicy = PadToMultiple(g.cfg.paddingBlock())
 	if p := g.cfg.orDefault().Padding; p != nil {
 		policy = p
 	}
-	n := privateContentSize(ac)
 	t := policy.PaddedSize(n)
 	// Keep the padded content well inside opaque<V>'s 2^30 limit.
 	if t <= n || t > 1<<29 {
 		return 0
 	}
 	return t - n
-}
-
-// privateContentSize is the length of ac's PrivateMessageContent before
-// padding (RFC 9420, Section 6.3.1): the content body and the
-// FramedContentAuthData, encoded exactly as framing will encode them.
-func privateContentSize(ac *wire.AuthenticatedContent) int {
-	c := &ac.Content
-	pmc := wire.PrivateMessageContent{ContentType: c.ContentType, ApplicationData: c.ApplicationData,
-		Proposal: c.Proposal, Commit: c.Commit, Auth: ac.Auth}
-	pmc.Auth.ContentType = c.ContentType
-	b, err := codec.Marshal(&pmc)
-	if err != nil {
-		return 0
-	}
-	return len(b)
 }

@@ -27,6 +27,16 @@ const reuseGuardSize = 4
 // The sender must be a member (Section 6.3.2) and ac must have been signed
 // for the private_message wire format.
 func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand io.Reader) (*wire.PrivateMessage, error) {
+	if padding < 0 {
+		return nil, errors.New("mls: negative padding")
+	}
+	return e.ProtectPrivatePadded(ac, func(int) int { return padding }, rand)
+}
+
+// ProtectPrivatePadded is ProtectPrivate with the padding chosen by pad,
+// from the length of the PrivateMessageContent before padding: the content
+// is encoded once, and its padding appended.
+func (e *Epoch) ProtectPrivatePadded(ac *wire.AuthenticatedContent, pad func(contentSize int) int, rand io.Reader) (*wire.PrivateMessage, error) {
 	if err := e.checkOutgoing(ac, wire.WireFormatPrivateMessage); err != nil {
 		return nil, err
 	}
@@ -36,8 +46,8 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand 
 	if ac.Content.Sender.SenderType != wire.SenderTypeMember {
 		return nil, errors.New("mls: only members send PrivateMessages (RFC 9420, Section 6.3.2)")
 	}
-	if padding < 0 {
-		return nil, errors.New("mls: negative padding")
+	if pad == nil {
+		return nil, errors.New("mls: ProtectPrivatePadded needs a padding rule")
 	}
 	kind, ok := secrettree.KindOf(ac.Content.ContentType)
 	if !ok {
@@ -59,12 +69,12 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand 
 	}
 	defer key.Erase()
 	defer nonce.Erase()
-	return e.sealPrivate(ac, padding, generation, key, nonce, guard)
+	return e.sealPrivate(ac, pad, generation, key, nonce, guard)
 }
 
 // sealPrivate does the encryption of ProtectPrivate with the given
 // generation, key, nonce and reuse guard. It modifies nonce.
-func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, padding int, generation uint32,
+func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, pad func(int) int, generation uint32,
 	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) (*wire.PrivateMessage, error) {
 	s := e.Suite
 	c := &ac.Content
@@ -75,20 +85,25 @@ func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, padding int, generati
 		AuthenticatedData: c.AuthenticatedData,
 	}
 
-	// RFC 9420, Section 6.3.1: PrivateMessageContent, then the padding.
+	// RFC 9420, Section 6.3.1: PrivateMessageContent, then the padding
+	// (zero octets, which is what encoding it with Padding set appends).
 	pmc := wire.PrivateMessageContent{
 		ContentType:     c.ContentType,
 		ApplicationData: c.ApplicationData,
 		Proposal:        c.Proposal,
 		Commit:          c.Commit,
 		Auth:            ac.Auth,
-		Padding:         padding,
 	}
 	pmc.Auth.ContentType = c.ContentType
 	plaintext, err := codec.Marshal(&pmc)
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding PrivateMessageContent: %w", err)
 	}
+	padding := pad(len(plaintext))
+	if padding < 0 {
+		return nil, errors.New("mls: negative padding")
+	}
+	plaintext = append(plaintext, make([]byte, padding)...)
 	aad, err := codec.Marshal(&wire.PrivateContentAAD{
 		GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType, AuthenticatedData: c.AuthenticatedData,
 	})
