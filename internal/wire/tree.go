@@ -185,7 +185,7 @@ func (x *HPKECiphertext) decode(d *decoder) bool {
 // Marshal encodes x. RFC 9420, Section 7.6.
 func (x *UpdatePathNode) Marshal(b *codec.Builder) {
 	b.AddOpaque(x.EncryptionKey)
-	if x.cts == nil && x.sealed != nil {
+	if x.received() {
 		b.AddOpaque(x.sealed) // the vector as received
 		return
 	}
@@ -207,39 +207,39 @@ func (x *UpdatePathNode) decode(d *decoder) bool {
 	}
 	sealed, n := s.b, 0
 	var c HPKECiphertext
-	for !s.empty() {
-		if e := oneByteCiphertext(s.b); e > 0 {
-			s.b, s.off = s.b[e:], s.off+e
-		} else if !c.decode(&s) {
+	for ; !s.empty(); n++ {
+		if !nextCiphertext(&s, &c) {
 			return false
 		}
-		n++
 	}
 	x.cts, x.sealed, x.n = nil, sealed, n
 	return true
 }
 
-// oneByteCiphertext is the length of the HPKECiphertext at the start of b
-// when both its lengths take one byte and it is all there (every suite's
-// but the ML-KEM and P-384/P-521 ones), else 0. Its reading is the
-// decoder's: a one-byte varint is below 0x40.
-func oneByteCiphertext(b []byte) int {
-	if len(b) == 0 || b[0] >= 0x40 {
-		return 0
+// received reports whether x holds its ciphertexts as decoded.
+func (x *UpdatePathNode) received() bool { return x.cts == nil && x.sealed != nil }
+
+// nextCiphertext reads the HPKECiphertext at d into c: one whose two
+// lengths each take one byte (every suite's but the ML-KEM and P-384/P-521
+// ones) in place, any other through its decoder. The one-byte reading is
+// the decoder's own: such a varint is below 0x40, and minimal.
+func nextCiphertext(d *decoder, c *HPKECiphertext) bool {
+	b := d.b
+	if len(b) > 0 && b[0] < 0x40 {
+		if k := 1 + int(b[0]); k < len(b) && b[k] < 0x40 {
+			if e := k + 1 + int(b[k]); e <= len(b) {
+				c.KEMOutput, c.Ciphertext = b[1:k:k], b[k+1:e:e]
+				d.b, d.off = b[e:], d.off+e
+				return true
+			}
+		}
 	}
-	k := 1 + int(b[0])
-	if k >= len(b) || b[k] >= 0x40 {
-		return 0
-	}
-	if e := k + 1 + int(b[k]); e <= len(b) {
-		return e
-	}
-	return 0
+	return c.decode(d)
 }
 
 // Secrets is the number of x's encrypted path secrets.
 func (x *UpdatePathNode) Secrets() int {
-	if x.cts == nil && x.sealed != nil {
+	if x.received() {
 		return x.n
 	}
 	return len(x.cts)
@@ -248,33 +248,32 @@ func (x *UpdatePathNode) Secrets() int {
 // Secret returns x's i-th encrypted path secret (it aliases x), and false
 // when there is none.
 func (x *UpdatePathNode) Secret(i int) (HPKECiphertext, bool) {
-	if x.cts != nil || x.sealed == nil {
-		if i < 0 || i >= len(x.cts) {
-			return HPKECiphertext{}, false
-		}
-		return x.cts[i], true
-	}
-	if i < 0 || i >= x.n {
+	if i < 0 || i >= x.Secrets() {
 		return HPKECiphertext{}, false
+	}
+	if !x.received() {
+		return x.cts[i], true
 	}
 	d := decoder{b: x.sealed}
 	var c HPKECiphertext
-	for ; i > 0; i-- {
-		if e := oneByteCiphertext(d.b); e > 0 {
-			d.b = d.b[e:]
-		} else if !c.decode(&d) {
+	for ; i >= 0; i-- {
+		if !nextCiphertext(&d, &c) {
 			return HPKECiphertext{}, false // not reached: decode checked them all
 		}
 	}
-	return c, c.decode(&d)
+	return c, true
 }
 
 // AllSecrets returns x's encrypted path secrets in a new slice (its
-// elements alias x).
+// elements alias x), reading a received vector once.
 func (x *UpdatePathNode) AllSecrets() []HPKECiphertext {
-	out := make([]HPKECiphertext, x.Secrets())
+	if !x.received() {
+		return append([]HPKECiphertext{}, x.cts...)
+	}
+	out := make([]HPKECiphertext, x.n)
+	d := decoder{b: x.sealed}
 	for i := range out {
-		out[i], _ = x.Secret(i)
+		nextCiphertext(&d, &out[i]) // decode checked them all
 	}
 	return out
 }
