@@ -17,8 +17,9 @@ import (
 // same reason, gives the same ciphertexts through Secret and AllSecrets,
 // none of which can be appended to over the input, and encodes back to
 // the bytes it came from: well-formed lists (lengths of one byte and of
-// two), truncated ones, a length running past the input, trailing garbage
-// inside the vector, and random bytes.
+// two), truncated ones, lengths not minimal or with prefix 0b11, a length
+// running past the input, trailing garbage inside the vector, and random
+// bytes.
 func TestSealedSecretsMatchDecodeList(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var inputs [][]byte
@@ -44,6 +45,17 @@ func TestSealedSecretsMatchDecodeList(t *testing.T) {
 			garbage[i] = byte(r.Uint32())
 		}
 		inputs = append(inputs, garbage)
+	}
+	// Lengths the decoder refuses: not minimal (5 in two bytes, in either
+	// field), prefix 0b11, and a first field whose one-byte length runs
+	// past the vector.
+	for _, body := range [][]byte{
+		{0x40, 5, 1, 2, 3, 4, 5, 1, 9},
+		{1, 9, 0x40, 5, 1, 2, 3, 4, 5},
+		{0xc0, 0, 0, 1, 9},
+		{1, 9, 2, 1, 2, 60, 1},
+	} {
+		inputs = append(inputs, append([]byte{byte(len(body))}, body...))
 	}
 	key := []byte{3, 'k', 'e', 'y'} // the node's encryption_key, opaque<V>
 	for i, in := range inputs {
