@@ -78,6 +78,7 @@ func Verify(s *suite.Suite, pub []byte, ac *wire.AuthenticatedContent, ctx *wire
 	}
 	sc, err := layOutSignContentIn(*bp, labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
 	if err != nil {
+		clear((*bp)[:cap(*bp)]) // what the encoding wrote before it failed
 		verifyBufs.Put(bp)
 		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
