@@ -110,16 +110,6 @@ func (d *decoder) u64(out *uint64) bool {
 // varint reads an MLS varint (RFC 9420, Section 2.1.2) with codec's rules:
 // 1, 2 or 4 bytes, minimal, prefix 0b11 rejected.
 func (d *decoder) varint(out *uint32) bool {
-	if len(d.b) > 0 && d.b[0] < 0x40 {
-		// codec.ParseVarint's one-byte case, written out here: most
-		// lengths in a message take it, and ParseVarint itself is over
-		// the compiler's inlining budget (split into a one-byte fast
-		// path and a call, it still is).
-		*out = uint32(d.b[0])
-		d.b = d.b[1:]
-		d.off++
-		return true
-	}
 	x, n, ok := codec.ParseVarint(d.b)
 	if !ok {
 		if len(d.b) == 0 || 1<<(d.b[0]>>6) > len(d.b) {
@@ -136,6 +126,17 @@ func (d *decoder) varint(out *uint32) bool {
 // opaque reads opaque<V>. The result aliases the input; a zero-length
 // vector gives a non-nil empty slice, as codec.Reader.ReadOpaque does.
 func (d *decoder) opaque(out *[]byte) bool {
+	if b := d.b; len(b) > 0 && b[0] < 0x40 && int(b[0]) < len(b) {
+		// codec.ParseVarint's one-byte case (0-63, minimal by
+		// construction), written out with the bytes it counts: most
+		// opaque fields of a message (keys, signatures, a commit's path
+		// secret ciphertexts) take it, and ParseVarint is over the
+		// compiler's inlining budget, so a call per field would be.
+		e := 1 + int(b[0])
+		*out = b[1:e:e]
+		d.b, d.off = b[e:], d.off+e
+		return true
+	}
 	var n uint32
 	if !d.varint(&n) {
 		return false

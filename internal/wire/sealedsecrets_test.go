@@ -12,7 +12,7 @@ import (
 
 // TestSealedSecretsMatchDecodeList: an UpdatePathNode keeps its
 // ciphertexts as received, after checking each where it lies (one-byte
-// lengths in place, any other through the general decoder). It accepts and
+// lengths in opaque's fast case, any other through ParseVarint). It accepts and
 // refuses exactly what decodeList does, at the same offset and with the
 // same reason, gives the same ciphertexts through Secret and AllSecrets,
 // none of which can be appended to over the input, and encodes back to

@@ -208,7 +208,7 @@ func (x *UpdatePathNode) decode(d *decoder) bool {
 	sealed, n := s.b, 0
 	var c HPKECiphertext
 	for ; !s.empty(); n++ {
-		if !nextCiphertext(&s, &c) {
+		if !c.decode(&s) {
 			return false
 		}
 	}
@@ -218,24 +218,6 @@ func (x *UpdatePathNode) decode(d *decoder) bool {
 
 // received reports whether x holds its ciphertexts as decoded.
 func (x *UpdatePathNode) received() bool { return x.cts == nil && x.sealed != nil }
-
-// nextCiphertext reads the HPKECiphertext at d into c: one whose two
-// lengths each take one byte (every suite's but the ML-KEM and P-384/P-521
-// ones) in place, any other through its decoder. The one-byte reading is
-// the decoder's own: such a varint is below 0x40, and minimal.
-func nextCiphertext(d *decoder, c *HPKECiphertext) bool {
-	b := d.b
-	if len(b) > 0 && b[0] < 0x40 {
-		if k := 1 + int(b[0]); k < len(b) && b[k] < 0x40 {
-			if e := k + 1 + int(b[k]); e <= len(b) {
-				c.KEMOutput, c.Ciphertext = b[1:k:k], b[k+1:e:e]
-				d.b, d.off = b[e:], d.off+e
-				return true
-			}
-		}
-	}
-	return c.decode(d)
-}
 
 // Secrets is the number of x's encrypted path secrets.
 func (x *UpdatePathNode) Secrets() int {
@@ -257,7 +239,7 @@ func (x *UpdatePathNode) Secret(i int) (HPKECiphertext, bool) {
 	d := decoder{b: x.sealed}
 	var c HPKECiphertext
 	for ; i >= 0; i-- {
-		if !nextCiphertext(&d, &c) {
+		if !c.decode(&d) {
 			return HPKECiphertext{}, false // not reached: decode checked them all
 		}
 	}
@@ -273,7 +255,7 @@ func (x *UpdatePathNode) AllSecrets() []HPKECiphertext {
 	out := make([]HPKECiphertext, x.n)
 	d := decoder{b: x.sealed}
 	for i := range out {
-		nextCiphertext(&d, &out[i]) // decode checked them all
+		out[i].decode(&d) // decode checked them all
 	}
 	return out
 }
