@@ -196,16 +196,15 @@ func (ps *primitiveSet) measure(reps int) primitives {
 	// 8 times; the round's time is the wall time over 8. (First: what
 	// follows measure then runs after serial work, as after a loop.)
 	rounds := d[:reps/4+1]
-	for i := range rounds {
-		rounds[i] = ps.round(ps.verify, 8)
+	roundMedian := func(f func() error) time.Duration {
+		for i := range rounds {
+			rounds[i] = ps.round(f, 8)
+		}
+		slices.Sort(rounds)
+		return rounds[len(rounds)/2]
 	}
-	slices.Sort(rounds)
-	p.verifyAll = rounds[len(rounds)/2]
-	for i := range rounds {
-		rounds[i] = ps.round(ps.seal, 8)
-	}
-	slices.Sort(rounds)
-	p.sealAll = rounds[len(rounds)/2]
+	p.verifyAll = roundMedian(ps.verify)
+	p.sealAll = roundMedian(ps.seal)
 	ps.each(&p, func(out *time.Duration, per int, f func() error) {
 		for i := range d {
 			d[i] = ps.run(f)
