@@ -482,6 +482,16 @@ func commitRules() []rule {
 				}
 				return f
 			})},
+		{name: "12.4.2/path-ciphertexts-missing", section: "12.4.2, 7.6", text: "each UpdatePath node has one ciphertext per resolution node (here one short)", want: mls.ErrInvalidTree,
+			make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+				f := commitWith()
+				f.Commit.EditPath = func(p *wire.UpdatePath) {
+					n := &p.Nodes[len(p.Nodes)-1]
+					cts := n.AllSecrets()
+					n.SetSecrets(cts[:len(cts)-1])
+				}
+				return f
+			})},
 		{name: "12.4.2/path-secret-low-order-kem-output", section: "12.4.2, 7.6, RFC 9180 7.1.4",
 			text: "the path secret sent to the receiver decrypts (here every kem_output is the low-order point 0)", want: mls.ErrInvalidTree,
 			public: notPublicPathSecret, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
