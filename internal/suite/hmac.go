@@ -1,6 +1,8 @@
 package suite
 
 import (
+	"crypto/sha256"
+	"crypto/sha512"
 	"hash"
 	"sync"
 )
@@ -26,17 +28,35 @@ type macState struct {
 // unusually large context.
 const maxPooledInfo = 1024
 
-func newMACPool(h func() hash.Hash) *sync.Pool {
-	return &sync.Pool{New: func() any {
-		in, out := h(), h()
-		return &macState{inner: in, outer: out, blockSize: in.BlockSize(), size: in.Size()}
-	}}
+// kdfHash is one of the hashes HKDF runs over, with its pool of HMAC
+// states. The MLS key schedule (Suite) and the HPKE key schedules (RFC 9180:
+// the KEM's ExtractAndExpand, DeriveKeyPair, KeySchedule) share the pools
+// of their hash.
+type kdfHash struct {
+	new  func() hash.Hash
+	size int       // Nh
+	macs sync.Pool // of *macState
 }
 
-func (s *Suite) getMAC() *macState { return s.macs.Get().(*macState) }
+var (
+	kdfSHA256 = newKDFHash(sha256.New)
+	kdfSHA384 = newKDFHash(sha512.New384)
+	kdfSHA512 = newKDFHash(sha512.New)
+)
 
-// putMAC wipes key-derived state and returns m to the pool.
-func (s *Suite) putMAC(m *macState) {
+func newKDFHash(h func() hash.Hash) *kdfHash {
+	k := &kdfHash{new: h, size: h().Size()}
+	k.macs.New = func() any {
+		in, out := h(), h()
+		return &macState{inner: in, outer: out, blockSize: in.BlockSize(), size: in.Size()}
+	}
+	return k
+}
+
+func (k *kdfHash) get() *macState { return k.macs.Get().(*macState) }
+
+// put wipes key-derived state and returns m to the pool.
+func (k *kdfHash) put(m *macState) {
 	clear(m.pad[:])
 	clear(m.t[:])
 	m.inner.Reset()
@@ -46,11 +66,24 @@ func (s *Suite) putMAC(m *macState) {
 	} else {
 		clear(m.info[:cap(m.info)])
 	}
-	s.macs.Put(m)
+	k.macs.Put(m)
 }
+
+func (s *Suite) getMAC() *macState  { return s.kdf.get() }
+func (s *Suite) putMAC(m *macState) { s.kdf.put(m) }
 
 // hmac returns HMAC(key, a || b || c) (RFC 2104) in m.t. a may alias m.t.
 func (m *macState) hmac(key, a, b, c []byte) []byte {
+	m.begin(key)
+	m.inner.Write(a)
+	m.inner.Write(b)
+	m.inner.Write(c)
+	return m.finish()
+}
+
+// begin starts HMAC(key, ...): the inner hash has absorbed K XOR ipad, and
+// m.pad holds K XOR opad for finish. The message goes to m.inner.
+func (m *macState) begin(key []byte) {
 	bs := m.blockSize
 	pad := m.pad[:bs]
 	if len(key) > bs {
@@ -67,14 +100,15 @@ func (m *macState) hmac(key, a, b, c []byte) []byte {
 	}
 	m.inner.Reset()
 	m.inner.Write(pad)
-	m.inner.Write(a)
-	m.inner.Write(b)
-	m.inner.Write(c)
 	for i := range pad {
 		pad[i] ^= 0x36 ^ 0x5c
 	}
+}
+
+// finish returns the HMAC begun by begin, in m.t.
+func (m *macState) finish() []byte {
 	m.outer.Reset()
-	m.outer.Write(pad)
+	m.outer.Write(m.pad[:m.blockSize])
 	m.outer.Write(m.inner.Sum(m.t[:0]))
 	return m.outer.Sum(m.t[:0])
 }

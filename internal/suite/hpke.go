@@ -2,11 +2,8 @@ package suite
 
 import (
 	"crypto/ecdh"
-	"crypto/hmac"
 	"crypto/hpke"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 )
 
@@ -120,8 +117,8 @@ func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 		// RFC 9180, Section 7.1.3: for X25519 sk is LabeledExpand of
 		// dkp_prk, used as is.
 		suiteID := []byte{'K', 'E', 'M', 0x00, 0x20}
-		prk := labeledExtract(sha256.New, suiteID, nil, "dkp_prk", ikm)
-		priv = labeledExpand(sha256.New, suiteID, prk, "sk", nil, 32)
+		prk := labeledExtract(kdfSHA256, suiteID, nil, "dkp_prk", ikm)
+		priv = labeledExpand(kdfSHA256, suiteID, prk, "sk", nil, 32)
 		pub, err = s.publicKey(priv)
 		return priv, pub, err
 	}
@@ -339,47 +336,36 @@ func (s *Suite) HPKEOpen(priv, info, aad, kemOutput, ciphertext []byte) ([]byte,
 	return s.kem.open(priv, info, aad, kemOutput, ciphertext)
 }
 
+// hpkeV1 is the version label of RFC 9180's labeled KDF calls.
+const hpkeV1 = "HPKE-v1"
+
 // labeledExtract is LabeledExtract of RFC 9180, Section 4:
 //
 //	Extract(salt, "HPKE-v1" || suite_id || label || ikm)
-func labeledExtract(h func() hash.Hash, suiteID, salt []byte, label string, ikm ...[]byte) []byte {
-	m := hmacNew(h, salt)
-	m.Write([]byte("HPKE-v1"))
-	m.Write(suiteID)
-	m.Write([]byte(label))
-	for _, p := range ikm { // ikm is the concatenation of the pieces
-		m.Write(p)
+//
+// where ikm is the concatenation of the pieces given.
+func labeledExtract(k *kdfHash, suiteID, salt []byte, label string, ikm ...[]byte) []byte {
+	m := k.get()
+	m.info = append(append(append(m.info[:0], hpkeV1...), suiteID...), label...)
+	m.begin(salt)
+	m.inner.Write(m.info)
+	for _, p := range ikm {
+		m.inner.Write(p)
 	}
-	return m.Sum(nil)
+	out := append(make([]byte, 0, m.size), m.finish()...)
+	k.put(m)
+	return out
 }
 
 // labeledExpand is LabeledExpand of RFC 9180, Section 4:
 //
 //	Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L)
-func labeledExpand(h func() hash.Hash, suiteID, prk []byte, label string, info []byte, l int) []byte {
-	b := make([]byte, 0, 2+7+len(suiteID)+len(label)+len(info))
-	b = append(b, byte(l>>8), byte(l))
-	b = append(b, "HPKE-v1"...)
-	b = append(b, suiteID...)
-	b = append(b, label...)
-	b = append(b, info...)
-	return hkdfExpand(h, prk, b, l)
+func labeledExpand(k *kdfHash, suiteID, prk []byte, label string, info []byte, l int) []byte {
+	out := make([]byte, l)
+	m := k.get()
+	m.info = append(m.info[:0], byte(l>>8), byte(l))
+	m.info = append(append(append(append(m.info, hpkeV1...), suiteID...), label...), info...)
+	m.expand(out, prk, m.info)
+	k.put(m)
+	return out
 }
-
-// hkdfExpand is HKDF-Expand (RFC 5869) over any hash.
-func hkdfExpand(h func() hash.Hash, prk, info []byte, l int) []byte {
-	m := hmacNew(h, prk)
-	out := make([]byte, 0, l+m.Size())
-	var t []byte
-	for ctr := byte(1); len(out) < l; ctr++ {
-		m.Reset()
-		m.Write(t)
-		m.Write(info)
-		m.Write([]byte{ctr})
-		t = m.Sum(t[:0])
-		out = append(out, t...)
-	}
-	return out[:l]
-}
-
-func hmacNew(h func() hash.Hash, key []byte) hash.Hash { return hmac.New(h, key) }

@@ -4,10 +4,7 @@ import (
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"fmt"
-	"hash"
 )
 
 // A LabeledSealer is EncryptWithLabel (RFC 9420, Section 5.1.3) under one
@@ -68,7 +65,7 @@ func (ls *LabeledSealer) Seal(pub, plaintext []byte) (kemOutput, ciphertext []by
 // that SealBase needs after the KEM: the KDF's hash, the AEAD, and
 // suite_id = "HPKE" || kem_id || kdf_id || aead_id.
 type hpkeSchedule struct {
-	newHash func() hash.Hash
+	kdf     *kdfHash
 	aead    aeadAlg
 	suiteID []byte
 	// pskIDHash is LabeledExtract("", "psk_id_hash", ""): mode_base has no
@@ -80,11 +77,11 @@ func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
 	var hs hpkeSchedule
 	switch kdfID {
 	case 0x0001:
-		hs.newHash = sha256.New
+		hs.kdf = kdfSHA256
 	case 0x0002:
-		hs.newHash = sha512.New384
+		hs.kdf = kdfSHA384
 	case 0x0003:
-		hs.newHash = sha512.New
+		hs.kdf = kdfSHA512
 	default:
 		return hs, false
 	}
@@ -99,13 +96,13 @@ func newHPKESchedule(kemID, kdfID, aeadID uint16) (hpkeSchedule, bool) {
 		return hs, false
 	}
 	hs.suiteID = []byte{'H', 'P', 'K', 'E', byte(kemID >> 8), byte(kemID), byte(kdfID >> 8), byte(kdfID), byte(aeadID >> 8), byte(aeadID)}
-	hs.pskIDHash = labeledExtract(hs.newHash, hs.suiteID, nil, "psk_id_hash", nil)
+	hs.pskIDHash = labeledExtract(hs.kdf, hs.suiteID, nil, "psk_id_hash", nil)
 	return hs, true
 }
 
 // infoHash is LabeledExtract("", "info_hash", info) (RFC 9180, Section 5.1).
 func (hs *hpkeSchedule) infoHash(info ...[]byte) []byte {
-	return labeledExtract(hs.newHash, hs.suiteID, nil, "info_hash", info...)
+	return labeledExtract(hs.kdf, hs.suiteID, nil, "info_hash", info...)
 }
 
 // secret is the part of KeySchedule for mode_base with no PSK (RFC 9180,
@@ -116,7 +113,7 @@ func (hs *hpkeSchedule) secret(shared, infoHash []byte) (secret, ctx []byte) {
 	ctx = make([]byte, 0, 1+len(hs.pskIDHash)+len(infoHash))
 	ctx = append(ctx, 0x00) // mode_base
 	ctx = append(append(ctx, hs.pskIDHash...), infoHash...)
-	return labeledExtract(hs.newHash, hs.suiteID, shared, "secret", nil), ctx
+	return labeledExtract(hs.kdf, hs.suiteID, shared, "secret", nil), ctx
 }
 
 // first returns the AEAD and nonce of the first message of the context set
@@ -125,8 +122,8 @@ func (hs *hpkeSchedule) secret(shared, infoHash []byte) (secret, ctx []byte) {
 func (hs *hpkeSchedule) first(shared, infoHash []byte) (cipher.AEAD, []byte, error) {
 	secret, ctx := hs.secret(shared, infoHash)
 	clear(shared)
-	key := labeledExpand(hs.newHash, hs.suiteID, secret, "key", ctx, hs.aead.keySize())
-	nonce := labeledExpand(hs.newHash, hs.suiteID, secret, "base_nonce", ctx, hs.aead.nonceSize())
+	key := labeledExpand(hs.kdf, hs.suiteID, secret, "key", ctx, hs.aead.keySize())
+	nonce := labeledExpand(hs.kdf, hs.suiteID, secret, "base_nonce", ctx, hs.aead.nonceSize())
 	clear(secret)
 	defer clear(key)
 	a, err := hs.aead.new(key)
@@ -177,10 +174,10 @@ func (hs *hpkeSchedule) openFirst(shared, infoHash, aad, ct []byte) ([]byte, err
 func (hs *hpkeSchedule) export(shared, infoHash, exporterContext []byte, length int) []byte {
 	secret, ctx := hs.secret(shared, infoHash)
 	clear(shared)
-	exp := labeledExpand(hs.newHash, hs.suiteID, secret, "exp", ctx, hs.newHash().Size())
+	exp := labeledExpand(hs.kdf, hs.suiteID, secret, "exp", ctx, hs.kdf.size)
 	clear(secret)
 	defer clear(exp)
-	return labeledExpand(hs.newHash, hs.suiteID, exp, "sec", exporterContext, length)
+	return labeledExpand(hs.kdf, hs.suiteID, exp, "sec", exporterContext, length)
 }
 
 // dhkem is DHKEM (RFC 9180, Section 4.1) over a crypto/ecdh curve, for
@@ -188,9 +185,9 @@ func (hs *hpkeSchedule) export(shared, infoHash, exporterContext []byte, length 
 type dhkem struct {
 	x25519  bool // Encap and Decap by x25519.go, not crypto/ecdh
 	curve   ecdh.Curve
-	kemHash func() hash.Hash // the KEM's own HKDF hash
-	nsecret int              // Nsecret
-	kemID   []byte           // "KEM" || I2OSP(kem_id, 2)
+	kemHash *kdfHash // the KEM's own HKDF hash
+	nsecret int      // Nsecret
+	kemID   []byte   // "KEM" || I2OSP(kem_id, 2)
 	hs      hpkeSchedule
 }
 
@@ -201,14 +198,14 @@ func newDHKEMSealer(c dhCurve, kdfID, aeadID uint16) *dhkem {
 	var id uint16
 	switch c {
 	case kemX25519:
-		d.curve, d.kemHash, d.nsecret, id = ecdh.X25519(), sha256.New, 32, 0x0020
+		d.curve, d.kemHash, d.nsecret, id = ecdh.X25519(), kdfSHA256, 32, 0x0020
 		d.x25519 = true
 	case kemP256:
-		d.curve, d.kemHash, d.nsecret, id = ecdh.P256(), sha256.New, 32, 0x0010
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P256(), kdfSHA256, 32, 0x0010
 	case kemP384:
-		d.curve, d.kemHash, d.nsecret, id = ecdh.P384(), sha512.New384, 48, 0x0011
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P384(), kdfSHA384, 48, 0x0011
 	case kemP521:
-		d.curve, d.kemHash, d.nsecret, id = ecdh.P521(), sha512.New, 64, 0x0012
+		d.curve, d.kemHash, d.nsecret, id = ecdh.P521(), kdfSHA512, 64, 0x0012
 	default:
 		return nil
 	}
@@ -257,7 +254,7 @@ func (d *dhkem) extractAndExpand(dh, enc, pkR []byte) []byte {
 
 // extractAndExpand is ExtractAndExpand of DHKEM (RFC 9180, Section 4.1):
 // kemID is "KEM" || I2OSP(kem_id, 2), kem_context = enc || pkRm.
-func extractAndExpand(h func() hash.Hash, kemID, dh, enc, pkR []byte, nsecret int) []byte {
+func extractAndExpand(h *kdfHash, kemID, dh, enc, pkR []byte, nsecret int) []byte {
 	prk := labeledExtract(h, kemID, nil, "eae_prk", dh)
 	defer clear(prk)
 	kemContext := make([]byte, 0, len(enc)+len(pkR))

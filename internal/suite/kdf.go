@@ -15,7 +15,7 @@ const maxVarint = 1<<30 - 1
 // NewHash returns a fresh instance of the suite's hash function, for
 // callers that hash many small inputs and reuse one state (Reset) and one
 // output buffer (Sum(buf[:0])) to allocate nothing per hash.
-func (s *Suite) NewHash() hash.Hash { return s.newHash() }
+func (s *Suite) NewHash() hash.Hash { return s.kdf.new() }
 
 // Hash returns Hash(data) with the suite's hash function.
 //
@@ -136,7 +136,7 @@ func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32,
 // label is used as given: callers pass the full label, e.g. "MLS 1.0
 // KeyPackage Reference".
 func (s *Suite) RefHash(label string, value []byte) []byte {
-	h := s.newHash()
+	h := s.kdf.new()
 	var buf [8]byte
 	h.Write(appendVarint(buf[:0], len(label)))
 	h.Write([]byte(label))

@@ -47,11 +47,7 @@ package suite
 
 import (
 	"crypto"
-	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
-	"hash"
-	"sync"
 )
 
 // ID is a cipher suite code point (RFC 9420, Section 17.1).
@@ -111,8 +107,8 @@ type Suite struct {
 	id ID
 
 	// KDF and hash: HKDF and HMAC over the same hash (RFC 9420, Section 5.1).
-	newHash func() hash.Hash
-	nh      int
+	kdf *kdfHash
+	nh  int
 
 	aead aeadAlg
 	nk   int
@@ -121,8 +117,6 @@ type Suite struct {
 	sig sigAlg
 
 	kem kem
-
-	macs *sync.Pool // of *macState, see hmac.go
 }
 
 // table lists every implemented suite (RFC 9420, Section 17.1, and
@@ -136,16 +130,15 @@ func add(id ID, h crypto.Hash, a aeadAlg, sig sigAlg, k kem) {
 	s := &Suite{id: id, aead: a, sig: sig, kem: k}
 	switch h {
 	case crypto.SHA256:
-		s.newHash = sha256.New
+		s.kdf = kdfSHA256
 	case crypto.SHA384:
-		s.newHash = sha512.New384
+		s.kdf = kdfSHA384
 	case crypto.SHA512:
-		s.newHash = sha512.New
+		s.kdf = kdfSHA512
 	default:
 		panic("suite: bad hash")
 	}
 	s.nh = h.Size()
-	s.macs = newMACPool(s.newHash)
 	s.nk, s.nn = a.keySize(), a.nonceSize()
 	table[id] = s
 	order = append(order, id)

@@ -2,7 +2,6 @@ package suite
 
 import (
 	"crypto/rand"
-	"crypto/sha512"
 	"fmt"
 
 	"github.com/cloudflare/circl/dh/x448"
@@ -52,8 +51,8 @@ func (k *x448KEM) nsk() int { return x448Nsk }
 // private key is LabeledExpand(dkp_prk, "sk", "", Nsk), kept unclamped
 // (clamping happens inside the X448 function, RFC 7748, Section 5).
 func (k *x448KEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
-	prk := labeledExtract(sha512.New, x448KEMSuiteID, nil, "dkp_prk", ikm)
-	priv = labeledExpand(sha512.New, x448KEMSuiteID, prk, "sk", nil, x448Nsk)
+	prk := labeledExtract(kdfSHA512, x448KEMSuiteID, nil, "dkp_prk", ikm)
+	priv = labeledExpand(kdfSHA512, x448KEMSuiteID, prk, "sk", nil, x448Nsk)
 	clear(prk)
 	pub, err = k.publicKey(priv)
 	return priv, pub, err
@@ -168,5 +167,5 @@ func (k *x448KEM) exportReceiver(priv, enc, info, exporterContext []byte, length
 }
 
 func (k *x448KEM) extractAndExpand(dh, enc, pkR []byte) []byte {
-	return extractAndExpand(sha512.New, x448KEMSuiteID, dh, enc, pkR, x448Nsecret)
+	return extractAndExpand(kdfSHA512, x448KEMSuiteID, dh, enc, pkR, x448Nsecret)
 }
