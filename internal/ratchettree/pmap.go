@@ -41,9 +41,12 @@ type hamtNode[V any] struct {
 	kids []hamtSlot[V]
 }
 
+// hamtSlot holds its entry by pointer: entries are never written once
+// made, so a node copied on write copies two words per slot, not the
+// entry (a path update copies a node of up to 32 slots at each level).
 type hamtSlot[V any] struct {
 	sub   *hamtNode[V]
-	entry hamtEntry[V]
+	entry *hamtEntry[V]
 }
 
 func hashKey(k string) uint64 { return maphash.String(hamtSeed, k) }
@@ -95,7 +98,7 @@ func (m *pmap[V]) editable(n *hamtNode[V]) *hamtNode[V] {
 
 // put sets key to val.
 func (m *pmap[V]) put(key []byte, val V) {
-	e := hamtEntry[V]{hash: hashKey(string(key)), key: string(key), val: val}
+	e := &hamtEntry[V]{hash: hashKey(string(key)), key: string(key), val: val}
 	if m.root == nil {
 		m.root = &hamtNode[V]{owner: m.owner}
 	}
@@ -107,7 +110,7 @@ func (m *pmap[V]) put(key []byte, val V) {
 
 // insert puts e into the editable node n at depth; it reports whether the
 // key is new.
-func (m *pmap[V]) insert(n *hamtNode[V], depth int, e hamtEntry[V]) bool {
+func (m *pmap[V]) insert(n *hamtNode[V], depth int, e *hamtEntry[V]) bool {
 	if depth == hamtDepth {
 		for i := range n.kids {
 			if n.kids[i].entry.key == e.key {
@@ -164,7 +167,7 @@ func (m *pmap[V]) remove(n *hamtNode[V], depth int, h uint64, k string) {
 	if depth == hamtDepth {
 		for i := range n.kids {
 			if n.kids[i].entry.key == k {
-				n.kids = append(n.kids[:i:i], n.kids[i+1:]...)
+				n.kids = deleteSlot(n.kids, i)
 				return
 			}
 		}
@@ -181,7 +184,15 @@ func (m *pmap[V]) remove(n *hamtNode[V], depth int, h uint64, k string) {
 		}
 	}
 	n.bitmap &^= bit
-	n.kids = append(n.kids[:i:i], n.kids[i+1:]...)
+	n.kids = deleteSlot(n.kids, i)
+}
+
+// deleteSlot removes kids[i] in place: kids belongs to an editable node,
+// which shares its slots with no other node.
+func deleteSlot[V any](kids []hamtSlot[V], i int) []hamtSlot[V] {
+	copy(kids[i:], kids[i+1:])
+	kids[len(kids)-1] = hamtSlot[V]{}
+	return kids[:len(kids)-1]
 }
 
 // each calls f for every entry, in no particular order, until f returns false.

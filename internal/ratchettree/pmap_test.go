@@ -73,7 +73,7 @@ func TestCollisionBucket(t *testing.T) {
 	root := &hamtNode[int]{owner: m.owner}
 	m.root = root
 	for i := range 5 {
-		m.insert(root, 0, hamtEntry[int]{hash: 12345, key: fmt.Sprint(i), val: i})
+		m.insert(root, 0, &hamtEntry[int]{hash: 12345, key: fmt.Sprint(i), val: i})
 	}
 	m.size = 5
 	n := 0
@@ -81,7 +81,16 @@ func TestCollisionBucket(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("bucket holds %d entries", n)
 	}
+	// A clone taken before the remove must keep all five: the bucket is
+	// edited in place only once m has its own copy of it.
+	c := m.clone()
+	m.root = m.editable(m.root)
 	m.remove(m.root, 0, 12345, "3")
+	n = 0
+	c.each(func(string, int) bool { n++; return true })
+	if n != 5 {
+		t.Fatalf("clone's bucket holds %d entries after remove", n)
+	}
 	n = 0
 	m.each(func(k string, _ int) bool {
 		n++
