@@ -53,11 +53,12 @@ func Sign(signer suite.Signer, wf wire.WireFormat, content *wire.FramedContent, 
 	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
 		return nil, errMissingContext
 	}
-	sc, err := layOutSignContent(labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
+	sc, bp, err := layOutPooled(labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
 	if err != nil {
 		return nil, err
 	}
 	sig, err := sc.sign(signer)
+	sc.release(bp)
 	if err != nil {
 		return nil, fmt.Errorf("mls: signing FramedContentTBS: %w", err)
 	}
@@ -72,21 +73,11 @@ func Verify(s *suite.Suite, pub []byte, ac *wire.AuthenticatedContent, ctx *wire
 	if needsContext(ac.Content.Sender.SenderType) && ctx == nil {
 		return errMissingContext
 	}
-	bp, _ := verifyBufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	sc, err := layOutSignContentIn(*bp, labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
+	sc, bp, err := layOutPooled(labelFramedContentTBS, bodySizeHint(&ac.Content), ac.TBS(ctx).Marshal)
 	if err != nil {
-		clear((*bp)[:cap(*bp)]) // what the encoding wrote before it failed
-		verifyBufs.Put(bp)
 		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
-	defer func() {
-		clear(sc.buf) // a message's content
-		*bp = sc.buf[:0]
-		verifyBufs.Put(bp)
-	}()
+	defer sc.release(bp)
 	if err := s.VerifySignContent(pub, sc.signContent(), ac.Auth.Signature); err != nil {
 		return invalidCause(ErrInvalidSignature, "FramedContent signature", "6.1", err)
 	}
@@ -108,11 +99,36 @@ type laidOut struct {
 	label string
 }
 
-// verifyBufs holds the buffers Verify lays SignContents out in, for as
-// long as it verifies: a commit to a sparse tree of n members is about 83n
-// bytes, which would otherwise be allocated, zeroed and collected for
-// every commit processed. Each is cleared before it goes back.
-var verifyBufs sync.Pool // of *[]byte
+// signBufs holds the buffers Sign and Verify lay FramedContentTBS out in,
+// for as long as they sign or verify: a commit to a sparse tree of n
+// members is about 83n bytes, and every message sent or received would
+// otherwise allocate, zero and leave for the collector one as large as its
+// content. Each is cleared before it goes back: it holds the content, an
+// application message's plaintext included.
+var signBufs sync.Pool // of *[]byte
+
+// layOutPooled is layOutSignContent in a buffer from signBufs. The caller
+// hands it back with release once done with the SignContent.
+func layOutPooled(label string, sizeHint int, marshal func(*codec.Builder)) (*laidOut, *[]byte, error) {
+	bp, _ := signBufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	sc, err := layOutSignContentIn(*bp, label, sizeHint, marshal)
+	if err != nil {
+		clear((*bp)[:cap(*bp)]) // what the encoding wrote before it failed
+		signBufs.Put(bp)
+		return nil, nil, err
+	}
+	return sc, bp, nil
+}
+
+// release clears l's buffer and returns it to signBufs as bp.
+func (l *laidOut) release(bp *[]byte) {
+	clear(l.buf)
+	*bp = l.buf[:0]
+	signBufs.Put(bp)
+}
 
 // layOutSignContent encodes a content with marshal (sizeHint: its expected
 // length) and writes the SignContent header before it.

@@ -10,12 +10,12 @@ import (
 	"github.com/mlskit/mlskit/internal/wire"
 )
 
-// TestVerifyClearsItsBuffer: Verify lays the FramedContentTBS out in a
-// pooled buffer (a commit to a large sparse tree is tens of kilobytes), and
-// that buffer holds the message's content, an application message's
-// plaintext included. It goes back to the pool cleared, whether the
-// signature verified or not, and the next Verify, in the same buffer, is
-// judged on its own content.
+// TestVerifyClearsItsBuffer: Sign and Verify lay the FramedContentTBS out
+// in a pooled buffer (a commit to a large sparse tree is tens of
+// kilobytes), and that buffer holds the message's content, an application
+// message's plaintext included. It goes back to the pool cleared, whether
+// the signature verified or not, and the next Verify, in the same buffer,
+// is judged on its own content.
 func TestVerifyClearsItsBuffer(t *testing.T) {
 	// One P and no collection: what Verify put back is what Get returns.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
@@ -30,18 +30,23 @@ func TestVerifyClearsItsBuffer(t *testing.T) {
 	bad.Auth.Signature[0] ^= 1
 	for _, tc := range []struct {
 		name string
-		ac   *wire.AuthenticatedContent
+		ac   *wire.AuthenticatedContent // nil: sign c
 		ok   bool
-	}{{"verified", good, true}, {"refused", &bad, false}, {"verified again", good, true}} {
+	}{{"verified", good, true}, {"refused", &bad, false}, {"verified again", good, true}, {"signed", nil, true}} {
 		var bp *[]byte
 		// The race detector has the pool drop a quarter of what is
 		// put back, at random: try again.
 		for range 20 {
-			err := Verify(g.s, g.pubs[1], tc.ac, g.ctx)
-			if (err == nil) != tc.ok {
-				t.Fatalf("%s: Verify: %v", tc.name, err)
+			var err error
+			if tc.ac == nil {
+				_, err = Sign(g.signers[1], wire.WireFormatPrivateMessage, c, g.ctx)
+			} else {
+				err = Verify(g.s, g.pubs[1], tc.ac, g.ctx)
 			}
-			if bp, _ = verifyBufs.Get().(*[]byte); bp != nil {
+			if (err == nil) != tc.ok {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if bp, _ = signBufs.Get().(*[]byte); bp != nil {
 				break
 			}
 		}
@@ -52,6 +57,6 @@ func TestVerifyClearsItsBuffer(t *testing.T) {
 		if i := bytes.IndexFunc(used, func(r rune) bool { return r != 0 }); i >= 0 {
 			t.Fatalf("%s: the pooled buffer still holds content at byte %d", tc.name, i)
 		}
-		verifyBufs.Put(bp)
+		signBufs.Put(bp)
 	}
 }
