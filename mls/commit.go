@@ -121,6 +121,12 @@ func pathRequired(t wire.ProposalType) bool {
 // committer always checks them (Section 10.1).
 func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.Sender, received bool) (*applied, error) {
 	external := committer.SenderType == wire.SenderTypeNewMemberCommit
+	// The staged tree needs the tree hash (RFC 9420, Section 7.8). A tree
+	// loaded from saved state has none cached (readCore); computed in the
+	// copy, it would be lost with the copy, and every commit staged before
+	// the next merge would hash the whole tree again. Computed here it is
+	// cached in the epoch's tree, which the copy shares: O(1) when warm.
+	st.tree.TreeHash()
 	a := &applied{tree: st.tree.Clone(), exts: st.ctx.Extensions, removedBy: map[uint32]bool{}}
 	a.needPath = len(props) == 0
 	var (
