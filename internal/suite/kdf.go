@@ -28,7 +28,7 @@ func (s *Suite) Hash(data []byte) []byte {
 	m := s.getMAC()
 	m.inner.Reset()
 	m.inner.Write(data)
-	out := m.inner.Sum(make([]byte, 0, s.nh))
+	out := m.inner.Sum(make([]byte, 0, s.kdf.size))
 	s.putMAC(m)
 	return out
 }
@@ -39,7 +39,7 @@ func (s *Suite) Extract(salt, ikm []byte) []byte {
 	// HMAC pads its key with zeros, so an empty salt and Nh zero bytes give
 	// the same result (RFC 5869, Section 2.2).
 	m := s.getMAC()
-	out := append(make([]byte, 0, s.nh), m.hmac(salt, ikm, nil, nil)...)
+	out := append(make([]byte, 0, s.kdf.size), m.hmac(salt, ikm, nil, nil)...)
 	s.putMAC(m)
 	return out
 }
@@ -48,7 +48,7 @@ func (s *Suite) Extract(salt, ikm []byte) []byte {
 // exceeds 255*Nh, which RFC 5869 forbids; lengths in MLS are fixed by the
 // protocol, never taken from a peer.
 func (s *Suite) Expand(prk, info []byte, length int) []byte {
-	checkExpandLength(length, s.nh)
+	checkExpandLength(length, s.kdf.size)
 	out := make([]byte, length)
 	m := s.getMAC()
 	m.expand(out, prk, info)
@@ -71,7 +71,7 @@ func checkExpandLength(length, nh int) {
 // opaque context<V>}. It panics if length exceeds 255*Nh or the context
 // exceeds 2^30-1 bytes (both are fixed by the caller, not by a peer).
 func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, length int) []byte {
-	checkExpandLength(length, s.nh)
+	checkExpandLength(length, s.kdf.size)
 	out := make([]byte, length)
 	m := s.getMAC()
 	m.info = appendKDFLabel(m.info[:0], label, context, length)
@@ -113,13 +113,13 @@ func appendVarint(b []byte, n int) []byte {
 // DeriveSecret is ExpandWithLabel(Secret, Label, "", Nh) (RFC 9420,
 // Section 8).
 func (s *Suite) DeriveSecret(secret []byte, label string) []byte {
-	return s.ExpandWithLabel(secret, label, nil, s.nh)
+	return s.ExpandWithLabel(secret, label, nil, s.kdf.size)
 }
 
 // DeriveTreeSecret is ExpandWithLabel(Secret, Label, Generation, Length)
 // with the generation as a uint32 (RFC 9420, Section 9).
 func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) []byte {
-	checkExpandLength(length, s.nh)
+	checkExpandLength(length, s.kdf.size)
 	out := make([]byte, length)
 	m := s.getMAC()
 	m.info = appendKDFLabel(m.info[:0], label, nil, length)
@@ -142,13 +142,13 @@ func (s *Suite) RefHash(label string, value []byte) []byte {
 	h.Write([]byte(label))
 	h.Write(appendVarint(buf[:0], len(value)))
 	h.Write(value)
-	return h.Sum(make([]byte, 0, s.nh))
+	return h.Sum(make([]byte, 0, s.kdf.size))
 }
 
 // MAC is HMAC(key, data) with the suite's hash (RFC 9420, Section 5.1).
 func (s *Suite) MAC(key, data []byte) []byte {
 	m := s.getMAC()
-	out := append(make([]byte, 0, s.nh), m.hmac(key, data, nil, nil)...)
+	out := append(make([]byte, 0, s.kdf.size), m.hmac(key, data, nil, nil)...)
 	s.putMAC(m)
 	return out
 }

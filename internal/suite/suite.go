@@ -107,8 +107,7 @@ type Suite struct {
 	id ID
 
 	// KDF and hash: HKDF and HMAC over the same hash (RFC 9420, Section 5.1).
-	kdf *kdfHash
-	nh  int
+	kdf *kdfHash // its size is Nh
 
 	aead aeadAlg
 	nk   int
@@ -138,7 +137,6 @@ func add(id ID, h crypto.Hash, a aeadAlg, sig sigAlg, k kem) {
 	default:
 		panic("suite: bad hash")
 	}
-	s.nh = h.Size()
 	s.nk, s.nn = a.keySize(), a.nonceSize()
 	table[id] = s
 	order = append(order, id)
@@ -182,7 +180,7 @@ func Supported() []ID { return append([]ID(nil), order...) }
 func (s *Suite) ID() ID { return s.id }
 
 // HashSize returns Nh, the output size of the hash and of KDF.Extract.
-func (s *Suite) HashSize() int { return s.nh }
+func (s *Suite) HashSize() int { return s.kdf.size }
 
 // KeySize returns the AEAD key size Nk.
 func (s *Suite) KeySize() int { return s.nk }
