@@ -16,6 +16,9 @@ type pmap[V any] struct {
 	root  *hamtNode[V]
 	owner *owner
 	size  int
+	// slab holds entries made in one allocation for the puts of a map
+	// being built (reserve). It is m's alone: a clone takes none.
+	slab []hamtEntry[V]
 }
 
 const (
@@ -53,7 +56,15 @@ func hashKey(k string) uint64 { return maphash.String(hamtSeed, k) }
 
 func (m *pmap[V]) clone() pmap[V] {
 	m.owner = new(owner)
+	m.slab = nil
 	return pmap[V]{root: m.root, owner: new(owner), size: m.size}
+}
+
+// reserve makes room for the entries of n puts in one allocation, for a map
+// about to be filled (a tree's index, when it is decoded). The slab lives
+// as long as any of its entries does.
+func (m *pmap[V]) reserve(n int) {
+	m.slab = make([]hamtEntry[V], n)
 }
 
 func (m *pmap[V]) len() int { return m.size }
@@ -98,7 +109,13 @@ func (m *pmap[V]) editable(n *hamtNode[V]) *hamtNode[V] {
 
 // put sets key to val.
 func (m *pmap[V]) put(key []byte, val V) {
-	e := &hamtEntry[V]{hash: hashKey(string(key)), key: string(key), val: val}
+	var e *hamtEntry[V]
+	if len(m.slab) > 0 {
+		e, m.slab = &m.slab[0], m.slab[1:]
+	} else {
+		e = new(hamtEntry[V])
+	}
+	*e = hamtEntry[V]{hash: hashKey(string(key)), key: string(key), val: val}
 	if m.root == nil {
 		m.root = &hamtNode[V]{owner: m.owner}
 	}

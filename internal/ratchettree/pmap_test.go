@@ -7,10 +7,18 @@ import (
 )
 
 // TestPMap checks the persistent map against Go maps, with clones taken
-// along the way that must not see later writes.
+// along the way that must not see later writes; once with entries from a
+// slab (reserve) for the first puts, as a decoded tree's index has them.
 func TestPMap(t *testing.T) {
+	for _, slab := range []int{0, 5000} {
+		t.Run(fmt.Sprint("slab=", slab), func(t *testing.T) { testPMap(t, slab) })
+	}
+}
+
+func testPMap(t *testing.T, slab int) {
 	r := rand.New(rand.NewPCG(7, 8))
 	m := pmap[int]{owner: new(owner)}
+	m.reserve(slab)
 	ref := map[string]int{}
 	type snap struct {
 		m   pmap[int]

@@ -217,10 +217,17 @@ func (t *Tree) write(x NodeIndex, node *wire.Node) {
 }
 
 func (t *Tree) index(x NodeIndex, n *wire.Node) {
+	t.indexKeys(x, n)
+	if l := n.LeafNode; l != nil {
+		t.countCreds(l, 1)
+	}
+}
+
+// indexKeys is index without the credential counts.
+func (t *Tree) indexKeys(x NodeIndex, n *wire.Node) {
 	t.addKey(&t.enc, encryptionKey(n), x)
 	if l := n.LeafNode; l != nil {
 		t.addKey(&t.sig, l.SignatureKey, x)
-		t.countCreds(l, 1)
 	}
 }
 
@@ -278,13 +285,20 @@ func (t *Tree) countCreds(l *wire.LeafNode, d int) {
 		}
 	}
 	bump(&t.credUsed, l.Credential.CredentialType)
-	seen := make([]wire.CredentialType, 0, len(l.Capabilities.Credentials))
+	distinctCreds(l, nil, func(c wire.CredentialType) { bump(&t.credSupport, c) })
+}
+
+// distinctCreds calls f once for each credential type l supports, listed
+// twice or not, using seen as scratch; it returns seen for reuse.
+func distinctCreds(l *wire.LeafNode, seen []wire.CredentialType, f func(wire.CredentialType)) []wire.CredentialType {
+	seen = seen[:0]
 	for _, c := range l.Capabilities.Credentials {
 		if !slices.Contains(seen, c) {
 			seen = append(seen, c)
-			bump(&t.credSupport, c)
+			f(c)
 		}
 	}
+	return seen
 }
 
 // grow extends the tree to at least n leaves by doubling (RFC 9420,
@@ -549,9 +563,13 @@ func fromSparse(s *suite.Suite, sp *wire.SparseRatchetTree) (*Tree, error) {
 	for treemath.Width(n) < sp.Width {
 		n *= 2
 	}
+	leaves := 0
 	for _, in := range nodes {
 		i, nd := in.Index, in.Node
 		leafPos := i%2 == 0
+		if leafPos {
+			leaves++
+		}
 		switch {
 		case leafPos && (nd.NodeType != wire.NodeTypeLeaf || nd.LeafNode == nil):
 			return nil, fail(ErrInvalidTree, "12.4.3.3", "node %d: parent node at a leaf position", i)
@@ -562,17 +580,33 @@ func fromSparse(s *suite.Suite, sp *wire.SparseRatchetTree) (*Tree, error) {
 	t := &Tree{suite: s, n: n}
 	t.initIndexes()
 	t.st.grow(n)
+	t.enc.reserve(len(nodes))
+	t.sig.reserve(leaves)
 	// Fill the slots, then compute the summaries bottom-up, level by level,
 	// of the written nodes and their ancestors only, each once: O(n) for a
 	// full tree, O(k log n) for k non-blank nodes, and nothing for the
-	// blank rest.
+	// blank rest. The credential counts are summed here and written once
+	// per type: a leaf at a time, each count's entry would be replaced once
+	// per leaf.
 	var byLevel [33][]NodeIndex
+	used, support := map[wire.CredentialType]uint32{}, map[wire.CredentialType]uint32{}
+	var seen []wire.CredentialType
 	for _, in := range nodes {
 		x := NodeIndex(in.Index)
-		t.index(x, in.Node)
+		t.indexKeys(x, in.Node)
+		if l := in.Node.LeafNode; l != nil {
+			used[l.Credential.CredentialType]++
+			seen = distinctCreds(l, seen, func(c wire.CredentialType) { support[c]++ })
+		}
 		t.st.mut(x).node = in.Node
 		lvl := treemath.Level(x)
 		byLevel[lvl] = append(byLevel[lvl], x)
+	}
+	for c, v := range used {
+		t.credUsed.put(credKey(c), v)
+	}
+	for c, v := range support {
+		t.credSupport.put(credKey(c), v)
 	}
 	root := t.st.capLeaves
 	var cur []NodeIndex
