@@ -226,7 +226,11 @@ func TestReuseGuard(t *testing.T) {
 	}
 	plainNonce := bytes.Clone(nonce)
 	guard := [4]byte{1, 2, 3, 4}
-	pm, err := e.sealPrivate(ac, func(int) int { return 0 }, 0, key, nonce, guard)
+	pt, err := paddedContent(ac, func(int) int { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := e.sealPrivate(ac, pt, 0, key, nonce, guard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +534,11 @@ func TestUnknownSender(t *testing.T) {
 	ac := g.signed(g.content(1, wire.ContentTypeApplication), wire.WireFormatPrivateMessage)
 	ac.Content.Sender.LeafIndex = 9
 	_, key, nonce, _ := g.epoch().Tree.Next(1, secrettree.Application)
-	out, err := e.sealPrivate(ac, func(int) int { return 0 }, 0, key, nonce, [4]byte{})
+	pt, err := paddedContent(ac, func(int) int { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.sealPrivate(ac, pt, 0, key, nonce, [4]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,6 @@ const reuseGuardSize = 4
 // The sender must be a member (Section 6.3.2) and ac must have been signed
 // for the private_message wire format.
 func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand io.Reader) (*wire.PrivateMessage, error) {
-	if padding < 0 {
-		return nil, errors.New("mls: negative padding")
-	}
 	return e.ProtectPrivatePadded(ac, func(int) int { return padding }, rand)
 }
 
@@ -56,8 +53,13 @@ func (e *Epoch) ProtectPrivatePadded(ac *wire.AuthenticatedContent, pad func(con
 	if rand == nil {
 		return nil, errors.New("mls: ProtectPrivate needs a source of randomness")
 	}
-	// Read the guard before taking a generation, so that a failing rand
+	// The content and the guard before taking a generation, so that a
+	// content that cannot be encoded, a negative padding or a failing rand
 	// does not burn one.
+	plaintext, err := paddedContent(ac, pad)
+	if err != nil {
+		return nil, err
+	}
 	var guard [reuseGuardSize]byte
 	if _, err := io.ReadFull(rand, guard[:]); err != nil {
 		return nil, fmt.Errorf("mls: reading the reuse guard: %w", err)
@@ -69,24 +71,14 @@ func (e *Epoch) ProtectPrivatePadded(ac *wire.AuthenticatedContent, pad func(con
 	}
 	defer key.Erase()
 	defer nonce.Erase()
-	return e.sealPrivate(ac, pad, generation, key, nonce, guard)
+	return e.sealPrivate(ac, plaintext, generation, key, nonce, guard)
 }
 
-// sealPrivate does the encryption of ProtectPrivate with the given
-// generation, key, nonce and reuse guard. It modifies nonce.
-func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, pad func(int) int, generation uint32,
-	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) (*wire.PrivateMessage, error) {
-	s := e.Suite
+// paddedContent encodes ac's PrivateMessageContent and appends the zero
+// octets pad asks for, given the unpadded length (RFC 9420, Section
+// 6.3.1): the content is encoded once.
+func paddedContent(ac *wire.AuthenticatedContent, pad func(contentSize int) int) ([]byte, error) {
 	c := &ac.Content
-	pm := &wire.PrivateMessage{
-		GroupID:           c.GroupID,
-		Epoch:             c.Epoch,
-		ContentType:       c.ContentType,
-		AuthenticatedData: c.AuthenticatedData,
-	}
-
-	// RFC 9420, Section 6.3.1: PrivateMessageContent, then the padding
-	// (zero octets, which is what encoding it with Padding set appends).
 	pmc := wire.PrivateMessageContent{
 		ContentType:     c.ContentType,
 		ApplicationData: c.ApplicationData,
@@ -103,7 +95,22 @@ func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, pad func(int) int, ge
 	if padding < 0 {
 		return nil, errors.New("mls: negative padding")
 	}
-	plaintext = append(plaintext, make([]byte, padding)...)
+	return append(plaintext, make([]byte, padding)...), nil
+}
+
+// sealPrivate does the encryption of ProtectPrivate of ac, whose padded
+// PrivateMessageContent is plaintext, with the given generation, key, nonce
+// and reuse guard. It modifies nonce.
+func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, plaintext []byte, generation uint32,
+	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) (*wire.PrivateMessage, error) {
+	s := e.Suite
+	c := &ac.Content
+	pm := &wire.PrivateMessage{
+		GroupID:           c.GroupID,
+		Epoch:             c.Epoch,
+		ContentType:       c.ContentType,
+		AuthenticatedData: c.AuthenticatedData,
+	}
 	aad, err := codec.Marshal(&wire.PrivateContentAAD{
 		GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType, AuthenticatedData: c.AuthenticatedData,
 	})
