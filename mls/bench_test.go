@@ -28,13 +28,13 @@ package mls_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/bits"
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,10 +313,12 @@ func (s *benchSamples) time(b *testing.B, op func() error) {
 	s.faults += f - f0
 }
 
-func benchMedian(d []time.Duration) time.Duration {
-	d = slices.Clone(d)
-	slices.Sort(d)
-	return d[len(d)/2]
+// benchMedian is the median of v (the upper one of an even count); v is
+// left as it was.
+func benchMedian[T cmp.Ordered](v []T) T {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func (s *benchSamples) report(b *testing.B) {
@@ -430,8 +432,7 @@ func (g *benchGroup) reportFloor(b *testing.B, op string, s *benchSamples, msgB,
 			f, _ := s.blocks[i/benchBlock].floor(op, g.fs, msgB, groupInfoB, runtime.GOMAXPROCS(0), false)
 			r[i] = float64(w) / float64(f)
 		}
-		slices.Sort(r)
-		b.ReportMetric(r[len(r)/2], "x-floor-paired")
+		b.ReportMetric(benchMedian(r), "x-floor-paired")
 	}
 	b.Logf("%s floor %v = %s; GOMAXPROCS %d; %v", op, fl, parts, runtime.GOMAXPROCS(0), p)
 }
@@ -870,9 +871,7 @@ func TestBenchSummary(t *testing.T) {
 		if len(v) == 0 {
 			return 0
 		}
-		v = slices.Clone(v)
-		sort.Float64s(v)
-		return v[len(v)/2]
+		return benchMedian(v)
 	}
 	dur := func(ns float64) string { // three significant digits
 		if ns == 0 {

@@ -13,7 +13,6 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -188,10 +187,6 @@ func measurePrimitives(reps int) (primitives, error) {
 func (ps *primitiveSet) measure(reps int) primitives {
 	var p primitives
 	d := make([]time.Duration, reps)
-	med := func() time.Duration {
-		slices.Sort(d)
-		return d[len(d)/2]
-	}
 	// A round on all cores: GOMAXPROCS goroutines each run the primitive
 	// 8 times; the round's time is the wall time over 8. (First: what
 	// follows measure then runs after serial work, as after a loop.)
@@ -200,8 +195,7 @@ func (ps *primitiveSet) measure(reps int) primitives {
 		for i := range rounds {
 			rounds[i] = ps.round(f, 8)
 		}
-		slices.Sort(rounds)
-		return rounds[len(rounds)/2]
+		return benchMedian(rounds)
 	}
 	p.verifyAll = roundMedian(ps.verify)
 	p.sealAll = roundMedian(ps.seal)
@@ -209,7 +203,7 @@ func (ps *primitiveSet) measure(reps int) primitives {
 		for i := range d {
 			d[i] = ps.run(f)
 		}
-		*out = med() / time.Duration(per)
+		*out = benchMedian(d) / time.Duration(per)
 	})
 	return p
 }
