@@ -48,6 +48,20 @@ func commitOf(f func(t *testing.T, e *advEnv) *mls.Forge) func(t *testing.T, e *
 	return func(t *testing.T, e *advEnv) []byte { return e.forge(t, f(t, e)) }
 }
 
+// lastPathNodeCiphertexts makes a commit whose UpdatePath's last node
+// carries the ciphertexts edit makes of its own, signed and encrypted as
+// an honest one.
+func lastPathNodeCiphertexts(edit func([]wire.HPKECiphertext) []wire.HPKECiphertext) func(t *testing.T, e *advEnv) []byte {
+	return commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
+		f := commitWith()
+		f.Commit.EditPath = func(p *wire.UpdatePath) {
+			n := &p.Nodes[len(p.Nodes)-1]
+			n.SetSecrets(edit(n.AllSecrets()))
+		}
+		return f
+	})
+}
+
 var (
 	member      = func(l uint32) *wire.Sender { return &wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: l} }
 	external0   = &wire.Sender{SenderType: wire.SenderTypeExternal}
@@ -473,25 +487,9 @@ func commitRules() []rule {
 				return f
 			})},
 		{name: "12.4.2/path-ciphertexts", section: "12.4.2, 7.6", text: "each UpdatePath node has one ciphertext per resolution node", want: mls.ErrInvalidTree,
-			make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
-				f := commitWith()
-				f.Commit.EditPath = func(p *wire.UpdatePath) {
-					n := &p.Nodes[len(p.Nodes)-1]
-					cts := n.AllSecrets()
-					n.SetSecrets(append(cts, cts[0]))
-				}
-				return f
-			})},
+			make: lastPathNodeCiphertexts(func(cts []wire.HPKECiphertext) []wire.HPKECiphertext { return append(cts, cts[0]) })},
 		{name: "12.4.2/path-ciphertexts-missing", section: "12.4.2, 7.6", text: "each UpdatePath node has one ciphertext per resolution node (here one short)", want: mls.ErrInvalidTree,
-			make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
-				f := commitWith()
-				f.Commit.EditPath = func(p *wire.UpdatePath) {
-					n := &p.Nodes[len(p.Nodes)-1]
-					cts := n.AllSecrets()
-					n.SetSecrets(cts[:len(cts)-1])
-				}
-				return f
-			})},
+			make: lastPathNodeCiphertexts(func(cts []wire.HPKECiphertext) []wire.HPKECiphertext { return cts[:len(cts)-1] })},
 		{name: "12.4.2/path-secret-low-order-kem-output", section: "12.4.2, 7.6, RFC 9180 7.1.4",
 			text: "the path secret sent to the receiver decrypts (here every kem_output is the low-order point 0)", want: mls.ErrInvalidTree,
 			public: notPublicPathSecret, make: commitOf(func(t *testing.T, e *advEnv) *mls.Forge {
