@@ -479,6 +479,22 @@ func (g *benchGroup) benchCommit(b *testing.B, op string, opts *mls.CommitOption
 // fresh commit (each PrivateMessage's key is used once, so the committer
 // makes new ones, untimed, a batch at a time, and the garbage of making
 // them is collected before the timed processing); not merged.
+// competingCommits returns n empty commits of the committer for the
+// current epoch, none merged: commits that compete for the epoch, each
+// under its own handshake generation (a generation's key is used once).
+func (g *benchGroup) competingCommits(tb testing.TB, n int) [][]byte {
+	out := make([][]byte, 0, n)
+	for range n {
+		res, err := g.committer.Commit(nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		g.committer.DiscardPendingCommit()
+		out = append(out, res.Commit)
+	}
+	return out
+}
+
 func (g *benchGroup) benchProcessCommit(b *testing.B) {
 	var s benchSamples
 	var queue [][]byte
@@ -486,14 +502,7 @@ func (g *benchGroup) benchProcessCommit(b *testing.B) {
 	for b.Loop() {
 		if len(queue) == 0 {
 			b.StopTimer()
-			for range 8 {
-				res, err := g.committer.Commit(nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				g.committer.DiscardPendingCommit()
-				queue = append(queue, res.Commit)
-			}
+			queue = g.competingCommits(b, 8)
 			runtime.GC()
 			b.StartTimer()
 		}

@@ -25,17 +25,7 @@ func TestLoadedGroupKeepsItsTreeHash(t *testing.T) {
 	if err := g.fillPaths(); err != nil { // a full tree: a node hash per node
 		t.Fatal(err)
 	}
-	// Competing commits of one epoch, each under its own handshake
-	// generation (a generation's key is used once).
-	var commits [][]byte
-	for range 7 {
-		res, err := g.committer.Commit(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.committer.DiscardPendingCommit()
-		commits = append(commits, res.Commit)
-	}
+	commits := g.competingCommits(t, 7)
 	blob, err := g.creator.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
