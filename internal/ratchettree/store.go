@@ -1,6 +1,8 @@
 package ratchettree
 
 import (
+	"sync/atomic"
+
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -43,6 +45,14 @@ type slot struct {
 type chunk struct {
 	owner *owner
 	s     [chunkSize]slot
+	// enc caches the encoding of the chunk's nodes as the ratchet_tree
+	// extension lists them, made the second time they are encoded
+	// (encoded: the first time was); see chunkEncoding. Writing a node
+	// clears both. A chunk shared between a group's trees has the same
+	// nodes in each, so whichever tree fills them fills them for all;
+	// atomic because they may do so at once.
+	enc     atomic.Pointer[[]byte]
+	encoded atomic.Bool
 }
 
 // blankSlot is what get returns for a slot of an unallocated chunk. It is
@@ -84,9 +94,10 @@ func (s *store) mut(x treemath.NodeIndex) *slot {
 		c = &chunk{owner: s.owner}
 		s.chunks[i] = c
 	} else if c.owner != s.owner {
-		cc := *c
-		cc.owner = s.owner
-		c = &cc
+		cc := &chunk{owner: s.owner, s: c.s}
+		cc.enc.Store(c.enc.Load()) // the same nodes: the same encoding
+		cc.encoded.Store(c.encoded.Load())
+		c = cc
 		s.chunks[i] = c
 	}
 	return &c.s[x&(chunkSize-1)]
@@ -121,12 +132,21 @@ func (s *store) grow(n uint32) {
 // set stores node (nil for blank) at x and updates the summaries and cached
 // hashes of x and its ancestors.
 func (s *store) set(x treemath.NodeIndex, node *wire.Node) {
-	sl := s.mut(x)
-	sl.node = node
+	s.put(x, node)
 	s.refresh(x)
 	for p, ok := treemath.Parent(x, s.capLeaves); ok; p, ok = treemath.Parent(p, s.capLeaves) {
 		s.refresh(p)
 	}
+}
+
+// put stores node (nil for blank) at x, leaving the summaries to the
+// caller.
+func (s *store) put(x treemath.NodeIndex, node *wire.Node) {
+	sl := s.mut(x)
+	sl.node = node
+	c := s.chunks[x>>chunkBits]
+	c.enc.Store(nil)
+	c.encoded.Store(false)
 }
 
 // refresh recomputes the summary of x from its node and its children's

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"sync/atomic"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/suite"
@@ -425,8 +426,12 @@ func (t *Tree) Nodes() wire.RatchetTree {
 // Each LeafNode is copied from its encoding as received or created (the
 // bytes its tree hash covers, Section 7.8) rather than encoded again: leaves
 // are most of a tree's bytes, and the group encodes the whole tree for the
-// GroupInfo of every commit, so at 10,000 members re-encoding them was most
-// of a commit's cost. The output is the same as codec.Marshal(&nodes).
+// GroupInfo of every commit it sends and every state it saves. A chunk of
+// the store encoded a second time keeps its encoding (see chunkEncoding), so
+// a tree after a commit encodes again only the chunks the commit wrote (a
+// path writes 6 of the 32 chunks of a 1,024-leaf tree) and copies
+// the rest; a tree encoded once (a state loaded and saved) pays nothing for
+// the cache. The output is the same as codec.Marshal(&nodes).
 func (t *Tree) Encode() ([]byte, error) {
 	e, err := t.Encoding()
 	if err != nil {
@@ -441,10 +446,17 @@ func (t *Tree) Encode() ([]byte, error) {
 // GroupInfo's encoding). It reads the tree when written, which must not
 // change in between.
 type Encoding struct {
-	t       *Tree
-	w       uint32
-	content int
-	encoded map[uint32][]byte
+	st        *store
+	parts     []encPart
+	content   int
+	marshaled map[NodeIndex][]byte // nodes without received bytes (rare)
+}
+
+// An encPart is a run of the encoding: kept bytes, or nodes from..to-1 to
+// encode when written.
+type encPart struct {
+	b        []byte
+	from, to NodeIndex
 }
 
 var _ wire.DataWriter = (*Encoding)(nil)
@@ -454,53 +466,136 @@ func (e *Encoding) Len() int { return codec.VarintLen(uint64(e.content)) + e.con
 
 // Encoding sizes t's encoding (see Encode).
 func (t *Tree) Encoding() (*Encoding, error) {
-	// Walk the store rather than Nodes(): a sparse tree's blank nodes cost
-	// their one octet of output and no pointer each.
+	// The list ends at the last non-blank node (Section 12.4.3.3).
 	w := t.Width()
 	for w > 0 && t.st.get(NodeIndex(w-1)).node == nil {
 		w--
 	}
-	// The exact size first (a walk, no copying), then the nodes appended
-	// straight into one buffer of that size: a Welcome's largest part,
-	// thousands of nodes, without a Builder call per field. A node without
-	// its received bytes (rare) is encoded during the walk.
-	content := 0
-	var encoded map[uint32][]byte
-	for i := range w {
-		n := t.st.get(NodeIndex(i)).node
-		content++
-		switch {
-		case n == nil:
-		case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
-			content += 1 + len(n.LeafNode.Raw())
-		case n.NodeType == wire.NodeTypeParent && n.ParentNode != nil:
-			content += 1 + n.ParentNode.EncodedLen()
-		default:
-			b, err := codec.Marshal(n)
-			if err != nil {
-				return nil, err
-			}
-			if encoded == nil {
-				encoded = map[uint32][]byte{}
-			}
-			encoded[i] = b
-			content += len(b)
+	full := w / chunkSize // chunks wholly inside the list
+	e := &Encoding{st: &t.st, parts: make([]encPart, 0, full+1)}
+	direct := func(from, to NodeIndex) error {
+		n, err := t.st.nodesLen(from, to, &e.marshaled)
+		e.parts = append(e.parts, encPart{from: from, to: to})
+		e.content += n
+		return err
+	}
+	for i := range full {
+		from := NodeIndex(i * chunkSize)
+		b, ok, err := t.st.chunkEncoding(i)
+		if err == nil && !ok {
+			err = direct(from, from+chunkSize)
+		} else if ok {
+			e.parts = append(e.parts, encPart{b: b})
+			e.content += len(b)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	if content > codec.MaxVarint {
+	if from := NodeIndex(full * chunkSize); uint32(from) < w {
+		if err := direct(from, NodeIndex(w)); err != nil {
+			return nil, err
+		}
+	}
+	if e.content > codec.MaxVarint {
 		return nil, errors.New("ratchettree: tree too large to encode")
 	}
-	return &Encoding{t: t, w: w, content: content, encoded: encoded}, nil
+	return e, nil
 }
 
 // AppendTo appends the encoding to out.
 func (e *Encoding) AppendTo(out []byte) ([]byte, error) {
-	t, encoded := e.t, e.encoded
 	var err error
 	out = codec.AppendVarint(out, uint64(e.content), &err)
-	for i := range e.w {
-		n := t.st.get(NodeIndex(i)).node
-		switch b, ok := encoded[i]; {
+	for _, p := range e.parts {
+		if p.b != nil {
+			out = append(out, p.b...)
+		} else {
+			out = e.st.appendNodes(out, p.from, p.to, e.marshaled, &err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// blankChunk is the encoding of a chunk of blank nodes: an absent
+// optional<Node> each.
+var blankChunk [chunkSize]byte
+
+// chunkEncoding returns the encoding of chunk i's nodes, in the order and
+// form of the ratchet_tree extension's list (an optional<Node> each), when
+// the chunk keeps it or is asked for it a second time since its nodes were
+// written (then it is encoded and kept). The first time it reports false
+// and the caller encodes the nodes where it writes them: a tree encoded
+// once keeps nothing. The caller must not modify the bytes.
+func (s *store) chunkEncoding(i uint32) ([]byte, bool, error) {
+	c := s.chunks[i]
+	if c == nil {
+		return blankChunk[:], true, nil
+	}
+	if p := c.enc.Load(); p != nil {
+		return *p, true, nil
+	}
+	if !c.encoded.Swap(true) {
+		return nil, false, nil
+	}
+	from := NodeIndex(i * chunkSize)
+	var marshaled map[NodeIndex][]byte
+	n, err := s.nodesLen(from, from+chunkSize, &marshaled)
+	if err != nil {
+		return nil, false, err
+	}
+	b := s.appendNodes(make([]byte, 0, n), from, from+chunkSize, marshaled, &err)
+	if err != nil {
+		return nil, false, err
+	}
+	c.enc.Store(&b)
+	return b, true, nil
+}
+
+// nodesEncoded counts the nodes nodesLen walks, for the test that checks a
+// change encodes again only the chunks it wrote.
+var nodesEncoded atomic.Int64
+
+// nodesLen returns the length of the encoding of the nodes from..to-1 as
+// the ratchet_tree extension lists them, a walk without copying. A node
+// without its received bytes (rare) is encoded here and kept in marshaled
+// for appendNodes.
+func (s *store) nodesLen(from, to NodeIndex, marshaled *map[NodeIndex][]byte) (int, error) {
+	nodesEncoded.Add(int64(to - from))
+	size := 0
+	for x := from; x < to; x++ {
+		n := s.get(x).node
+		size++
+		switch {
+		case n == nil:
+		case n.NodeType == wire.NodeTypeLeaf && n.LeafNode != nil && n.LeafNode.Raw() != nil:
+			size += 1 + len(n.LeafNode.Raw())
+		case n.NodeType == wire.NodeTypeParent && n.ParentNode != nil:
+			size += 1 + n.ParentNode.EncodedLen()
+		default:
+			b, err := codec.Marshal(n)
+			if err != nil {
+				return 0, err
+			}
+			if *marshaled == nil {
+				*marshaled = map[NodeIndex][]byte{}
+			}
+			(*marshaled)[x] = b
+			size += len(b)
+		}
+	}
+	return size, nil
+}
+
+// appendNodes appends the encoding of the nodes from..to-1 that nodesLen
+// sized, without a Builder call per field.
+func (s *store) appendNodes(out []byte, from, to NodeIndex, marshaled map[NodeIndex][]byte, err *error) []byte {
+	for x := from; x < to; x++ {
+		n := s.get(x).node
+		switch b, ok := marshaled[x]; {
 		case n == nil:
 			out = append(out, 0)
 		case ok:
@@ -511,13 +606,10 @@ func (e *Encoding) AppendTo(out []byte) ([]byte, error) {
 			out = append(out, n.LeafNode.Raw()...)
 		default:
 			out = append(out, 1, uint8(wire.NodeTypeParent))
-			out = n.ParentNode.AppendTo(out, &err)
+			out = n.ParentNode.AppendTo(out, err)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out
 }
 
 // Decode parses the ratchet_tree extension's data (RFC 9420, Section
@@ -598,7 +690,7 @@ func fromSparse(s *suite.Suite, sp *wire.SparseRatchetTree) (*Tree, error) {
 			used[l.Credential.CredentialType]++
 			seen = distinctCreds(l, seen, func(c wire.CredentialType) { support[c]++ })
 		}
-		t.st.mut(x).node = in.Node
+		t.st.put(x, in.Node)
 		lvl := treemath.Level(x)
 		byLevel[lvl] = append(byLevel[lvl], x)
 	}
