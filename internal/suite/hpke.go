@@ -112,13 +112,18 @@ func (s *stdKEM) own() *dhkem {
 	return nil
 }
 
+// x25519DerivePrivate is DeriveKeyPair's private key for X25519 (RFC 9180,
+// Section 7.1.3): LabeledExpand of dkp_prk, used as is.
+func x25519DerivePrivate(ikm []byte) []byte {
+	suiteID := []byte{'K', 'E', 'M', 0x00, 0x20}
+	prk := labeledExtract(kdfSHA256, suiteID, nil, "dkp_prk", ikm)
+	defer clear(prk)
+	return labeledExpand(kdfSHA256, suiteID, prk, "sk", nil, 32)
+}
+
 func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	if s.x25519 {
-		// RFC 9180, Section 7.1.3: for X25519 sk is LabeledExpand of
-		// dkp_prk, used as is.
-		suiteID := []byte{'K', 'E', 'M', 0x00, 0x20}
-		prk := labeledExtract(kdfSHA256, suiteID, nil, "dkp_prk", ikm)
-		priv = labeledExpand(kdfSHA256, suiteID, prk, "sk", nil, 32)
+		priv = x25519DerivePrivate(ikm)
 		pub, err = s.publicKey(priv)
 		return priv, pub, err
 	}
@@ -260,6 +265,38 @@ func (s *stdKEM) exportReceiver(priv, enc, info, exporterContext []byte, length 
 // in the suite's private key format (see the package doc).
 func (s *Suite) DeriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	return s.kem.deriveKeyPair(ikm)
+}
+
+// DeriveKeyPairs is DeriveKeyPair of each of ikms. For X25519 the public
+// keys share one field inversion (x25519Publics), a third of each key's
+// cost: a commit's path derives a key per level, sent and received.
+func (s *Suite) DeriveKeyPairs(ikms [][]byte) (privs, pubs [][]byte, err error) {
+	privs = make([][]byte, len(ikms))
+	if k, ok := s.kem.(*stdKEM); ok && k.x25519 {
+		for i, ikm := range ikms {
+			privs[i] = x25519DerivePrivate(ikm)
+		}
+		if pubs, err = x25519Publics(privs); err != nil {
+			clearAll(privs)
+			return nil, nil, err
+		}
+		return privs, pubs, nil
+	}
+	pubs = make([][]byte, len(ikms))
+	for i, ikm := range ikms {
+		if privs[i], pubs[i], err = s.kem.deriveKeyPair(ikm); err != nil {
+			clearAll(privs)
+			return nil, nil, err
+		}
+	}
+	return privs, pubs, nil
+}
+
+// clearAll erases each of bs.
+func clearAll(bs [][]byte) {
+	for _, b := range bs {
+		clear(b)
+	}
 }
 
 // GenerateKEMKey is DeriveKeyPair of Nsk bytes read from rand, so the same

@@ -42,12 +42,87 @@ func TestX25519Public(t *testing.T) {
 	}
 }
 
+// TestX25519Publics: the keys derived together, sharing one inversion, are
+// crypto/ecdh's, one by one, for batches of every size from 0 to 40 mixing
+// random and edge private keys; a key of another length fails the batch.
+func TestX25519Publics(t *testing.T) {
+	edge := [][]byte{make([]byte, 32), bytes.Repeat([]byte{0xff}, 32), append([]byte{7}, append(make([]byte, 30), 0x80)...)}
+	for n := range 41 {
+		privs := make([][]byte, n)
+		for i := range privs {
+			if i%7 == 3 {
+				privs[i] = edge[i%len(edge)]
+				continue
+			}
+			privs[i] = make([]byte, 32)
+			rand.Read(privs[i])
+		}
+		got, err := x25519Publics(privs)
+		if err != nil || len(got) != n {
+			t.Fatalf("batch of %d: %d keys, %v", n, len(got), err)
+		}
+		for i, k := range privs {
+			want, err := ecdh.X25519().NewPrivateKey(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[i], want.PublicKey().Bytes()) {
+				t.Fatalf("batch of %d, key %d: %x, crypto/ecdh %x", n, i, got[i], want.PublicKey().Bytes())
+			}
+		}
+	}
+	for _, bad := range []int{0, 31, 33} {
+		privs := [][]byte{make([]byte, 32), make([]byte, bad), make([]byte, 32)}
+		if _, err := x25519Publics(privs); err != ErrInvalidKey {
+			t.Errorf("batch with a %d-byte key: %v", bad, err)
+		}
+	}
+}
+
+// TestDeriveKeyPairs: for every suite, deriving keys together gives what
+// DeriveKeyPair gives for each.
+func TestDeriveKeyPairs(t *testing.T) {
+	for _, id := range Supported() {
+		s, err := Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ikms := make([][]byte, 12)
+		for i := range ikms {
+			ikms[i] = make([]byte, s.HashSize())
+			rand.Read(ikms[i])
+		}
+		privs, pubs, err := s.DeriveKeyPairs(ikms)
+		if err != nil {
+			t.Fatalf("suite %d: %v", id, err)
+		}
+		for i, ikm := range ikms {
+			priv, pub, err := s.DeriveKeyPair(ikm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(priv, privs[i]) || !bytes.Equal(pub, pubs[i]) {
+				t.Fatalf("suite %d, key %d: DeriveKeyPairs differs from DeriveKeyPair", id, i)
+			}
+		}
+	}
+}
+
 func BenchmarkX25519Public(b *testing.B) {
 	k := make([]byte, 32)
 	rand.Read(k)
 	b.Run("edwards25519", func(b *testing.B) {
 		for b.Loop() {
 			x25519Public(k)
+		}
+	})
+	ten := make([][]byte, 10)
+	for i := range ten {
+		ten[i] = k
+	}
+	b.Run("edwards25519-batch-of-10", func(b *testing.B) {
+		for b.Loop() {
+			x25519Publics(ten)
 		}
 	})
 	b.Run("crypto-ecdh", func(b *testing.B) {
