@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -553,3 +554,118 @@ var errDenied = errors.New("denied by test")
 type denyAll struct{}
 
 func (denyAll) Validate(wire.Credential, []byte) error { return errDenied }
+
+// forgePath builds, as member sender of g, an UpdatePath that is consistent
+// in everything a receiver can check before decrypting (parent hashes
+// chained over pubs, the LeafNode signed, each ciphertext encrypted under
+// the provisional context to the copath resolution) but whose node keys
+// pubs and path secrets (secret(i) for filtered path node i) need not match:
+// what a dishonest committer can send.
+func forgePath(t *testing.T, g *group, sender LeafIndex, leaf wire.LeafNode, pubs [][]byte, secret func(i int) []byte) *wire.UpdatePath {
+	t.Helper()
+	w := g.tree.Clone()
+	steps := w.filteredPath(sender)
+	leaf.ParentHash = w.mergePath(sender, steps, pubs)
+	leaf.Signature = nil
+	sig, err := g.members[sender].signer.SignWithLabel(labelLeafNodeTBS, leaf.TBS(g.ctx().GroupID, uint32(sender)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf.Signature = sig
+	enc, err := codec.Marshal(&leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := wire.Decode[wire.LeafNode](enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write(sender.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: final})
+	ctx := *g.ctx()
+	ctx.TreeHash = w.TreeHash()
+	ctxBytes, err := codec.Marshal(&ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]wire.UpdatePathNode, len(steps))
+	for i, st := range steps {
+		var cts []wire.HPKECiphertext
+		for _, r := range w.resolve(st.copath, nil, nil) {
+			kem, ct, err := g.s.EncryptWithLabel(w.EncryptionKey(r), labelUpdatePathNode, ctxBytes, secret(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cts = append(cts, wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct})
+		}
+		nodes[i] = wire.UpdatePathNode{EncryptionKey: pubs[i]}
+		nodes[i].SetSecrets(cts)
+	}
+	return &wire.UpdatePath{LeafNode: *final, Nodes: nodes}
+}
+
+// TestPathKeysMatchSecrets: a receiver derives the node key of every path
+// secret it learns and refuses a path whose published key differs (RFC
+// 9420, Section 7.5, step 6 of receiving: "Verify that the derived public
+// keys are the same as the corresponding public keys sent in the
+// UpdatePath"), wherever on the path the two part: at the node it
+// decrypts, or only at the root. Every other check passes (the control
+// path, forged the same way with honest keys, applies), and a refused path
+// leaves the tree as it was.
+func TestPathKeysMatchSecrets(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 7)
+	const sender = LeafIndex(5)
+	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: sender, Leaf: g.tree.Leaf(sender),
+		Signer: g.members[sender].signer, GroupContext: g.ctx(), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := g.tree.filteredPath(sender)
+	honestPubs := make([][]byte, len(steps))
+	for i := range steps {
+		honestPubs[i] = created.Path.Nodes[i].EncryptionKey
+	}
+	honest := func(i int) []byte { return created.secrets[steps[i].parent] }
+	_, otherPub, err := g.s.GenerateKEMKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongRoot := slices.Clone(honestPubs)
+	wrongRoot[len(wrongRoot)-1] = otherPub
+	stray := make([]byte, g.s.HashSize())
+	rand.Read(stray)
+
+	before, _ := g.tree.Encode()
+	cases := []struct {
+		name   string
+		pubs   [][]byte
+		secret func(int) []byte
+		refuse bool
+	}{
+		{"control: honest keys and secrets", honestPubs, honest, false},
+		{"secrets of another chain", honestPubs, func(int) []byte { return stray }, true},
+		{"another key at the root", wrongRoot, honest, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := forgePath(t, g, sender, created.Path.LeafNode, tc.pubs, tc.secret)
+			// Member 0 shares only the root with leaf 5; member 4 is its
+			// sibling and decrypts at the lowest node.
+			for _, recv := range []LeafIndex{0, 4} {
+				c := g.tree.Clone()
+				_, err := c.ApplyUpdatePath(sender, p, nil, g.ctx(), g.members[recv].priv, g.pol)
+				switch {
+				case !tc.refuse && err != nil:
+					t.Fatalf("receiver %d: %v", recv, err)
+				case !tc.refuse:
+					continue
+				case !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "does not match"):
+					t.Fatalf("receiver %d: got %v, want the derived key refused", recv, err)
+				}
+				if after, _ := c.Encode(); !bytes.Equal(before, after) {
+					t.Fatal("a refused path changed the tree")
+				}
+			}
+		})
+	}
+}

@@ -200,6 +200,25 @@ func nodeKey(s *suite.Suite, pathSecret []byte) (priv, pub []byte, err error) {
 	return priv, pub, nil
 }
 
+// nodeKeys is nodeKey of each of pathSecrets, the public keys computed
+// together (suite.DeriveKeyPairs).
+func nodeKeys(s *suite.Suite, pathSecrets [][]byte) (privs, pubs [][]byte, err error) {
+	ns := make([][]byte, len(pathSecrets))
+	for i, ps := range pathSecrets {
+		ns[i] = s.DeriveSecret(ps, labelNode)
+	}
+	defer func() {
+		for _, n := range ns {
+			clear(n)
+		}
+	}()
+	privs, pubs, err = s.DeriveKeyPairs(ns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: deriving node key: %w", err)
+	}
+	return privs, pubs, nil
+}
+
 // PathParams are the inputs to CreateUpdatePath.
 type PathParams struct {
 	// Sender is the committer's leaf. For an external commit it is the
@@ -290,17 +309,21 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 			clear(ps)
 		}
 	}()
-	pubs := make([][]byte, len(steps))
+	// The path secrets up the filtered path, then their node keys
+	// together (RFC 9420, Section 7.4).
+	chain := make([][]byte, len(steps))
 	for i, st := range steps {
 		secrets[st.parent] = ps
 		observePathSecret(ps)
-		kp, kpub, err := nodeKey(s, ps)
-		if err != nil {
-			return nil, err
-		}
-		priv.keys[st.parent] = keyPair{kp, kpub}
-		pubs[i] = kpub
+		chain[i] = ps
 		ps = s.DeriveSecret(ps, labelPath)
+	}
+	privs, pubs, err := nodeKeys(s, chain)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range steps {
+		priv.keys[st.parent] = keyPair{privs[i], pubs[i]}
 	}
 	commitSecret := ps
 	observePathSecret(commitSecret)
@@ -558,32 +581,36 @@ func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.Update
 	for _, x := range treemath.DirectPath(sender.Node(), t.n) {
 		delete(next.keys, x)
 	}
-	ps := first
-	// RFC 9420, Section 9.2: each path secret is erased once the next one
-	// and its node key are derived; first and the commit secret go back to
-	// the caller (ReceivedPath.Erase).
-	step := func(nps []byte) {
-		if !sameBytes(ps, first) {
-			clear(ps)
-		}
-		ps = nps
-	}
+	// The path secrets from the common ancestor up, then their node keys
+	// together (RFC 9420, Section 7.4), each checked against the path. By
+	// RFC 9420, Section 9.2 the path secrets between first and the commit
+	// secret are erased once their keys are derived; first and the commit
+	// secret go back to the caller (ReceivedPath.Erase).
+	chain := [][]byte{first}
 	for j := i; j < len(steps); j++ {
-		observePathSecret(ps)
-		priv, pub, err := nodeKey(s, ps)
-		if err != nil {
-			step(nil)
+		observePathSecret(chain[len(chain)-1])
+		chain = append(chain, s.DeriveSecret(chain[len(chain)-1], labelPath))
+	}
+	ps := chain[len(chain)-1]
+	privs, pubs, err := nodeKeys(s, chain[:len(chain)-1])
+	for _, c := range chain[1 : len(chain)-1] {
+		clear(c)
+	}
+	if err != nil {
+		clear(first)
+		clear(ps)
+		return nil, err
+	}
+	for j := range privs {
+		if !bytes.Equal(pubs[j], path.Nodes[i+j].EncryptionKey) {
+			for _, p := range privs {
+				clear(p)
+			}
 			clear(first)
-			return nil, err
+			clear(ps)
+			return nil, fail(ErrInvalidPath, "12.4.2", "derived key of path node %d does not match", i+j)
 		}
-		if !bytes.Equal(pub, path.Nodes[j].EncryptionKey) {
-			clear(priv)
-			step(nil)
-			clear(first)
-			return nil, fail(ErrInvalidPath, "12.4.2", "derived key of path node %d does not match", j)
-		}
-		next.keys[steps[j].parent] = keyPair{priv, pub}
-		step(s.DeriveSecret(ps, labelPath))
+		next.keys[steps[i+j].parent] = keyPair{privs[j], pubs[j]}
 	}
 	next.Prune(t)
 	observePathSecret(ps)
