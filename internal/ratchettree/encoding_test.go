@@ -30,24 +30,33 @@ func checkEncoding(t *testing.T, tr *Tree, what string) []byte {
 	return got
 }
 
-// TestEncodingKeptPerChunk: a chunk's encoding is kept from its second
-// use, and a change encodes again only the chunks it wrote. A clone shares its unchanged
-// chunks, caches included, with the tree it came from; neither tree's
-// writes may show in the other's encoding.
-func TestEncodingKeptPerChunk(t *testing.T) {
+// decodedFullTree is a full tree of n leaves as a member holds it after
+// decoding: its leaves keep the bytes they were received as. It returns
+// the encoding it was decoded from.
+func decodedFullTree(t *testing.T, n uint32) (*Tree, []byte) {
+	t.Helper()
 	s := testSuite(t)
-	r := rand.New(rand.NewPCG(14, 3))
-	// Leaves as received (decoded: copied from their bytes) and, added
-	// below, leaves made here (no received bytes: marshaled).
-	built, _, _ := fullTree(t, s, 512, 0, 1)
+	built, _, _ := fullTree(t, s, n, 0, 1)
 	enc, err := built.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := Decode(s, enc)
+	tr, err := Decode(s, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr, enc
+}
+
+// TestEncodingKeptPerChunk: a chunk's encoding is kept from its second
+// use, and a change encodes again only the chunks it wrote. A clone shares
+// its unchanged chunks, caches included, with the tree it came from;
+// neither tree's writes may show in the other's encoding.
+func TestEncodingKeptPerChunk(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 3))
+	// Leaves as received (decoded: copied from their bytes) and, added
+	// below, leaves made here (no received bytes: marshaled).
+	base, _ := decodedFullTree(t, 512)
 	// The first encoding of a chunk keeps nothing, the second keeps it,
 	// and from then on only the last, partial chunk is walked.
 	walked := func(tr *Tree, what string) int64 {
@@ -103,6 +112,7 @@ func TestEncodingKeptPerChunk(t *testing.T) {
 			var ls []LeafIndex
 			tr.Members(func(l LeafIndex, _ *wire.LeafNode) bool { ls = append(ls, l); return true })
 			l := ls[r.IntN(len(ls))]
+			var err error
 			if op == 1 {
 				err = tr.RemoveLeaf(l)
 			} else {
@@ -129,17 +139,8 @@ func TestEncodingKeptPerChunk(t *testing.T) {
 // TestEncodingSharedChunksConcurrently: trees sharing chunks fill their
 // caches at once (run with -race).
 func TestEncodingSharedChunksConcurrently(t *testing.T) {
-	s := testSuite(t)
 	r := rand.New(rand.NewPCG(14, 4))
-	built, _, _ := fullTree(t, s, 256, 0, 1)
-	enc, err := built.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := Decode(s, enc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, enc := decodedFullTree(t, 256)
 	clones := make([]*Tree, 4)
 	for i := range clones {
 		clones[i] = base.Clone()
