@@ -268,8 +268,8 @@ func (s *Suite) DeriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 }
 
 // DeriveKeyPairs is DeriveKeyPair of each of ikms. For X25519 the public
-// keys share one field inversion (x25519Publics), a third of each key's
-// cost: a commit's path derives a key per level, sent and received.
+// keys share one field inversion (x25519Publics), about a seventh of each
+// key's cost: a commit's path derives a key per level, sent and received.
 func (s *Suite) DeriveKeyPairs(ikms [][]byte) (privs, pubs [][]byte, err error) {
 	privs = make([][]byte, len(ikms))
 	if k, ok := s.kem.(*stdKEM); ok && k.x25519 {

@@ -34,17 +34,17 @@ func x25519Public(priv []byte) ([]byte, error) {
 }
 
 // x25519Publics is x25519Public of each of privs, with one field inversion
-// for all of them where each alone costs one (about a third of a key's
-// cost): u = (Z+Y)/(Z-Y) for each product in extended coordinates (RFC
-// 7748, Section 4.1), the denominators inverted together by Montgomery's
-// trick (a running product inverted once, then unwound by
+// for all of them where each alone costs one (about 2 of a key's 14 µs on
+// this project's machine): u = (Z+Y)/(Z-Y) for each product in extended
+// coordinates (RFC 7748, Section 4.1), the denominators inverted together
+// by Montgomery's trick (a running product inverted once, then unwound by
 // multiplications). A receiver checks the key it derives at every level of
-// a committer's path (RFC 9420, Section 12.4.2) and a committer derives
-// one per level. Z-Y is zero only for the identity, which no clamped
-// scalar reaches (it is below 8l and not a multiple of 8l); were it zero,
-// its u would be 0 as BytesMontgomery gives (the inverse of zero is zero)
-// and the others unaffected. TestX25519Publics checks it against
-// crypto/ecdh.
+// a committer's path (RFC 9420, Section 7.5) and a committer derives one
+// per level. Z-Y is zero only for the identity, which no clamped scalar
+// reaches: it is a multiple of 8 below 2^255 < 8l, and a multiple of both
+// 8 and the odd l is one of 8l. Were it zero, its u would be 0, as
+// BytesMontgomery gives (the inverse of zero is zero), and the others
+// unaffected. TestX25519Publics checks it against crypto/ecdh.
 func x25519Publics(privs [][]byte) ([][]byte, error) {
 	num := make([]field.Element, len(privs))
 	den := make([]field.Element, len(privs))
