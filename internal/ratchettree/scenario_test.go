@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -561,7 +562,9 @@ func (denyAll) Validate(wire.Credential, []byte) error { return errDenied }
 // the provisional context to the copath resolution) but whose node keys
 // pubs and path secrets (secret(i) for filtered path node i) need not match:
 // what a dishonest committer can send.
-func forgePath(t *testing.T, g *group, sender LeafIndex, leaf wire.LeafNode, pubs [][]byte, secret func(i int) []byte) *wire.UpdatePath {
+// With badSig the LeafNode's signature is spoiled after signing (the
+// ciphertexts are still encrypted under the context that holds it).
+func forgePath(t *testing.T, g *group, sender LeafIndex, leaf wire.LeafNode, pubs [][]byte, secret func(i int) []byte, badSig bool) *wire.UpdatePath {
 	t.Helper()
 	w := g.tree.Clone()
 	steps := w.filteredPath(sender)
@@ -570,6 +573,9 @@ func forgePath(t *testing.T, g *group, sender LeafIndex, leaf wire.LeafNode, pub
 	sig, err := g.members[sender].signer.SignWithLabel(labelLeafNodeTBS, leaf.TBS(g.ctx().GroupID, uint32(sender)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if badSig {
+		sig[0] ^= 1
 	}
 	leaf.Signature = sig
 	enc, err := codec.Marshal(&leaf)
@@ -648,7 +654,7 @@ func TestPathKeysMatchSecrets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := forgePath(t, g, sender, created.Path.LeafNode, tc.pubs, tc.secret)
+			p := forgePath(t, g, sender, created.Path.LeafNode, tc.pubs, tc.secret, false)
 			// Member 0 shares only the root with leaf 5; member 4 is its
 			// sibling and decrypts at the lowest node.
 			for _, recv := range []LeafIndex{0, 4} {
@@ -667,5 +673,55 @@ func TestPathKeysMatchSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPathLeafSignatureRefusedAfterDecrypting: the committer's LeafNode
+// signature is verified beside the path's decryption. A path that is valid
+// in everything but that signature (so its secrets decrypt and its keys
+// derive) is refused with ErrInvalidSignature, every path secret and commit
+// secret the receiver derived for it is erased (RFC 9420, Section 9.2), and
+// the receiver's own keys survive: the honest path applies after it.
+func TestPathLeafSignatureRefusedAfterDecrypting(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 7)
+	const sender, recv = LeafIndex(5), LeafIndex(4)
+	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: sender, Leaf: g.tree.Leaf(sender),
+		Signer: g.members[sender].signer, GroupContext: g.ctx(), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := g.tree.filteredPath(sender)
+	pubs := make([][]byte, len(steps))
+	for i := range steps {
+		pubs[i] = created.Path.Nodes[i].EncryptionKey
+	}
+	honest := func(i int) []byte { return created.secrets[steps[i].parent] }
+	bad := forgePath(t, g, sender, created.Path.LeafNode, pubs, honest, true)
+	good := forgePath(t, g, sender, created.Path.LeafNode, pubs, honest, false)
+
+	var seen [][]byte
+	ObservePathSecret = func(s []byte) { seen = append(seen, s) }
+	_, err = g.tree.Clone().ApplyUpdatePath(sender, bad, nil, g.ctx(), g.members[recv].priv, g.pol)
+	ObservePathSecret = nil
+	if !errors.Is(err, ErrInvalidSignature) {
+		t.Fatalf("got %v, want ErrInvalidSignature", err)
+	}
+	if runtime.GOMAXPROCS(0) > 1 && len(seen) < 2 {
+		// On one core the signature is checked first and nothing is
+		// decrypted; on more the path is decrypted meanwhile.
+		t.Fatalf("the receiver derived %d path secrets: it did not decrypt", len(seen))
+	}
+	for i, s := range seen {
+		if !bytes.Equal(s, make([]byte, len(s))) {
+			t.Fatalf("path secret %d of %d not erased", i, len(seen))
+		}
+	}
+	rp, err := g.tree.Clone().ApplyUpdatePath(sender, good, nil, g.ctx(), g.members[recv].priv, g.pol)
+	if err != nil {
+		t.Fatalf("the honest path after the refused one: %v", err)
+	}
+	if !bytes.Equal(rp.CommitSecret, created.CommitSecret) {
+		t.Fatal("commit secret differs from the committer's")
 	}
 }
