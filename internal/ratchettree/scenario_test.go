@@ -609,6 +609,24 @@ func forgePath(t *testing.T, g *group, sender LeafIndex, leaf wire.LeafNode, pub
 	return &wire.UpdatePath{LeafNode: *final, Nodes: nodes}
 }
 
+// honestPath is a path member sender of g creates honestly (not applied to
+// g's tree): its node keys, and its path secrets by filtered path node, the
+// material forgePath rearranges.
+func honestPath(t *testing.T, g *group, sender LeafIndex) (created *CreatedPath, pubs [][]byte, secret func(i int) []byte) {
+	t.Helper()
+	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: sender, Leaf: g.tree.Leaf(sender),
+		Signer: g.members[sender].signer, GroupContext: g.ctx(), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := g.tree.filteredPath(sender)
+	pubs = make([][]byte, len(steps))
+	for i := range steps {
+		pubs[i] = created.Path.Nodes[i].EncryptionKey
+	}
+	return created, pubs, func(i int) []byte { return created.secrets[steps[i].parent] }
+}
+
 // TestPathKeysMatchSecrets: a receiver derives the node key of every path
 // secret it learns and refuses a path whose published key differs (RFC
 // 9420, Section 7.5, step 6 of receiving: "Verify that the derived public
@@ -621,17 +639,7 @@ func TestPathKeysMatchSecrets(t *testing.T) {
 	g := newGroup(t)
 	g.commit(0, nil, 7)
 	const sender = LeafIndex(5)
-	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: sender, Leaf: g.tree.Leaf(sender),
-		Signer: g.members[sender].signer, GroupContext: g.ctx(), Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps := g.tree.filteredPath(sender)
-	honestPubs := make([][]byte, len(steps))
-	for i := range steps {
-		honestPubs[i] = created.Path.Nodes[i].EncryptionKey
-	}
-	honest := func(i int) []byte { return created.secrets[steps[i].parent] }
+	created, honestPubs, honest := honestPath(t, g, sender)
 	_, otherPub, err := g.s.GenerateKEMKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -686,23 +694,13 @@ func TestPathLeafSignatureRefusedAfterDecrypting(t *testing.T) {
 	g := newGroup(t)
 	g.commit(0, nil, 7)
 	const sender, recv = LeafIndex(5), LeafIndex(4)
-	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: sender, Leaf: g.tree.Leaf(sender),
-		Signer: g.members[sender].signer, GroupContext: g.ctx(), Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps := g.tree.filteredPath(sender)
-	pubs := make([][]byte, len(steps))
-	for i := range steps {
-		pubs[i] = created.Path.Nodes[i].EncryptionKey
-	}
-	honest := func(i int) []byte { return created.secrets[steps[i].parent] }
+	created, pubs, honest := honestPath(t, g, sender)
 	bad := forgePath(t, g, sender, created.Path.LeafNode, pubs, honest, true)
 	good := forgePath(t, g, sender, created.Path.LeafNode, pubs, honest, false)
 
 	var seen [][]byte
 	ObservePathSecret = func(s []byte) { seen = append(seen, s) }
-	_, err = g.tree.Clone().ApplyUpdatePath(sender, bad, nil, g.ctx(), g.members[recv].priv, g.pol)
+	_, err := g.tree.Clone().ApplyUpdatePath(sender, bad, nil, g.ctx(), g.members[recv].priv, g.pol)
 	ObservePathSecret = nil
 	if !errors.Is(err, ErrInvalidSignature) {
 		t.Fatalf("got %v, want ErrInvalidSignature", err)
