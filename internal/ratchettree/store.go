@@ -144,9 +144,15 @@ func (s *store) set(x treemath.NodeIndex, node *wire.Node) {
 func (s *store) put(x treemath.NodeIndex, node *wire.Node) {
 	sl := s.mut(x)
 	sl.node = node
+	// Loads first: a tree being decoded writes every node of chunks
+	// that never held an encoding, and a load costs less than a store.
 	c := s.chunks[x>>chunkBits]
-	c.enc.Store(nil)
-	c.encoded.Store(false)
+	if c.enc.Load() != nil {
+		c.enc.Store(nil)
+	}
+	if c.encoded.Load() {
+		c.encoded.Store(false)
+	}
 }
 
 // refresh recomputes the summary of x from its node and its children's
