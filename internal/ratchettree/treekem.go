@@ -220,6 +220,21 @@ func nodeKeys(s *suite.Suite, pathSecrets [][]byte) (privs, pubs [][]byte, err e
 	return privs, pubs, nil
 }
 
+// pathChain returns first and the n path secrets derived from it in turn
+// (RFC 9420, Section 7.4: path_secret[i+1] = DeriveSecret(path_secret[i],
+// "path")): the secrets of n path nodes, then the commit secret. Each is
+// shown to observePathSecret as it is used; the caller erases them.
+func pathChain(s *suite.Suite, first []byte, n int) [][]byte {
+	chain := make([][]byte, 1, n+1)
+	chain[0] = first
+	for range n {
+		ps := chain[len(chain)-1]
+		observePathSecret(ps)
+		chain = append(chain, s.DeriveSecret(ps, labelPath))
+	}
+	return chain
+}
+
 // PathParams are the inputs to CreateUpdatePath.
 type PathParams struct {
 	// Sender is the committer's leaf. For an external commit it is the
@@ -312,14 +327,12 @@ func (t *Tree) CreateUpdatePath(p *PathParams) (*CreatedPath, error) {
 	}()
 	// The path secrets up the filtered path, then their node keys
 	// together (RFC 9420, Section 7.4).
-	chain := make([][]byte, len(steps))
+	chain := pathChain(s, ps, len(steps))
 	for i, st := range steps {
-		secrets[st.parent] = ps
-		observePathSecret(ps)
-		chain[i] = ps
-		ps = s.DeriveSecret(ps, labelPath)
+		secrets[st.parent] = chain[i]
 	}
-	privs, pubs, err := nodeKeys(s, chain)
+	ps = chain[len(steps)] // erased with the rest on failure
+	privs, pubs, err := nodeKeys(s, chain[:len(steps)])
 	if err != nil {
 		return nil, err
 	}
@@ -618,11 +631,7 @@ func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.Update
 	// RFC 9420, Section 9.2 the path secrets between first and the commit
 	// secret are erased once their keys are derived; first and the commit
 	// secret go back to the caller (ReceivedPath.Erase).
-	chain := [][]byte{first}
-	for j := i; j < len(steps); j++ {
-		observePathSecret(chain[len(chain)-1])
-		chain = append(chain, s.DeriveSecret(chain[len(chain)-1], labelPath))
-	}
+	chain := pathChain(s, first, len(steps)-i)
 	ps := chain[len(chain)-1]
 	privs, pubs, err := nodeKeys(s, chain[:len(chain)-1])
 	for _, c := range chain[1 : len(chain)-1] {
