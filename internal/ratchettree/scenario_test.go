@@ -633,8 +633,9 @@ func honestPath(t *testing.T, g *group, sender LeafIndex) (created *CreatedPath,
 // keys are the same as the corresponding public keys sent in the
 // UpdatePath"), wherever on the path the two part: at the node it
 // decrypts, or only at the root. Every other check passes (the control
-// path, forged the same way with honest keys, applies), and a refused path
-// leaves the tree as it was.
+// path, forged the same way with honest keys, applies), a refused path
+// leaves the tree as it was, and the receiver then applies the committer's
+// honest path.
 func TestPathKeysMatchSecrets(t *testing.T) {
 	g := newGroup(t)
 	g.commit(0, nil, 7)
@@ -678,6 +679,12 @@ func TestPathKeysMatchSecrets(t *testing.T) {
 				}
 				if after, _ := c.Encode(); !bytes.Equal(before, after) {
 					t.Fatal("a refused path changed the tree")
+				}
+				// The receiver goes on: the committer's honest path
+				// applies after the refused one, with the same keys.
+				rp, err := c.ApplyUpdatePath(sender, created.Path, nil, g.ctx(), g.members[recv].priv, g.pol)
+				if err != nil || !bytes.Equal(rp.CommitSecret, created.CommitSecret) {
+					t.Fatalf("receiver %d: the honest path after the refused one: %v", recv, err)
 				}
 			}
 		})
