@@ -54,23 +54,27 @@ func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView
 // updated since its KeyPackage expired must not make the group unjoinable
 // (Section 7.3 RECOMMENDS the check for received leaves).
 func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, []error, error) {
-	tree, err := treeFor(s, gi, outOfBand)
+	data, err := treeBytes(gi, outOfBand)
 	if err != nil {
 		return nil, nil, err
 	}
-	// RFC 9420, Section 12.4.3.1: the signer is a leaf of the tree.
-	if !treemath.LeafIndex(gi.Signer).InTree(tree.LeafCount()) {
-		return nil, nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
-	}
-	signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
-	if signer == nil {
-		return nil, nil, invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
-	}
-	if err := framing.VerifyGroupInfo(s, signer.SignatureKey, gi); err != nil {
-		return nil, nil, err
-	}
 	ctx := &gi.GroupContext
-	if err := tree.Validate(ctx.TreeHash, cfg.receivedPolicy(policyFor(cfg, ctx))); err != nil {
+	// The leaves' signatures are verified in the background while the tree
+	// is built and the GroupInfo's signature checked; the errors are those
+	// of the checks in the order written here.
+	tree, err := ratchettree.DecodeValidated(s, data, ctx.TreeHash, cfg.receivedPolicy(policyFor(cfg, ctx)),
+		func(tree *ratchettree.Tree) error {
+			// RFC 9420, Section 12.4.3.1: the signer is a leaf of the tree.
+			if !treemath.LeafIndex(gi.Signer).InTree(tree.LeafCount()) {
+				return invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer %d is outside the tree", gi.Signer)
+			}
+			signer := tree.Leaf(treemath.LeafIndex(gi.Signer))
+			if signer == nil {
+				return invalid(ErrInvalidWelcome, "12.4.3.1", "GroupInfo signer is a blank leaf")
+			}
+			return framing.VerifyGroupInfo(s, signer.SignatureKey, gi)
+		})
+	if err != nil {
 		return nil, nil, err
 	}
 	if err := checkGroupExtensions(ctx.Extensions, tree, cfg); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/mlskit/mlskit/internal/framing"
 	"github.com/mlskit/mlskit/internal/keyschedule"
 	"github.com/mlskit/mlskit/internal/ratchettree"
-	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 	"github.com/mlskit/mlskit/storage"
@@ -351,16 +350,16 @@ func sameExtensions(a, b []wire.Extension) bool {
 	return bytes.Equal(ea, eb)
 }
 
-// treeFor returns the ratchet tree from the GroupInfo's ratchet_tree
-// extension, or from the bytes given out of band.
-func treeFor(st *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, error) {
+// treeBytes returns the encoded ratchet tree from the GroupInfo's
+// ratchet_tree extension, or the bytes given out of band.
+func treeBytes(gi *wire.GroupInfo, outOfBand []byte) ([]byte, error) {
 	if data, ok := findExtension(gi.Extensions, wire.ExtensionTypeRatchetTree); ok {
-		return ratchettree.Decode(st, data)
+		return data, nil
 	}
 	if outOfBand == nil {
 		return nil, invalid(ErrInvalidWelcome, "12.4.3.3", "no ratchet tree in the Welcome and none given")
 	}
-	return ratchettree.Decode(st, outOfBand)
+	return outOfBand, nil
 }
 
 // findLeaf finds the leaf whose LeafNode encodes identically to want.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -520,6 +521,15 @@ func TestValidateRejects(t *testing.T) {
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
+			// The joiner's path, leaf signatures verified from the
+			// moment the nodes decode, says the same.
+			enc, err2 := codec.Marshal(&tc.nodes)
+			if err2 != nil {
+				t.Fatal(err2)
+			}
+			if _, err2 = DecodeValidated(g.s, enc, h, g.pol, nil); fmt.Sprint(err2) != fmt.Sprint(err) || !errors.Is(err2, tc.want) {
+				t.Fatalf("DecodeValidated: %v, Validate: %v", err2, err)
+			}
 		})
 	}
 	// Lifetime and required capabilities through ValidateLeafNode.
@@ -728,5 +738,97 @@ func TestPathLeafSignatureRefusedAfterDecrypting(t *testing.T) {
 	}
 	if !bytes.Equal(rp.CommitSecret, created.CommitSecret) {
 		t.Fatal("commit secret differs from the committer's")
+	}
+}
+
+// denyLeaf refuses the credential of one signature key.
+type denyLeaf struct{ key []byte }
+
+func (d denyLeaf) Validate(_ wire.Credential, key []byte) error {
+	if bytes.Equal(key, d.key) {
+		return errDenied
+	}
+	return nil
+}
+
+// TestDecodeValidatedOrder: DecodeValidated verifies the leaf signatures
+// while the tree is built and the caller's check runs, but reports the
+// error of the checks run one after the other: decoding, the caller's
+// check, then Validate's order (a bad leaf signature and a refused
+// credential: the one at the lower leaf).
+func TestDecodeValidatedOrder(t *testing.T) {
+	g := newGroup(t)
+	g.commit(0, nil, 19)
+	// 40 leaves: the signatures are verified on all cores. Leaves 20 to 39
+	// are unmerged, so a change to one is seen by the tree hash but not by
+	// the parent hashes.
+	g.addWithoutPath(20)
+	good := g.tree.Nodes()
+	hash := g.tree.TreeHash()
+	encode := func(nodes wire.RatchetTree) []byte {
+		enc, err := codec.Marshal(&nodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	badSigAt := func(l LeafIndex) wire.RatchetTree {
+		nodes := slices.Clone(good)
+		leaf := *nodes[l.Node()].LeafNode
+		leaf.Signature = slices.Clone(leaf.Signature)
+		leaf.Signature[0] ^= 1
+		nodes[l.Node()] = &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf}
+		return nodes
+	}
+	errCheck := errors.New("check refused")
+	var checked *Tree
+	keep := func(tr *Tree) error { checked = tr; return nil }
+	refuse := func(*Tree) error { return errCheck }
+	deny := func(l LeafIndex) *Policy {
+		p := *g.pol
+		p.Credentials = denyLeaf{good[l.Node()].LeafNode.SignatureKey}
+		return &p
+	}
+	cases := []struct {
+		name  string
+		data  []byte
+		hash  []byte
+		pol   *Policy
+		check func(*Tree) error
+		want  error
+	}{
+		{"good", encode(good), hash, g.pol, keep, nil},
+		{"decoding first", encode(good)[:100], hash, g.pol, refuse, codec.ErrMalformed},
+		{"check before a bad signature", encode(badSigAt(3)), hash, g.pol, refuse, errCheck},
+		{"check before the tree hash", encode(good), []byte("wrong"), g.pol, refuse, errCheck},
+		{"tree hash before a bad signature", encode(badSigAt(3)), []byte("wrong"), g.pol, keep, ErrInvalidTree},
+		{"signature at a lower leaf than a refused credential", encode(badSigAt(25)), nil, deny(30), keep, ErrInvalidSignature},
+		{"refused credential at a lower leaf than a bad signature", encode(badSigAt(30)), nil, deny(25), keep, errDenied},
+		{"no validator", encode(good), hash, &Policy{GroupID: testGroupID}, keep, errNoValidator},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checked = nil
+			if tc.hash == nil { // the changed tree's own hash
+				tr, err := Decode(g.s, tc.data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.hash = tr.TreeHash()
+			}
+			tr, err := DecodeValidated(g.s, tc.data, tc.hash, tc.pol, tc.check)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if err != nil {
+				if tr != nil {
+					t.Fatal("a tree returned with an error")
+				}
+				return
+			}
+			if checked != tr || !bytes.Equal(tr.TreeHash(), hash) {
+				t.Fatal("check did not see the tree returned, or the tree differs")
+			}
+		})
 	}
 }

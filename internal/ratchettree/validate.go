@@ -224,46 +224,120 @@ func (t *Tree) checkCredentialTypes(leaf *wire.LeafNode, replaced LeafIndex) err
 // every non-blank parent, every leaf (Section 7.3), every unmerged_leaves
 // entry, and key uniqueness. It costs O(n log^2 n) at most for n leaves.
 func (t *Tree) Validate(treeHash []byte, p *Policy) error {
-	// The free checks first.
+	if err := t.checkFree(p); err != nil {
+		return err
+	}
+	var ms []leafAt
+	t.Members(func(l LeafIndex, leaf *wire.LeafNode) bool {
+		ms = append(ms, leafAt{l, leaf})
+		return true
+	})
+	return t.validate(treeHash, p, ms, startLeafSignatures(t.suite, ms, p.GroupID))
+}
+
+// DecodeValidated is Decode followed by check and Validate, for a joiner
+// (RFC 9420, Section 12.4.3.1), with the same result, error included: the
+// first check to fail in the order decoding, check, Validate. check is the
+// caller's test of the built tree (a joiner's GroupInfo signature, whose
+// key is a leaf's); it must not modify the tree. The difference is when the
+// work is done: the leaf signatures, nearly all of it on a large tree, are
+// verified on all cores from the moment the nodes are decoded, beside
+// building the tree and check, which used to run alone on one core.
+func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check func(*Tree) error) (*Tree, error) {
+	sp, err := wire.Decode[wire.SparseRatchetTree](data)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		ms   []leafAt
+		sigs *leafSignatures
+	)
+	if p != nil && p.Credentials != nil {
+		// The members as Validate lists them, from the node list: nodes are
+		// in index order, and a list in which a leaf position holds a
+		// non-leaf fails to build below, before these are looked at.
+		for _, in := range sp.Nodes {
+			if in.Index%2 == 0 && in.Node.LeafNode != nil {
+				ms = append(ms, leafAt{LeafIndex(in.Index / 2), in.Node.LeafNode})
+			}
+		}
+		sigs = startLeafSignatures(s, ms, p.GroupID)
+	}
+	t, err := fromSparse(s, sp)
+	if err == nil && check != nil {
+		err = check(t)
+	}
+	if err == nil {
+		err = t.checkFree(p)
+	}
+	if err != nil {
+		if sigs != nil {
+			sigs.cancel()
+		}
+		return nil, err
+	}
+	if err := t.validate(treeHash, p, ms, sigs); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// leafAt is a non-blank leaf, as Validate checks it.
+type leafAt struct {
+	l    LeafIndex
+	leaf *wire.LeafNode
+}
+
+// checkFree runs the checks of Validate that cost nothing.
+func (t *Tree) checkFree(p *Policy) error {
 	if t.dups != 0 {
 		return fail(ErrDuplicateKey, "7.3", "a key appears in more than one node")
 	}
 	if p == nil || p.Credentials == nil {
 		return errNoValidator
 	}
-	// The leaf signatures (Section 7.3) are nearly all of the cost on a
-	// large tree and independent of one another: they are verified on all
-	// cores in the background while this goroutine computes the tree hash
-	// and the parent hashes, which are serial. The result is the one of
-	// the checks run one after the other: the tree hash, the unmerged
-	// leaves, the parent hashes, then every leaf in leaf order, the error
-	// being that of the first leaf failing any check (the credential
-	// policy, which calls the application's CredentialValidator, stays
-	// serial, on this goroutine).
-	type member struct {
-		l    LeafIndex
-		leaf *wire.LeafNode
-	}
-	var ms []member
-	t.Members(func(l LeafIndex, leaf *wire.LeafNode) bool {
-		ms = append(ms, member{l, leaf})
-		return true
-	})
-	// The background verification must not read the tree: hashing fills
-	// its caches meanwhile. It reads only the members' LeafNodes, which
-	// the tree never modifies.
-	var (
-		stop   atomic.Bool
-		sigAt  int
-		sigErr error
-		done   = make(chan struct{})
-	)
+	return nil
+}
+
+// leafSignatures verifies the signatures of a list of leaves on all cores,
+// in the background.
+type leafSignatures struct {
+	stop atomic.Bool
+	done chan struct{}
+	at   int // the first leaf whose signature fails, or len(ms)
+	err  error
+}
+
+// startLeafSignatures starts verifying the members' leaf signatures. It
+// reads only the members' LeafNodes, which the tree never modifies, not the
+// tree: hashing fills the tree's caches meanwhile.
+func startLeafSignatures(s *suite.Suite, ms []leafAt, groupID []byte) *leafSignatures {
+	v := &leafSignatures{done: make(chan struct{})}
 	go func() {
-		defer close(done)
-		sigAt, sigErr = par.ForEachFirst(len(ms), true, &stop, func(i int) error {
-			return verifyLeafSignature(t.suite, ms[i].leaf, p.GroupID, ms[i].l)
+		defer close(v.done)
+		v.at, v.err = par.ForEachFirst(len(ms), true, &v.stop, func(i int) error {
+			return verifyLeafSignature(s, ms[i].leaf, groupID, ms[i].l)
 		})
 	}()
+	return v
+}
+
+// cancel stops the verification and waits for it to stop.
+func (v *leafSignatures) cancel() {
+	v.stop.Store(true)
+	<-v.done
+}
+
+// validate is Validate after its free checks, with the members' signatures
+// being verified by sigs. The signatures (Section 7.3) are nearly all of
+// the cost on a large tree and independent of one another, so they run in
+// the background while this goroutine computes the tree hash and the
+// parent hashes, which are serial. The result is the one of the checks run
+// one after the other: the tree hash, the unmerged leaves, the parent
+// hashes, then every leaf in leaf order, the error being that of the first
+// leaf failing any check (the credential policy, which calls the
+// application's CredentialValidator, stays serial, on this goroutine).
+func (t *Tree) validate(treeHash []byte, p *Policy, ms []leafAt, sigs *leafSignatures) error {
 	structural := func() error {
 		if !bytes.Equal(t.TreeHash(), treeHash) {
 			return fail(ErrInvalidTree, "12.4.3.1", "tree hash does not match the GroupInfo")
@@ -274,8 +348,7 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 		return t.VerifyParentHashes()
 	}
 	if err := structural(); err != nil {
-		stop.Store(true)
-		<-done
+		sigs.cancel()
 		return err
 	}
 	polAt, polErr := len(ms), error(nil)
@@ -285,9 +358,9 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 			break
 		}
 	}
-	<-done
-	if sigErr != nil && sigAt < polAt {
-		return sigErr
+	<-sigs.done
+	if sigs.err != nil && sigs.at < polAt {
+		return sigs.err
 	}
 	return polErr
 }
