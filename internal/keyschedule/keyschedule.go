@@ -52,8 +52,6 @@ const (
 	labelAuthentication = "authentication"
 	labelExported       = "exported"
 	labelDerivedPSK     = "derived psk"
-	labelKey            = "key"
-	labelNonce          = "nonce"
 )
 
 // Observe, when set, is called with each secret the key schedule is given
@@ -168,9 +166,7 @@ func (m *MemberSecret) WelcomeKeyNonce() (key, nonce Secret) {
 // WelcomeKeyNonce derives the Welcome key and nonce from welcome_secret
 // (RFC 9420, Section 12.4.3.1).
 func WelcomeKeyNonce(s *suite.Suite, welcomeSecret Secret) (key, nonce Secret) {
-	key = s.ExpandWithLabel(welcomeSecret, labelKey, nil, s.KeySize())
-	nonce = s.ExpandWithLabel(welcomeSecret, labelNonce, nil, s.NonceSize())
-	return key, nonce
+	return s.ExpandKeyNonce(welcomeSecret, nil)
 }
 
 // Epoch derives
@@ -327,7 +323,5 @@ func SenderDataKeyNonce(s *suite.Suite, senderDataSecret Secret, ciphertext []by
 	if len(sample) > s.HashSize() {
 		sample = sample[:s.HashSize()]
 	}
-	key = s.ExpandWithLabel(senderDataSecret, labelKey, sample, s.KeySize())
-	nonce = s.ExpandWithLabel(senderDataSecret, labelNonce, sample, s.NonceSize())
-	return key, nonce
+	return s.ExpandKeyNonce(senderDataSecret, sample)
 }

@@ -41,9 +41,15 @@ func (e *entry) erase() {
 // keyNonce derives the key and nonce of generation next. The caller ensures
 // next <= MaxUint32.
 func (r *ratchet) keyNonce(s *suite.Suite) (key, nonce keyschedule.Secret) {
-	g := uint32(r.next)
-	key = s.DeriveTreeSecret(r.secret, labelKey, g, s.KeySize())
-	nonce = s.DeriveTreeSecret(r.secret, labelNonce, g, s.NonceSize())
+	key, nonce, _ = s.DeriveTreeKeys(r.secret, uint32(r.next), false)
+	return key, nonce
+}
+
+// step is keyNonce then advance, the three derivations from one ratchet
+// secret done together.
+func (r *ratchet) step(s *suite.Suite, tolerance uint32) (key, nonce keyschedule.Secret) {
+	key, nonce, ns := s.DeriveTreeKeys(r.secret, uint32(r.next), r.next < math.MaxUint32)
+	r.moveTo(ns, tolerance)
 	return key, nonce
 }
 
@@ -55,6 +61,12 @@ func (r *ratchet) advance(s *suite.Suite, tolerance uint32) {
 	if r.next < math.MaxUint32 {
 		ns = s.DeriveTreeSecret(r.secret, labelSecret, uint32(r.next), s.HashSize())
 	}
+	r.moveTo(ns, tolerance)
+}
+
+// moveTo is advance with ratchet_secret_[next+1] derived: ns, or nil once
+// the last generation is used.
+func (r *ratchet) moveTo(ns keyschedule.Secret, tolerance uint32) {
 	r.secret.Erase()
 	r.secret = ns
 	r.next++

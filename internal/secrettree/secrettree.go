@@ -56,8 +56,6 @@ const (
 	labelTree        = "tree"
 	labelHandshake   = "handshake"
 	labelApplication = "application"
-	labelKey         = "key"
-	labelNonce       = "nonce"
 	labelSecret      = "secret"
 )
 
@@ -254,8 +252,7 @@ func (t *Tree) Next(leaf treemath.LeafIndex, kind Kind) (generation uint32, key,
 		return 0, nil, nil, &Error{Leaf: leaf, Kind: kind, Err: ErrExhausted}
 	}
 	generation = uint32(r.next)
-	key, nonce = r.keyNonce(t.s)
-	r.advance(t.s, t.tolerance)
+	key, nonce = r.step(t.s, t.tolerance)
 	return generation, key, nonce, nil
 }
 
@@ -305,13 +302,14 @@ func (t *Tree) Get(leaf treemath.LeafIndex, kind Kind, generation uint32) (key, 
 	// will be inside the window once generation is the newest.
 	for r.next < g {
 		if r.next+uint64(t.tolerance) >= g {
-			k, n := r.keyNonce(t.s)
-			r.store(uint32(r.next), k, n, t.tolerance)
+			gen := uint32(r.next)
+			k, n := r.step(t.s, t.tolerance)
+			r.store(gen, k, n, t.tolerance)
+		} else {
+			r.advance(t.s, t.tolerance)
 		}
-		r.advance(t.s, t.tolerance)
 	}
-	key, nonce = r.keyNonce(t.s)
-	r.advance(t.s, t.tolerance)
+	key, nonce = r.step(t.s, t.tolerance)
 	return key, nonce, nil
 }
 

@@ -2,6 +2,7 @@ package suite
 
 import (
 	"crypto/sha256"
+	"encoding"
 	"crypto/sha512"
 	"hash"
 	"sync"
@@ -18,6 +19,11 @@ type macState struct {
 	inner, outer hash.Hash
 	blockSize    int
 	size         int
+	// The digests' states saved and restored by keyed HMACs (setKey): the
+	// inner after K XOR ipad, the outer after K XOR opad.
+	innerSave, outerSave encoding.BinaryAppender
+	innerLoad, outerLoad encoding.BinaryUnmarshaler
+	innerKeyed, outerKeyed []byte
 	pad          [128]byte // ipad then opad; block size is at most 128
 	t            [64]byte  // T(i) of HKDF-Expand, or the inner digest
 	info         []byte    // KDFLabel scratch
@@ -48,7 +54,16 @@ func newKDFHash(h func() hash.Hash) *kdfHash {
 	k := &kdfHash{new: h, size: h().Size()}
 	k.macs.New = func() any {
 		in, out := h(), h()
-		return &macState{inner: in, outer: out, blockSize: in.BlockSize(), size: in.Size()}
+		m := &macState{inner: in, outer: out, blockSize: in.BlockSize(), size: in.Size()}
+		var ok1, ok2, ok3, ok4 bool
+		m.innerSave, ok1 = in.(encoding.BinaryAppender)
+		m.outerSave, ok2 = out.(encoding.BinaryAppender)
+		m.innerLoad, ok3 = in.(encoding.BinaryUnmarshaler)
+		m.outerLoad, ok4 = out.(encoding.BinaryUnmarshaler)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			panic("suite: the standard library's hash cannot save its state")
+		}
+		return m
 	}
 	return k
 }
@@ -59,6 +74,9 @@ func (k *kdfHash) get() *macState { return k.macs.Get().(*macState) }
 func (k *kdfHash) put(m *macState) {
 	clear(m.pad[:])
 	clear(m.t[:])
+	clear(m.innerKeyed)
+	clear(m.outerKeyed)
+	m.innerKeyed, m.outerKeyed = m.innerKeyed[:0], m.outerKeyed[:0]
 	m.inner.Reset()
 	m.outer.Reset()
 	if cap(m.info) > maxPooledInfo {
@@ -121,6 +139,50 @@ func (m *macState) expand(out, prk, info []byte) {
 	for done := 0; done < len(out); {
 		m.ctr[0]++
 		t := m.hmac(prk, prev, info, m.ctr[:])
+		done += copy(out[done:], t)
+		prev = t
+	}
+}
+
+// setKey prepares several HMACs under one key (hmacKeyed, expandKeyed):
+// the two compressions of the padded key, half of a short HMAC's, are done
+// once and the digests' states kept, to be restored for each.
+func (m *macState) setKey(key []byte) {
+	m.begin(key)
+	m.outer.Reset()
+	m.outer.Write(m.pad[:m.blockSize])
+	var err1, err2 error
+	m.innerKeyed, err1 = m.innerSave.AppendBinary(m.innerKeyed[:0])
+	m.outerKeyed, err2 = m.outerSave.AppendBinary(m.outerKeyed[:0])
+	if err1 != nil || err2 != nil {
+		panic("suite: saving a digest's state failed")
+	}
+}
+
+// hmacKeyed returns HMAC(key, a || b || c) in m.t for the key of setKey.
+// a may alias m.t.
+func (m *macState) hmacKeyed(a, b, c []byte) []byte {
+	if m.innerLoad.UnmarshalBinary(m.innerKeyed) != nil {
+		panic("suite: restoring a digest's state failed")
+	}
+	m.inner.Write(a)
+	m.inner.Write(b)
+	m.inner.Write(c)
+	in := m.inner.Sum(m.t[:0])
+	if m.outerLoad.UnmarshalBinary(m.outerKeyed) != nil {
+		panic("suite: restoring a digest's state failed")
+	}
+	m.outer.Write(in)
+	return m.outer.Sum(m.t[:0])
+}
+
+// expandKeyed is expand with the key of setKey as the PRK.
+func (m *macState) expandKeyed(out, info []byte) {
+	m.ctr[0] = 0
+	var prev []byte
+	for done := 0; done < len(out); {
+		m.ctr[0]++
+		t := m.hmacKeyed(prev, info, m.ctr[:])
 		done += copy(out[done:], t)
 		prev = t
 	}

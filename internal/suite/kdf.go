@@ -132,6 +132,52 @@ func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32,
 	return out
 }
 
+// DeriveTreeKeys returns what generation's ratchet secret derives (RFC
+// 9420, Section 9.1): DeriveTreeSecret(secret, "key", generation, Nk) and
+// (..., "nonce", ..., Nn) and, with next, (..., "secret", ..., Nh), the
+// next generation's ratchet secret (else nil). The HMAC key is set up once
+// for the three, and the three share one allocation.
+func (s *Suite) DeriveTreeKeys(secret []byte, generation uint32, next bool) (key, nonce, nextSecret []byte) {
+	var ctx [4]byte
+	binary.BigEndian.PutUint32(ctx[:], generation)
+	return s.expandKeys(secret, ctx[:], next)
+}
+
+// ExpandKeyNonce returns ExpandWithLabel(secret, "key", context, Nk) and
+// ExpandWithLabel(secret, "nonce", context, Nn), as the sender data key and
+// nonce are derived (RFC 9420, Section 6.3.2), with the HMAC key set up once
+// for both.
+func (s *Suite) ExpandKeyNonce(secret, context []byte) (key, nonce []byte) {
+	key, nonce, _ = s.expandKeys(secret, context, false)
+	return key, nonce
+}
+
+func (s *Suite) expandKeys(secret, context []byte, next bool) (key, nonce, nextSecret []byte) {
+	nk, nn, nh := s.nk, s.nn, 0
+	if next {
+		nh = s.kdf.size
+	}
+	buf := make([]byte, nk+nn+nh)
+	key, nonce, nextSecret = buf[:nk:nk], buf[nk:nk+nn:nk+nn], buf[nk+nn:]
+	m := s.getMAC()
+	m.setKey(secret)
+	for _, o := range [...]struct {
+		label string
+		out   []byte
+	}{{"key", key}, {"nonce", nonce}, {"secret", nextSecret}} {
+		if len(o.out) == 0 {
+			continue
+		}
+		m.info = appendKDFLabel(m.info[:0], o.label, context, len(o.out))
+		m.expandKeyed(o.out, m.info)
+	}
+	s.putMAC(m)
+	if !next {
+		nextSecret = nil
+	}
+	return key, nonce, nextSecret
+}
+
 // RefHash is Hash(RefHashInput{label, value}) (RFC 9420, Section 5.2). The
 // label is used as given: callers pass the full label, e.g. "MLS 1.0
 // KeyPackage Reference".
