@@ -2,8 +2,8 @@ package suite
 
 import (
 	"crypto/sha256"
-	"encoding"
 	"crypto/sha512"
+	"encoding"
 	"hash"
 	"sync"
 )
@@ -21,13 +21,13 @@ type macState struct {
 	size         int
 	// The digests' states saved and restored by keyed HMACs (setKey): the
 	// inner after K XOR ipad, the outer after K XOR opad.
-	innerSave, outerSave encoding.BinaryAppender
-	innerLoad, outerLoad encoding.BinaryUnmarshaler
+	innerSave, outerSave   encoding.BinaryAppender
+	innerLoad, outerLoad   encoding.BinaryUnmarshaler
 	innerKeyed, outerKeyed []byte
-	pad          [128]byte // ipad then opad; block size is at most 128
-	t            [64]byte  // T(i) of HKDF-Expand, or the inner digest
-	info         []byte    // KDFLabel scratch
-	ctr          [1]byte   // HKDF-Expand block counter (here so it does not escape per call)
+	pad                    [128]byte // ipad then opad; block size is at most 128
+	t                      [64]byte  // T(i) of HKDF-Expand, or the inner digest
+	info                   []byte    // KDFLabel scratch
+	ctr                    [1]byte   // HKDF-Expand block counter (here so it does not escape per call)
 }
 
 // maxPooledInfo bounds the scratch kept in the pool after a call with an
