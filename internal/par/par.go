@@ -95,3 +95,113 @@ func ForEachFirst(n int, parallel bool, stop *atomic.Bool, f func(i int) error) 
 	wg.Wait()
 	return first, err
 }
+
+// Feed is a list of work that grows while ForEachFed works through it: a
+// producer (a decoder) Adds items as it finds them and Closes the feed when
+// it has no more, and the workers need not wait for the last item to start
+// on the first.
+type Feed[T any] struct {
+	mu     sync.Mutex
+	more   sync.Cond // signalled by Add and broadcast by Close
+	items  []T
+	next   int // the next item to hand out
+	closed bool
+}
+
+// NewFeed returns an empty, open feed.
+func NewFeed[T any]() *Feed[T] {
+	f := &Feed[T]{}
+	f.more.L = &f.mu
+	return f
+}
+
+// Add appends v. It must not be called after Close.
+func (f *Feed[T]) Add(v T) {
+	f.mu.Lock()
+	f.items = append(f.items, v)
+	f.mu.Unlock()
+	f.more.Signal()
+}
+
+// Close marks the feed complete and wakes the workers waiting for more.
+func (f *Feed[T]) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.more.Broadcast()
+}
+
+// Items returns the items added; call it after Close.
+func (f *Feed[T]) Items() []T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.items
+}
+
+// take hands out the next item, waiting for one while the feed is open. It
+// returns false once the feed is closed and drained, or halt reports true
+// (checked whenever the worker would take or wait).
+func (f *Feed[T]) take(halt func() bool) (int, T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !halt() {
+		if f.next < len(f.items) {
+			i := f.next
+			f.next++
+			return i, f.items[i], true
+		}
+		if f.closed {
+			break
+		}
+		f.more.Wait()
+	}
+	var zero T
+	return 0, zero, false
+}
+
+// ForEachFed is ForEachFirst over the items of f, taken as they are added,
+// until f is closed and every item is done: it returns the index of the
+// lowest item for which fn failed and its error (len(f.Items()), nil if
+// none), exactly as a serial loop over the final list would. Items are
+// handed out in order, and no worker takes one once any call has failed,
+// so every item below a failing one has run to completion. Once stop (if
+// non-nil) is set no new item is taken and the result is meaningless; a
+// caller that sets it must also Close f (or have closed it), which wakes
+// the workers waiting for items. The producer must Close f in every case.
+func ForEachFed[T any](f *Feed[T], stop *atomic.Bool, fn func(i int, v T) error) (int, error) {
+	if stop == nil {
+		stop = new(atomic.Bool)
+	}
+	var (
+		failed atomic.Bool
+		mu     sync.Mutex
+		first  = -1
+		err    error
+		wg     sync.WaitGroup
+	)
+	halt := func() bool { return failed.Load() || stop.Load() }
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		wg.Go(func() {
+			for {
+				i, v, ok := f.take(halt)
+				if !ok {
+					return
+				}
+				if e := fn(i, v); e != nil {
+					mu.Lock()
+					if first < 0 || i < first {
+						first, err = i, e
+					}
+					mu.Unlock()
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first < 0 {
+		return len(f.Items()), nil
+	}
+	return first, err
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestForEachSerialResult: parallel or not, every index below the lowest
@@ -62,5 +63,91 @@ func TestForEachFirstStop(t *testing.T) {
 	// Each worker may finish the index it holds: at most one more per worker.
 	if c := calls.Load(); c > 50+64 {
 		t.Fatalf("%d calls after stop at 50", c)
+	}
+}
+
+// TestForEachFedSerialResult: over a feed filled while the workers run
+// (sometimes faster than they take, sometimes slower), every item below
+// the lowest failure runs and that failure is returned with its index, as
+// from the serial loop over the final list; with no failure the index is
+// the item count.
+func TestForEachFedSerialResult(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 300} {
+		for _, fail := range []int{-1, 0, n / 2, n - 1} {
+			if fail >= n {
+				continue
+			}
+			for _, slow := range []bool{false, true} {
+				name := fmt.Sprintf("n=%d fail=%d slow producer=%v", n, fail, slow)
+				f := NewFeed[int]()
+				ran := make([]atomic.Bool, n)
+				type result struct {
+					at  int
+					err error
+				}
+				res := make(chan result)
+				go func() {
+					at, err := ForEachFed(f, nil, func(i, v int) error {
+						if i != v {
+							return fmt.Errorf("item %d handed out as %d", v, i)
+						}
+						ran[i].Store(true)
+						if fail >= 0 && i >= fail && i%7 == fail%7 {
+							return fmt.Errorf("failed at %d", i)
+						}
+						return nil
+					})
+					res <- result{at, err}
+				}()
+				for i := range n {
+					f.Add(i)
+					if slow && i%10 == 0 {
+						time.Sleep(100 * time.Microsecond) // the workers wait for items
+					}
+				}
+				f.Close()
+				r := <-res
+				switch {
+				case fail < 0 && (r.err != nil || r.at != n):
+					t.Fatalf("%s: got %d, %v", name, r.at, r.err)
+				case fail >= 0 && (r.at != fail || r.err == nil || r.err.Error() != fmt.Sprintf("failed at %d", fail)):
+					t.Fatalf("%s: got %d, %v", name, r.at, r.err)
+				}
+				limit := n
+				if fail >= 0 {
+					limit = fail + 1
+				}
+				for i := range limit {
+					if !ran[i].Load() {
+						t.Fatalf("%s: item %d below the failure did not run", name, i)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestForEachFedStop: workers waiting on an open feed return once stop is
+// set and the feed closed.
+func TestForEachFedStop(t *testing.T) {
+	f := NewFeed[int]()
+	var stop atomic.Bool
+	var calls atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ForEachFed(f, &stop, func(int, int) error { calls.Add(1); return nil })
+	}()
+	for i := range 10 {
+		f.Add(i)
+	}
+	for calls.Load() < 10 {
+		time.Sleep(time.Millisecond) // the workers now wait for an eleventh
+	}
+	stop.Store(true)
+	f.Close()
+	<-done // hangs if the waiting workers were not woken
+	if c := calls.Load(); c != 10 {
+		t.Fatalf("%d calls", c)
 	}
 }

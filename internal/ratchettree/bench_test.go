@@ -6,7 +6,10 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/par"
 	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
@@ -169,5 +172,63 @@ func TestCommitRehashesOnePath(t *testing.T) {
 		if got := nodeHashes.Load() - before; got != int64(logN+1) {
 			t.Fatalf("2^%d leaves: %d node hashes for one commit, want %d", logN, got, logN+1)
 		}
+	}
+}
+
+// BenchmarkJoinTree measures what a joiner does with a received tree of
+// 1,000 signed members (one commit added them, so every parent is set):
+// decode it, then validate it (every leaf signature on all cores, the tree
+// hash and the parent hashes on this goroutine), first one after the other
+// and then with DecodeValidated, which starts on the signatures while the
+// rest decodes. Both report the floor: the leaf signatures verified on all
+// cores, timed in the same run.
+func BenchmarkJoinTree(b *testing.B) {
+	g := newGroup(b)
+	g.commit(0, nil, 999)
+	nodes := g.tree.Nodes()
+	data, err := codec.Marshal(&nodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash := g.tree.TreeHash()
+	var leaves []*wire.LeafNode
+	g.tree.Members(func(_ LeafIndex, l *wire.LeafNode) bool { leaves = append(leaves, l); return true })
+	floor := func() time.Duration {
+		t0 := time.Now()
+		if err := par.ForEach(len(leaves), true, func(i int) error {
+			return verifyLeafSignature(g.s, leaves[i], g.pol.GroupID, LeafIndex(i))
+		}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	for _, v := range []struct {
+		name string
+		join func() error
+	}{
+		{"decode-then-validate", func() error {
+			tr, err := Decode(g.s, data)
+			if err != nil {
+				return err
+			}
+			return tr.Validate(hash, g.pol)
+		}},
+		{"decode-validated", func() error { _, err := DecodeValidated(g.s, data, hash, g.pol, nil); return err }},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			var spent, least time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if err := v.join(); err != nil {
+					b.Fatal(err)
+				}
+				spent += time.Since(t0)
+				b.StopTimer()
+				least += floor()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(least.Nanoseconds())/float64(b.N), "floor-ns")
+			b.ReportMetric(float64(spent)/float64(least), "x-floor")
+		})
 	}
 }

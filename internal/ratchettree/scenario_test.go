@@ -68,7 +68,7 @@ func newMember(t testing.TB, s *suite.Suite) *member {
 // group drives a group's tree through commits: one public tree per epoch,
 // every member checking it reaches the same tree and commit secret.
 type group struct {
-	t       *testing.T
+	t       testing.TB
 	s       *suite.Suite
 	tree    *Tree
 	members map[LeafIndex]*member
@@ -78,7 +78,7 @@ type group struct {
 
 var testGroupID = []byte("scenario group")
 
-func newGroup(t *testing.T) *group {
+func newGroup(t testing.TB) *group {
 	s := testSuite(t)
 	creator := newMember(t, s)
 	tree := New(s, creator.leaf)

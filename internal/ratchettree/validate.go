@@ -227,12 +227,14 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 	if err := t.checkFree(p); err != nil {
 		return err
 	}
-	var ms []leafAt
+	feed := par.NewFeed[leafAt]()
+	sigs := startLeafSignatures(t.suite, feed, p.GroupID)
 	t.Members(func(l LeafIndex, leaf *wire.LeafNode) bool {
-		ms = append(ms, leafAt{l, leaf})
+		feed.Add(leafAt{l, leaf})
 		return true
 	})
-	return t.validate(treeHash, p, ms, startLeafSignatures(t.suite, ms, p.GroupID))
+	feed.Close()
+	return t.validate(treeHash, p, feed.Items(), sigs)
 }
 
 // DecodeValidated is Decode followed by check and Validate, for a joiner
@@ -241,29 +243,27 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 // caller's test of the built tree (a joiner's GroupInfo signature, whose
 // key is a leaf's); it must not modify the tree. The difference is when the
 // work is done: the leaf signatures, nearly all of it on a large tree, are
-// verified on all cores from the moment the nodes are decoded, beside
-// building the tree and check, which used to run alone on one core.
+// verified on all cores from the moment each leaf is decoded, beside the
+// rest of the decoding, building the tree and check, which used to run
+// alone on one core.
 func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check func(*Tree) error) (*Tree, error) {
-	sp, err := wire.Decode[wire.SparseRatchetTree](data)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		ms   []leafAt
-		sigs *leafSignatures
-	)
+	feed := par.NewFeed[leafAt]()
+	var sigs *leafSignatures
 	if p != nil && p.Credentials != nil {
-		// The members as Validate lists them, from the node list: nodes are
-		// in index order, and a list in which a leaf position holds a
-		// non-leaf fails to build below, before these are looked at.
-		for _, in := range sp.Nodes {
-			if in.Index%2 == 0 && in.Node.LeafNode != nil {
-				ms = append(ms, leafAt{LeafIndex(in.Index / 2), in.Node.LeafNode})
-			}
-		}
-		sigs = startLeafSignatures(s, ms, p.GroupID)
+		sigs = startLeafSignatures(s, feed, p.GroupID)
 	}
-	t, err := fromSparse(s, sp)
+	// The members as Validate lists them: nodes come in index order, and a
+	// list in which a leaf position holds a non-leaf fails to build below,
+	// before these are looked at.
+	sp, err := wire.DecodeSparseRatchetTree(data, func(in wire.IndexedNode) {
+		if in.Index%2 == 0 && in.Node.LeafNode != nil {
+			feed.Add(leafAt{LeafIndex(in.Index / 2), in.Node.LeafNode})
+		}
+	})
+	var t *Tree
+	if err == nil {
+		t, err = fromSparse(s, sp)
+	}
 	if err == nil && check != nil {
 		err = check(t)
 	}
@@ -274,9 +274,11 @@ func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check fun
 		if sigs != nil {
 			sigs.cancel()
 		}
+		feed.Close()
 		return nil, err
 	}
-	if err := t.validate(treeHash, p, ms, sigs); err != nil {
+	feed.Close()
+	if err := t.validate(treeHash, p, feed.Items(), sigs); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -299,24 +301,25 @@ func (t *Tree) checkFree(p *Policy) error {
 	return nil
 }
 
-// leafSignatures verifies the signatures of a list of leaves on all cores,
+// leafSignatures verifies the signatures of a feed of leaves on all cores,
 // in the background.
 type leafSignatures struct {
+	feed *par.Feed[leafAt]
 	stop atomic.Bool
 	done chan struct{}
-	at   int // the first leaf whose signature fails, or len(ms)
+	at   int // the first leaf whose signature fails, or the leaf count
 	err  error
 }
 
-// startLeafSignatures starts verifying the members' leaf signatures. It
-// reads only the members' LeafNodes, which the tree never modifies, not the
-// tree: hashing fills the tree's caches meanwhile.
-func startLeafSignatures(s *suite.Suite, ms []leafAt, groupID []byte) *leafSignatures {
-	v := &leafSignatures{done: make(chan struct{})}
+// startLeafSignatures starts verifying the leaf signatures of the members
+// fed to feed. It reads only the members' LeafNodes, which the tree never
+// modifies, not the tree: hashing fills the tree's caches meanwhile.
+func startLeafSignatures(s *suite.Suite, feed *par.Feed[leafAt], groupID []byte) *leafSignatures {
+	v := &leafSignatures{feed: feed, done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
-		v.at, v.err = par.ForEachFirst(len(ms), true, &v.stop, func(i int) error {
-			return verifyLeafSignature(s, ms[i].leaf, groupID, ms[i].l)
+		v.at, v.err = par.ForEachFed(feed, &v.stop, func(_ int, m leafAt) error {
+			return verifyLeafSignature(s, m.leaf, groupID, m.l)
 		})
 	}()
 	return v
@@ -325,6 +328,7 @@ func startLeafSignatures(s *suite.Suite, ms []leafAt, groupID []byte) *leafSigna
 // cancel stops the verification and waits for it to stop.
 func (v *leafSignatures) cancel() {
 	v.stop.Store(true)
+	v.feed.Close()
 	<-v.done
 }
 

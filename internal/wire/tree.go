@@ -136,7 +136,22 @@ func (x *SparseRatchetTree) Marshal(b *codec.Builder) {
 // as RatchetTree.Unmarshal but allocates nothing for blank nodes.
 func (x *SparseRatchetTree) Unmarshal(r *codec.Reader) bool { return unmarshalFrom(r, x.decode) }
 
-func (x *SparseRatchetTree) decode(d *decoder) bool {
+func (x *SparseRatchetTree) decode(d *decoder) bool { return x.decodeEach(d, nil) }
+
+// DecodeSparseRatchetTree is Decode[SparseRatchetTree] that also calls
+// each (if non-nil) with every non-blank node as soon as it is decoded,
+// in index order, so that work on the first nodes can start while the rest
+// decode. A node passed to each is the one in the result, but the result
+// may still be an error: a caller that started work must drop it then.
+func DecodeSparseRatchetTree(data []byte, each func(IndexedNode)) (*SparseRatchetTree, error) {
+	x := new(SparseRatchetTree)
+	if err := decodeAll(x, data, func(d *decoder) bool { return x.decodeEach(d, each) }); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *SparseRatchetTree) decodeEach(d *decoder, each func(IndexedNode)) bool {
 	*x = SparseRatchetTree{}
 	s, ok := d.vector()
 	if !ok {
@@ -148,7 +163,11 @@ func (x *SparseRatchetTree) decode(d *decoder) bool {
 			return false
 		}
 		if n != nil {
-			x.Nodes = append(x.Nodes, IndexedNode{Index: x.Width, Node: n})
+			in := IndexedNode{Index: x.Width, Node: n}
+			x.Nodes = append(x.Nodes, in)
+			if each != nil {
+				each(in)
+			}
 		}
 		x.Width++ // at most the vector's length, below 2^30
 	}
