@@ -260,6 +260,7 @@ func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check fun
 			feed.Add(leafAt{LeafIndex(in.Index / 2), in.Node.LeafNode})
 		}
 	})
+	feed.Close() // every leaf there is has been fed
 	var t *Tree
 	if err == nil {
 		t, err = fromSparse(s, sp)
@@ -274,10 +275,8 @@ func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check fun
 		if sigs != nil {
 			sigs.cancel()
 		}
-		feed.Close()
 		return nil, err
 	}
-	feed.Close()
 	if err := t.validate(treeHash, p, feed.Items(), sigs); err != nil {
 		return nil, err
 	}
@@ -304,7 +303,6 @@ func (t *Tree) checkFree(p *Policy) error {
 // leafSignatures verifies the signatures of a feed of leaves on all cores,
 // in the background.
 type leafSignatures struct {
-	feed *par.Feed[leafAt]
 	stop atomic.Bool
 	done chan struct{}
 	at   int // the first leaf whose signature fails, or the leaf count
@@ -315,7 +313,7 @@ type leafSignatures struct {
 // fed to feed. It reads only the members' LeafNodes, which the tree never
 // modifies, not the tree: hashing fills the tree's caches meanwhile.
 func startLeafSignatures(s *suite.Suite, feed *par.Feed[leafAt], groupID []byte) *leafSignatures {
-	v := &leafSignatures{feed: feed, done: make(chan struct{})}
+	v := &leafSignatures{done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
 		v.at, v.err = par.ForEachFed(feed, &v.stop, func(_ int, m leafAt) error {
@@ -325,10 +323,10 @@ func startLeafSignatures(s *suite.Suite, feed *par.Feed[leafAt], groupID []byte)
 	return v
 }
 
-// cancel stops the verification and waits for it to stop.
+// cancel stops the verification and waits for it to stop. The feed must
+// be closed (workers waiting for more items wake only then).
 func (v *leafSignatures) cancel() {
 	v.stop.Store(true)
-	v.feed.Close()
 	<-v.done
 }
 
