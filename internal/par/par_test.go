@@ -20,10 +20,7 @@ func TestForEachSerialResult(t *testing.T) {
 				ran := make([]atomic.Bool, n)
 				err := ForEach(n, parallel, func(i int) error {
 					ran[i].Store(true)
-					if fail >= 0 && i >= fail && i%7 == fail%7 {
-						return fmt.Errorf("failed at %d", i)
-					}
-					return nil
+					return failFrom(i, fail)
 				})
 				name := fmt.Sprintf("parallel=%v n=%d fail=%d", parallel, n, fail)
 				if fail < 0 {
@@ -33,16 +30,30 @@ func TestForEachSerialResult(t *testing.T) {
 				} else if err == nil || err.Error() != fmt.Sprintf("failed at %d", fail) {
 					t.Fatalf("%s: got %v", name, err)
 				}
-				limit := n
-				if fail >= 0 {
-					limit = fail + 1
-				}
-				for i := range limit {
-					if !ran[i].Load() {
-						t.Fatalf("%s: index %d below the failure did not run", name, i)
-					}
-				}
+				ranBelow(t, name, ran, fail)
 			}
+		}
+	}
+}
+
+// failFrom fails i if i is fail or above it in steps of 7 (fail < 0: never).
+func failFrom(i, fail int) error {
+	if fail >= 0 && i >= fail && i%7 == fail%7 {
+		return fmt.Errorf("failed at %d", i)
+	}
+	return nil
+}
+
+// ranBelow checks that every index up to fail (every one, if fail < 0) ran.
+func ranBelow(t *testing.T, name string, ran []atomic.Bool, fail int) {
+	t.Helper()
+	limit := len(ran)
+	if fail >= 0 {
+		limit = fail + 1
+	}
+	for i := range limit {
+		if !ran[i].Load() {
+			t.Fatalf("%s: index %d at or below the failure did not run", name, i)
 		}
 	}
 }
@@ -92,10 +103,7 @@ func TestForEachFedSerialResult(t *testing.T) {
 							return fmt.Errorf("item %d handed out as %d", v, i)
 						}
 						ran[i].Store(true)
-						if fail >= 0 && i >= fail && i%7 == fail%7 {
-							return fmt.Errorf("failed at %d", i)
-						}
-						return nil
+						return failFrom(i, fail)
 					})
 					res <- result{at, err}
 				}()
@@ -113,15 +121,7 @@ func TestForEachFedSerialResult(t *testing.T) {
 				case fail >= 0 && (r.at != fail || r.err == nil || r.err.Error() != fmt.Sprintf("failed at %d", fail)):
 					t.Fatalf("%s: got %d, %v", name, r.at, r.err)
 				}
-				limit := n
-				if fail >= 0 {
-					limit = fail + 1
-				}
-				for i := range limit {
-					if !ran[i].Load() {
-						t.Fatalf("%s: item %d below the failure did not run", name, i)
-					}
-				}
+				ranBelow(t, name, ran, fail)
 			}
 		}
 	}
