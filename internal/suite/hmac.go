@@ -134,11 +134,17 @@ func (m *macState) finish() []byte {
 // expand fills out with HKDF-Expand(prk, info, len(out)) (RFC 5869,
 // Section 2.3).
 func (m *macState) expand(out, prk, info []byte) {
+	m.expandWith(out, info, func(a, b, c []byte) []byte { return m.hmac(prk, a, b, c) })
+}
+
+// expandWith is HKDF-Expand's loop with mac as HMAC(PRK, a || b || c),
+// returning its result in m.t.
+func (m *macState) expandWith(out, info []byte, mac func(a, b, c []byte) []byte) {
 	m.ctr[0] = 0
 	var prev []byte // T(0) is empty
 	for done := 0; done < len(out); {
 		m.ctr[0]++
-		t := m.hmac(prk, prev, info, m.ctr[:])
+		t := mac(prev, info, m.ctr[:])
 		done += copy(out[done:], t)
 		prev = t
 	}
@@ -177,13 +183,4 @@ func (m *macState) hmacKeyed(a, b, c []byte) []byte {
 }
 
 // expandKeyed is expand with the key of setKey as the PRK.
-func (m *macState) expandKeyed(out, info []byte) {
-	m.ctr[0] = 0
-	var prev []byte
-	for done := 0; done < len(out); {
-		m.ctr[0]++
-		t := m.hmacKeyed(prev, info, m.ctr[:])
-		done += copy(out[done:], t)
-		prev = t
-	}
-}
+func (m *macState) expandKeyed(out, info []byte) { m.expandWith(out, info, m.hmacKeyed) }

@@ -122,11 +122,9 @@ func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32,
 	checkExpandLength(length, s.kdf.size)
 	out := make([]byte, length)
 	m := s.getMAC()
-	m.info = appendKDFLabel(m.info[:0], label, nil, length)
-	// The context is the generation as a uint32, written as opaque<V>:
-	// replace the empty context's length byte.
-	m.info = append(m.info[:len(m.info)-1], 4)
-	m.info = binary.BigEndian.AppendUint32(m.info, generation)
+	var ctx [4]byte // the generation as a uint32, the context
+	binary.BigEndian.PutUint32(ctx[:], generation)
+	m.info = appendKDFLabel(m.info[:0], label, ctx[:], length)
 	m.expand(out, secret, m.info)
 	s.putMAC(m)
 	return out
