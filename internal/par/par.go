@@ -66,34 +66,54 @@ func ForEachFirst(n int, parallel bool, stop *atomic.Bool, f func(i int) error) 
 		return n, nil
 	}
 	var (
-		next   atomic.Int64
-		failed atomic.Bool
-		mu     sync.Mutex
-		first  = n
-		err    error
-		wg     sync.WaitGroup
+		next  atomic.Int64
+		first firstFailure
+		wg    sync.WaitGroup
 	)
 	for range workers {
 		wg.Go(func() {
-			for !failed.Load() && !stop.Load() {
+			for !first.failed.Load() && !stop.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
 				if e := f(i); e != nil {
-					mu.Lock()
-					if i < first {
-						first, err = i, e
-					}
-					mu.Unlock()
-					failed.Store(true)
+					first.record(i, e)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return first, err
+	return first.result(n)
+}
+
+// firstFailure is the lowest failing index of a parallel loop and its
+// error; failed tells the workers to take no more.
+type firstFailure struct {
+	failed atomic.Bool
+	mu     sync.Mutex
+	at     int
+	err    error
+}
+
+func (f *firstFailure) record(i int, err error) {
+	f.mu.Lock()
+	if f.err == nil || i < f.at {
+		f.at, f.err = i, err
+	}
+	f.mu.Unlock()
+	f.failed.Store(true)
+}
+
+// result is the lowest failure, or (n, nil) if none.
+func (f *firstFailure) result(n int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		return n, nil
+	}
+	return f.at, f.err
 }
 
 // Feed is a list of work that grows while ForEachFed works through it: a
@@ -173,13 +193,10 @@ func ForEachFed[T any](f *Feed[T], stop *atomic.Bool, fn func(i int, v T) error)
 		stop = new(atomic.Bool)
 	}
 	var (
-		failed atomic.Bool
-		mu     sync.Mutex
-		first  = -1
-		err    error
-		wg     sync.WaitGroup
+		first firstFailure
+		wg    sync.WaitGroup
 	)
-	halt := func() bool { return failed.Load() || stop.Load() }
+	halt := func() bool { return first.failed.Load() || stop.Load() }
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		wg.Go(func() {
 			for {
@@ -188,20 +205,12 @@ func ForEachFed[T any](f *Feed[T], stop *atomic.Bool, fn func(i int, v T) error)
 					return
 				}
 				if e := fn(i, v); e != nil {
-					mu.Lock()
-					if first < 0 || i < first {
-						first, err = i, e
-					}
-					mu.Unlock()
-					failed.Store(true)
+					first.record(i, e)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if first < 0 {
-		return len(f.Items()), nil
-	}
-	return first, err
+	return first.result(len(f.Items()))
 }
