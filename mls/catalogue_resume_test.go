@@ -112,18 +112,43 @@ func unmergedRules() []rule {
 		// In a GroupInfo: erin, added at leaf 2 by a commit without a
 		// path, is unmerged at the root; the root's list loses her.
 		{name: "7.9.2/group-info-unmerged-leaf-missing", section: "7.9, 7.9.2, 12.4.3.1", text: "a GroupInfo's tree: a parent's unmerged_leaves lists every leaf added below it since it was set",
-			want: mls.ErrInvalidTree, wantSection: "7.9.2", kind: groupInfo, env: func(t testing.TB) *advEnv {
-				e := newAdvEnv(t, "unmerged group info")
-				erin := newClient(t, "erin", fastSuite, e.cfg)
-				e.follow(t, commit(t, e.alice, &mls.CommitOptions{OmitPath: true,
-					Proposals: []*mls.Proposal{mls.AddProposal(erin.keyPackage(t))}}, e.members))
-				return e
-			}, make: func(t *testing.T, e *advEnv) []byte {
-				b, err := mls.ForgeGroupInfo(e.alice.g, nil, func(gi *wire.GroupInfo) {
-					editGroupInfoTree(t, e.alice.g, gi, func(n wire.RatchetTree) { setRoot(t)(n) })
-				})
-				return must(t, b, err)
-			}},
+			want: mls.ErrInvalidTree, wantSection: "7.9.2", kind: groupInfo, env: withUnmergedErin, make: groupInfoTreeEdited(func(t *testing.T) func(wire.RatchetTree) {
+				return func(n wire.RatchetTree) { setRoot(t)(n) }
+			})},
+		// The same tree with erin's LeafNode signature spoiled: no parent
+		// hash covers her leaf, and the tree hash is the edited tree's, so
+		// the signature is the only thing wrong (the joiner verifies the
+		// leaves while it decodes the tree, ratchettree.DecodeValidated).
+		{name: "12.4.3.1/group-info-leaf-valid", section: "12.4.3.1, 7.3", text: "a GroupInfo's tree: every leaf is a valid LeafNode (signature)",
+			want: mls.ErrInvalidSignature, wantSection: "7.3", kind: groupInfo, env: withUnmergedErin, make: groupInfoTreeEdited(func(t *testing.T) func(wire.RatchetTree) {
+				return func(n wire.RatchetTree) {
+					l := *n[4].LeafNode
+					l.Signature = append([]byte{}, l.Signature...)
+					l.Signature[0] ^= 1
+					n[4] = &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &l}
+				}
+			})},
+	}
+}
+
+// withUnmergedErin is the catalogue group after alice adds erin at leaf 2
+// by a commit without a path: erin is unmerged at the root.
+func withUnmergedErin(t testing.TB) *advEnv {
+	e := newAdvEnv(t, "unmerged group info")
+	erin := newClient(t, "erin", fastSuite, e.cfg)
+	e.follow(t, commit(t, e.alice, &mls.CommitOptions{OmitPath: true,
+		Proposals: []*mls.Proposal{mls.AddProposal(erin.keyPackage(t))}}, e.members))
+	return e
+}
+
+// groupInfoTreeEdited makes alice's GroupInfo with its tree edited by
+// edit(t) and the tree hash set to the edited tree's, signed by alice.
+func groupInfoTreeEdited(edit func(t *testing.T) func(wire.RatchetTree)) func(t *testing.T, e *advEnv) []byte {
+	return func(t *testing.T, e *advEnv) []byte {
+		b, err := mls.ForgeGroupInfo(e.alice.g, nil, func(gi *wire.GroupInfo) {
+			editGroupInfoTree(t, e.alice.g, gi, edit(t))
+		})
+		return must(t, b, err)
 	}
 }
 
