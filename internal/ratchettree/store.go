@@ -133,7 +133,20 @@ func (s *store) grow(n uint32) {
 // hashes of x and its ancestors.
 func (s *store) set(x treemath.NodeIndex, node *wire.Node) {
 	s.put(x, node)
+	s.refreshFrom(x)
+}
+
+// refreshFrom refreshes x and then each of its ancestors, bottom-up: after
+// puts to x or any of its ancestors, the summaries are as if each had been
+// set.
+func (s *store) refreshFrom(x treemath.NodeIndex) {
 	s.refresh(x)
+	s.refreshAbove(x)
+}
+
+// refreshAbove is refreshFrom for the ancestors of x only (x itself
+// unchanged).
+func (s *store) refreshAbove(x treemath.NodeIndex) {
 	for p, ok := treemath.Parent(x, s.capLeaves); ok; p, ok = treemath.Parent(p, s.capLeaves) {
 		s.refresh(p)
 	}

@@ -208,13 +208,22 @@ func subtreeLeaves(x NodeIndex) uint32 { return 1 << treemath.Level(x) }
 
 // write stores node at x (nil blanks it), keeping the indexes current.
 func (t *Tree) write(x NodeIndex, node *wire.Node) {
+	t.put(x, node)
+	t.st.refreshFrom(x)
+}
+
+// put is write leaving the summaries of x and its ancestors stale: a
+// change to a leaf's direct path puts each node and then refreshes the path
+// once from the bottom (store.refreshFrom), where a write per node would
+// walk the ancestors of each, O(log^2 n) for the path.
+func (t *Tree) put(x NodeIndex, node *wire.Node) {
 	if old := t.st.get(x).node; old != nil {
 		t.unindex(x, old)
 	}
 	if node != nil {
 		t.index(x, node)
 	}
-	t.st.set(x, node)
+	t.st.put(x, node)
 }
 
 func (t *Tree) index(x NodeIndex, n *wire.Node) {
@@ -344,11 +353,12 @@ func (t *Tree) blankSubtree(x NodeIndex) {
 	}
 }
 
-// blankDirectPath blanks the parents above leaf l.
+// blankDirectPath blanks the parents above leaf l, leaving the summaries of
+// the path to the caller (store.refreshFrom or refreshAbove).
 func (t *Tree) blankDirectPath(l LeafIndex) {
 	for _, p := range treemath.DirectPath(l.Node(), t.n) {
 		if t.st.get(p).node != nil {
-			t.write(p, nil)
+			t.put(p, nil)
 		}
 	}
 }
@@ -374,7 +384,7 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
 		nu = append(append(append(nu, um[:i]...), uint32(l)), um[i:]...)
 		np := *pn.ParentNode
 		np.UnmergedLeaves = nu
-		t.write(p, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &np})
+		t.put(p, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &np})
 	}
 	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
 	return l, nil
@@ -386,8 +396,8 @@ func (t *Tree) UpdateLeaf(l LeafIndex, leaf *wire.LeafNode) error {
 	if t.Leaf(l) == nil {
 		return fail(ErrInvalidTree, "12.1.2", "update of blank or absent leaf %d", l)
 	}
-	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
 	t.blankDirectPath(l)
+	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
 	return nil
 }
 
@@ -398,8 +408,8 @@ func (t *Tree) RemoveLeaf(l LeafIndex) error {
 	if t.Leaf(l) == nil {
 		return fail(ErrInvalidTree, "12.1.3", "remove of blank or absent leaf %d", l)
 	}
-	t.write(l.Node(), nil)
 	t.blankDirectPath(l)
+	t.write(l.Node(), nil)
 	t.truncate()
 	return nil
 }

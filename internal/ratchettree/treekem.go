@@ -431,9 +431,12 @@ func (t *Tree) mergePath(sender LeafIndex, steps []pathStep, pubs [][]byte) []by
 	var ph []byte
 	for i := len(steps) - 1; i >= 0; i-- {
 		pn := &wire.ParentNode{EncryptionKey: pubs[i], ParentHash: ph}
+		// The copath child's subtree is untouched by the puts on the
+		// direct path: its hash needs no refreshed summaries above it.
 		ph = t.parentHash(pubs[i], pn.ParentHash, t.hashOf(steps[i].copath))
-		t.write(steps[i].parent, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: pn})
+		t.put(steps[i].parent, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: pn})
 	}
+	t.st.refreshAbove(sender.Node())
 	if ph == nil {
 		ph = []byte{}
 	}
