@@ -136,38 +136,51 @@ func (p *PrivateState) SetPathSecret(t *Tree, x NodeIndex, pathSecret []byte) er
 // for node x (the lowest common ancestor of its leaf and the committer's),
 // then derives the path secret of each non-blank ancestor of x in turn,
 // checking every derived key against t (RFC 9420, Section 12.4.3.1). It
-// returns the commit secret, derived from the last path secret.
+// returns the commit secret, derived from the last path secret. The node
+// keys are derived together (nodeKeys), as a committer's and a receiver's
+// are, and checked from x up: the first mismatch is the error.
 func (p *PrivateState) ImportPathSecret(t *Tree, x NodeIndex, pathSecret []byte) ([]byte, error) {
 	if !treemath.InSubtree(p.leaf.Node(), x) || x == p.leaf.Node() {
 		return nil, fail(ErrInvalidPath, "12.4.3.1", "node %d is not above leaf %d", x, p.leaf)
 	}
-	c := p.Clone()
-	ps := pathSecret
-	// RFC 9420, Section 9.2: each derived path secret is erased once the
-	// next one and its node key are derived (the caller erases its own).
-	step := func(next []byte) {
-		if !sameBytes(ps, pathSecret) {
-			clear(ps)
-		}
-		ps = next
+	if t.Node(x) == nil {
+		return nil, fail(ErrInvalidPath, "12.4.3.1", "node %d is blank", x)
 	}
+	var nodes []NodeIndex
 	for y, ok := x, true; ok; y, ok = treemath.Parent(y, t.n) {
-		if t.Node(y) == nil {
-			if y == x {
-				return nil, fail(ErrInvalidPath, "12.4.3.1", "node %d is blank", x)
-			}
-			continue
+		if t.Node(y) != nil {
+			nodes = append(nodes, y)
 		}
-		observePathSecret(ps)
-		if err := c.SetPathSecret(t, y, ps); err != nil {
-			step(nil)
-			return nil, err
-		}
-		step(t.suite.DeriveSecret(ps, labelPath))
 	}
-	observePathSecret(ps)
+	// chain[0] is the caller's (it erases it); by RFC 9420, Section 9.2
+	// the path secrets derived between it and the commit secret are erased
+	// once their keys are derived.
+	chain := pathChain(t.suite, pathSecret, len(nodes))
+	commitSecret := chain[len(nodes)]
+	privs, pubs, err := nodeKeys(t.suite, chain[:len(nodes)])
+	for _, c := range chain[1:len(nodes)] {
+		clear(c)
+	}
+	if err != nil {
+		clear(commitSecret)
+		return nil, err
+	}
+	for i, y := range nodes {
+		if want := t.EncryptionKey(y); want == nil || !bytes.Equal(pubs[i], want) {
+			for _, k := range privs {
+				clear(k)
+			}
+			clear(commitSecret)
+			return nil, fail(ErrInvalidPath, "7.4", "path secret does not match node %d", y)
+		}
+	}
+	c := p.Clone()
+	for i, y := range nodes {
+		c.keys[y] = keyPair{privs[i], pubs[i]}
+	}
+	observePathSecret(commitSecret)
 	*p = *c
-	return ps, nil
+	return commitSecret, nil
 }
 
 // Consistent checks that every key the state holds belongs to a non-blank
