@@ -166,13 +166,15 @@ func (m *pmap[V]) insert(n *hamtNode[V], depth int, e *hamtEntry[V]) bool {
 
 // del removes key if present.
 func (m *pmap[V]) del(key []byte) {
-	if m.root == nil {
-		return
+	if _, ok := m.get(key); ok {
+		m.delPresent(key)
 	}
+}
+
+// delPresent removes key, which the caller has just found (get): one walk
+// instead of del's two.
+func (m *pmap[V]) delPresent(key []byte) {
 	k := string(key)
-	if _, ok := m.get(key); !ok {
-		return
-	}
 	m.root = m.editable(m.root)
 	m.remove(m.root, 0, hashKey(k), k)
 	m.size--

@@ -266,7 +266,7 @@ func (t *Tree) dropKey(m *pmap[keyUse], key []byte, x NodeIndex) {
 		return
 	}
 	if u.count <= 1 {
-		m.del(key)
+		m.delPresent(key)
 		return
 	}
 	u.count--
