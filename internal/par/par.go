@@ -19,8 +19,11 @@ import (
 // same as a serial loop's.
 
 // MinParallel is the number of operations below which a loop stays serial:
-// each is an X25519 or Ed25519 operation (tens of microseconds), so a few
-// goroutines pay for themselves well before this.
+// each is an X25519 or Ed25519 operation (tens of microseconds), but a core
+// that has gone idle can take far longer than one of them to start a
+// goroutine (BenchmarkGoroutineStart: 0.08 to over 1 ms on this project's
+// VM after 200 µs of idleness), so a short loop would mostly run on the
+// first worker anyway, having paid for waking the others.
 const MinParallel = 16
 
 // defaultRand is crypto/rand's own Reader, before any test replaces it.

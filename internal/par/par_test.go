@@ -2,6 +2,8 @@ package par
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,4 +152,42 @@ func TestForEachFedStop(t *testing.T) {
 	if c := calls.Load(); c != 10 {
 		t.Fatalf("%d calls", c)
 	}
+}
+
+// BenchmarkGoroutineStart measures how long a goroutine started while the
+// other cores are idle waits before it runs, the caller busy meanwhile:
+// what a piece of work handed to another core pays before the core takes
+// it. Each start follows 200 µs of sleep, so the idle cores have gone to
+// sleep as they do between a client's operations. On this project's VM
+// the wait is tens to hundreds of microseconds (the idle virtual CPU has
+// to be woken), more than an Ed25519 verification: work shorter than that
+// gains nothing from another core (see MinParallel), and the first of a
+// parallel loop's items waits that long for its second worker.
+func BenchmarkGoroutineStart(b *testing.B) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		b.Skip("one core")
+	}
+	var waits []time.Duration
+	for b.Loop() {
+		time.Sleep(200 * time.Microsecond)
+		var started atomic.Int64
+		t0 := time.Now()
+		done := make(chan struct{})
+		go func() {
+			started.Store(int64(time.Since(t0)))
+			close(done)
+		}()
+		// The caller stays busy (as it would with its own share of
+		// the work) until the goroutine has started or 1 ms has
+		// passed, so the goroutine cannot simply run on this core.
+		for started.Load() == 0 && time.Since(t0) < time.Millisecond {
+		}
+		<-done
+		waits = append(waits, time.Duration(started.Load()))
+	}
+	slices.Sort(waits)
+	q := func(f float64) float64 { return float64(waits[int(f*float64(len(waits)-1))]) }
+	b.ReportMetric(q(0.1), "p10-ns")
+	b.ReportMetric(q(0.5), "p50-ns")
+	b.ReportMetric(q(0.9), "p90-ns")
 }
