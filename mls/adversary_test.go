@@ -601,7 +601,7 @@ func ForgeGroupInfo(g *Group, key *SignatureKeyPair, edit func(*wire.GroupInfo))
 	if key == nil {
 		key = g.signer
 	}
-	msg, _, err := g.groupInfo(g.st, key, true, true)
+	msg, _, _, err := g.groupInfo(g.st, key, nil, true, true)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package mls_test
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/mlskit/mlskit/mls"
@@ -62,5 +64,48 @@ func TestCommitGroupInfoOnRequest(t *testing.T) {
 			}
 			g.DiscardPendingCommit()
 		}
+	}
+}
+
+// TestWelcomeOutlivesNextCommit: a commit that adds members without asking
+// for the GroupInfo lays the Welcome's GroupInfo out in a buffer later
+// commits reuse (issue 14: it is as large as the tree). The Welcome must
+// not share it: after further such commits, in this group and another,
+// have cleared and overwritten that buffer, the first Welcome still joins.
+func TestWelcomeOutlivesNextCommit(t *testing.T) {
+	cfg := &mls.Config{}
+	alice := newClient(t, "alice", mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+	bob := newClient(t, "bob", mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+	g, err := mls.NewGroup(cfg, []byte("welcome outlives"), alice.cred, alice.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(bob.keyPackage(t))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := bytes.Clone(first.Welcome)
+	if err := g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		other := newClient(t, fmt.Sprintf("other %d", i), mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+		h, err := mls.NewGroup(cfg, []byte(fmt.Sprintf("other group %d", i)), other.cred, other.sig, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := newClient(t, fmt.Sprintf("x %d", i), mls.X25519_AES128GCM_SHA256_Ed25519, cfg)
+		for _, grp := range []*mls.Group{g, h} {
+			if _, err := grp.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(x.keyPackage(t))}}); err != nil {
+				t.Fatal(err)
+			}
+			grp.DiscardPendingCommit()
+		}
+	}
+	if !bytes.Equal(first.Welcome, kept) {
+		t.Fatal("the Welcome changed after later commits")
+	}
+	if _, err := mls.JoinFromWelcome(cfg, first.Welcome, bob.bundle, nil); err != nil {
+		t.Fatalf("joining from the first Welcome after later commits: %v", err)
 	}
 }

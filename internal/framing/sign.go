@@ -137,10 +137,16 @@ func layOutSignContent(label string, sizeHint int, marshal func(*codec.Builder))
 }
 
 // layOutSignContentIn is layOutSignContent in buf's storage when it holds
-// the expected length.
+// the expected length. A buffer that is too small for a caller that passed
+// one (non-nil: it keeps buffers for reuse) is replaced by one an eighth
+// larger than needed, so that a content that grows a little from one use
+// to the next (a GroupInfo whose tree gained a member) still fits.
 func layOutSignContentIn(buf []byte, label string, sizeHint int, marshal func(*codec.Builder)) (*laidOut, error) {
 	room := suite.SignContentHeaderSize(label, codec.MaxVarint)
 	if c := room + sizeHint + 1024; cap(buf) < c {
+		if buf != nil {
+			c += c / 8
+		}
 		buf = make([]byte, room, c)
 	} else {
 		buf = buf[:room]

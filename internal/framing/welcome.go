@@ -325,6 +325,15 @@ func SignGroupInfo(signer suite.Signer, gi *wire.GroupInfo) error {
 // SignContent header, signed in place, and the room then takes the
 // MLSMessage header while the signature is appended.
 func SignGroupInfoMessage(signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes []byte, err error) {
+	msg, giBytes, _, err = SignGroupInfoMessageIn(nil, signer, gi)
+	return msg, giBytes, err
+}
+
+// SignGroupInfoMessageIn is SignGroupInfoMessage laid out in buf's storage
+// when it is large enough. It also returns the whole buffer it used (buf's
+// storage or a larger one, msg at its end), for a caller that hands it back
+// to be used again once msg and giBytes are no longer needed.
+func SignGroupInfoMessageIn(buf []byte, signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes, used []byte, err error) {
 	hint := 1024
 	for _, e := range gi.Extensions {
 		hint += len(e.ExtensionData)
@@ -334,24 +343,24 @@ func SignGroupInfoMessage(signer suite.Signer, gi *wire.GroupInfo) (msg, giBytes
 	}
 	tbs := &wire.GroupInfoTBS{GroupContext: gi.GroupContext, Extensions: gi.Extensions,
 		ConfirmationTag: gi.ConfirmationTag, Signer: gi.Signer}
-	sc, err := layOutSignContent(labelGroupInfoTBS, hint, tbs.Marshal)
+	sc, err := layOutSignContentIn(buf, labelGroupInfoTBS, hint, tbs.Marshal)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mls: encoding GroupInfoTBS: %w", err)
+		return nil, nil, nil, fmt.Errorf("mls: encoding GroupInfoTBS: %w", err)
 	}
 	sig, err := sc.sign(signer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mls: signing GroupInfo: %w", err)
+		return nil, nil, sc.buf, fmt.Errorf("mls: signing GroupInfo: %w", err)
 	}
 	gi.Signature = sig
 	// MLSMessage: ProtocolVersion version; WireFormat wire_format; then
 	// the GroupInfo (RFC 9420, Section 6).
 	// The room, no longer needed for the SignContent header, takes it.
-	buf, room := sc.buf, sc.room
-	binary.BigEndian.PutUint16(buf[room-4:], uint16(wire.ProtocolVersionMLS10))
-	binary.BigEndian.PutUint16(buf[room-2:], uint16(wire.WireFormatGroupInfo))
-	buf = codec.AppendVarint(buf, uint64(len(sig)), nil)
-	buf = append(buf, sig...)
-	return buf[room-4:], buf[room:], nil
+	out, room := sc.buf, sc.room
+	binary.BigEndian.PutUint16(out[room-4:], uint16(wire.ProtocolVersionMLS10))
+	binary.BigEndian.PutUint16(out[room-2:], uint16(wire.WireFormatGroupInfo))
+	out = codec.AppendVarint(out, uint64(len(sig)), nil)
+	out = append(out, sig...)
+	return out[room-4:], out[room:], out, nil
 }
 
 // VerifyGroupInfo checks gi's signature with pub, the signature key of the

@@ -205,13 +205,17 @@ func (p plainSigner) SignWithLabel(label string, content []byte) ([]byte, error)
 // TestSignGroupInfoMessage: the GroupInfo signed in place, with a large
 // extension standing for the tree, encodes exactly as codec.Marshal
 // encodes it (as itself and as an MLSMessage), and its signature verifies,
-// with the in-place signer and without it.
+// with the in-place signer and without it. SignGroupInfoMessageIn gives the
+// same bytes in a reused buffer holding an earlier content (too small for
+// the next, large enough for the one after), with msg at the end of the
+// buffer it reports.
 func TestSignGroupInfoMessage(t *testing.T) {
 	for _, id := range suite.Supported() {
 		t.Run(id.String(), func(t *testing.T) {
 			g := newTestGroup(t, id)
+			reused := []byte{}
 			for _, signer := range []suite.Signer{g.signers[0], plainSigner{g.signers[0]}} {
-				for _, n := range []int{0, 100, 70000} {
+				for _, n := range []int{0, 100, 70000, 69000} {
 					gi := &wire.GroupInfo{GroupContext: *g.ctx, ConfirmationTag: bytes.Repeat([]byte{7}, g.s.HashSize()), Signer: 0,
 						Extensions: []wire.Extension{{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: bytes.Repeat([]byte{1}, n)}}}
 					msg, giBytes, err := SignGroupInfoMessage(signer, gi)
@@ -229,6 +233,31 @@ func TestSignGroupInfoMessage(t *testing.T) {
 					if !bytes.Equal(giBytes, want) || !bytes.Equal(msg, wantMsg) {
 						t.Fatalf("n=%d %T: in-place encoding differs from codec.Marshal", n, signer)
 					}
+					dirty := reused[:cap(reused)]
+					for i := range dirty {
+						dirty[i] = 0xa5
+					}
+					msg2, giBytes2, used, err := SignGroupInfoMessageIn(reused, signer, gi)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// ECDSA signs anew with fresh randomness: compare
+					// with the GroupInfo as now signed.
+					want2, err := codec.Marshal(gi)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(giBytes2, want2) || !bytes.Equal(msg2[len(msg2)-len(want2):], want2) ||
+						!bytes.Equal(msg2[:len(msg2)-len(want2)], wantMsg[:len(wantMsg)-len(want)]) {
+						t.Fatalf("n=%d %T: encoding in a reused buffer differs", n, signer)
+					}
+					if err := VerifyGroupInfo(g.s, g.signers[0].PublicKey(), gi); err != nil {
+						t.Fatalf("n=%d %T, reused buffer: %v", n, signer, err)
+					}
+					if len(used) < len(msg2) || &used[len(used)-len(msg2)] != &msg2[0] {
+						t.Fatalf("n=%d: msg is not the end of the buffer used", n)
+					}
+					reused = used[:0]
 					if err := VerifyGroupInfo(g.s, g.signers[0].PublicKey(), gi); err != nil {
 						t.Fatalf("n=%d %T: %v", n, signer, err)
 					}
