@@ -107,7 +107,7 @@ type laidOut struct {
 // application message's plaintext included.
 var signBufs sync.Pool // of *[]byte
 
-// layOutPooled is layOutSignContent in a buffer from signBufs. The caller
+// layOutPooled is layOutSignContentIn in a buffer from signBufs. The caller
 // hands it back with release once done with the SignContent.
 func layOutPooled(label string, sizeHint int, marshal func(*codec.Builder)) (*laidOut, *[]byte, error) {
 	bp, _ := signBufs.Get().(*[]byte)
@@ -130,14 +130,9 @@ func (l *laidOut) release(bp *[]byte) {
 	signBufs.Put(bp)
 }
 
-// layOutSignContent encodes a content with marshal (sizeHint: its expected
-// length) and writes the SignContent header before it.
-func layOutSignContent(label string, sizeHint int, marshal func(*codec.Builder)) (*laidOut, error) {
-	return layOutSignContentIn(nil, label, sizeHint, marshal)
-}
-
-// layOutSignContentIn is layOutSignContent in buf's storage when it holds
-// the expected length. A buffer that is too small for a caller that passed
+// layOutSignContentIn encodes a content with marshal (sizeHint: its
+// expected length) and writes the SignContent header before it, in buf's
+// storage when it holds the expected length. A buffer that is too small for a caller that passed
 // one (non-nil: it keeps buffers for reuse) is replaced by one an eighth
 // larger than needed, so that a content that grows a little from one use
 // to the next (a GroupInfo whose tree gained a member) still fits.

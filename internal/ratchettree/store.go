@@ -129,16 +129,9 @@ func (s *store) grow(n uint32) {
 	}
 }
 
-// set stores node (nil for blank) at x and updates the summaries and cached
-// hashes of x and its ancestors.
-func (s *store) set(x treemath.NodeIndex, node *wire.Node) {
-	s.put(x, node)
-	s.refreshFrom(x)
-}
-
 // refreshFrom refreshes x and then each of its ancestors, bottom-up: after
-// puts to x or any of its ancestors, the summaries are as if each had been
-// set.
+// puts (nil for blank) to x or any of its ancestors, the summaries and
+// cached hashes are current again.
 func (s *store) refreshFrom(x treemath.NodeIndex) {
 	s.refresh(x)
 	s.refreshAbove(x)
@@ -153,7 +146,7 @@ func (s *store) refreshAbove(x treemath.NodeIndex) {
 }
 
 // put stores node (nil for blank) at x, leaving the summaries to the
-// caller.
+// caller (refreshFrom).
 func (s *store) put(x treemath.NodeIndex, node *wire.Node) {
 	sl := s.mut(x)
 	sl.node = node
