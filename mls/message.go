@@ -68,7 +68,6 @@ func (g *Group) protect(content *wire.FramedContent, wf wire.WireFormat) ([]byte
 
 // protectSigned wraps a signed AuthenticatedContent of st's epoch.
 func (g *Group) protectSigned(st *epochState, ac *wire.AuthenticatedContent) ([]byte, error) {
-	m := &wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: ac.WireFormat}
 	fe := st.framingEpoch()
 	switch ac.WireFormat {
 	case wire.WireFormatPublicMessage:
@@ -76,17 +75,11 @@ func (g *Group) protectSigned(st *epochState, ac *wire.AuthenticatedContent) ([]
 		if err != nil {
 			return nil, err
 		}
-		m.PublicMessage = pm
+		return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: ac.WireFormat, PublicMessage: pm})
 	case wire.WireFormatPrivateMessage:
-		pm, err := fe.ProtectPrivatePadded(ac, g.padding, g.cfg.rand())
-		if err != nil {
-			return nil, err
-		}
-		m.PrivateMessage = pm
-	default:
-		return nil, errors.New("mls: bad wire format")
+		return fe.ProtectPrivateMessage(ac, g.padding, g.cfg.rand())
 	}
-	return codec.Marshal(m)
+	return nil, errors.New("mls: bad wire format")
 }
 
 // Received is the outcome of processing one message. Exactly one of

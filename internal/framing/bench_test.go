@@ -9,7 +9,8 @@ import (
 )
 
 // BenchmarkProtectPrivate measures sending a 100-byte application message
-// as a PrivateMessage with suite 1: signing the FramedContent and
+// as a PrivateMessage with suite 1, encoded as an MLSMessage as a group
+// sends it (ProtectPrivateMessage): signing the FramedContent and
 // encrypting it (secret tree step, content and sender data AEAD), and the
 // encryption alone for an already signed content.
 func BenchmarkProtectPrivate(b *testing.B) {
@@ -27,7 +28,7 @@ func BenchmarkProtectPrivate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := e.ProtectPrivate(ac, 0, rand.Reader); err != nil {
+			if _, err := e.ProtectPrivateMessage(ac, noPadding, rand.Reader); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -38,12 +39,14 @@ func BenchmarkProtectPrivate(b *testing.B) {
 		b.SetBytes(100)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := e.ProtectPrivate(ac, 0, rand.Reader); err != nil {
+			if _, err := e.ProtectPrivateMessage(ac, noPadding, rand.Reader); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 }
+
+func noPadding(int) int { return 0 }
 
 // BenchmarkUnprotectPrivate measures receiving a 100-byte application
 // message as a PrivateMessage with suite 1, in order: sender data

@@ -226,14 +226,7 @@ func TestReuseGuard(t *testing.T) {
 	}
 	plainNonce := bytes.Clone(nonce)
 	guard := [4]byte{1, 2, 3, 4}
-	pt, err := paddedContent(ac, func(int) int { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := e.sealPrivate(ac, pt, 0, key, nonce, guard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pm := sealPrivateForTest(t, e, ac, key, nonce, guard)
 	for i := range plainNonce {
 		want := plainNonce[i]
 		if i < 4 {
@@ -534,14 +527,7 @@ func TestUnknownSender(t *testing.T) {
 	ac := g.signed(g.content(1, wire.ContentTypeApplication), wire.WireFormatPrivateMessage)
 	ac.Content.Sender.LeafIndex = 9
 	_, key, nonce, _ := g.epoch().Tree.Next(1, secrettree.Application)
-	pt, err := paddedContent(ac, func(int) int { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := e.sealPrivate(ac, pt, 0, key, nonce, [4]byte{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := sealPrivateForTest(t, e, ac, key, nonce, [4]byte{})
 	all := func(uint32) ([]byte, bool) { return g.pubs[1], true }
 	if _, err := g.epoch().UnprotectPrivate(out, all); !errors.Is(err, ErrUnknownSender) {
 		t.Fatalf("leaf out of the tree: got %v, want ErrUnknownSender", err)
@@ -839,4 +825,88 @@ func TestFailedUnprotectKeepsKey(t *testing.T) {
 	if _, err := recv.UnprotectPrivate(msg.PrivateMessage, g.members); !errors.Is(err, ErrKeyReused) {
 		t.Fatalf("replay: %v, want ErrKeyReused", err)
 	}
+}
+
+// sealPrivateForTest protects ac as generation 0 with the given key, nonce
+// (modified) and reuse guard, and decodes the message.
+func sealPrivateForTest(t *testing.T, e *Epoch, ac *wire.AuthenticatedContent, key, nonce keyschedule.Secret, guard [4]byte) *wire.PrivateMessage {
+	t.Helper()
+	l, err := e.layOutPrivate(ac, func(int) int { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := e.sealPrivate(ac, l, 0, key, nonce, guard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wire.UnmarshalMLSMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.PrivateMessage
+}
+
+// TestProtectPrivateMessageLayout: the PrivateMessage made in one buffer,
+// with the fields before the ciphertext written backwards from it, is the
+// canonical encoding of the message it decodes to and unprotects to the
+// content sent, in every suite, at the lengths where a varint's size
+// changes: the group_id and the authenticated_data at 63 and 64 octets,
+// the ciphertext at 16383 and 16384 (reached through the padding; a signed
+// content is never short enough for a one-octet ciphertext length) and
+// unpadded.
+func TestProtectPrivateMessageLayout(t *testing.T) {
+	for _, id := range suite.Supported() {
+		t.Run(id.String(), func(t *testing.T) {
+			g := newTestGroup(t, id)
+			if got := len(mustSeal(t, g.s)); got != 5+g.s.AEADOverhead() {
+				t.Fatalf("AEADOverhead %d, sealing 5 octets gave %d", g.s.AEADOverhead(), got)
+			}
+			for _, gidLen := range []int{0, 63, 64} {
+				g.ctx.GroupID = bytes.Repeat([]byte{'g'}, gidLen)
+				for _, adLen := range []int{0, 63, 64} {
+					for _, ctLen := range []int{0, 16383, 16384} {
+						send, recv := g.epoch(), g.epoch()
+						c := g.content(1, wire.ContentTypeApplication)
+						c.AuthenticatedData = bytes.Repeat([]byte{'a'}, adLen)
+						ac := g.signed(c, wire.WireFormatPrivateMessage)
+						// Pad the content to a ciphertext of ctLen octets.
+						pad := func(n int) int { return max(ctLen-g.s.AEADOverhead()-n, 0) }
+						msg, err := send.ProtectPrivateMessage(ac, pad, g.rand)
+						if err != nil {
+							t.Fatalf("gid %d, ad %d, ct %d: %v", gidLen, adLen, ctLen, err)
+						}
+						m, err := wire.UnmarshalMLSMessage(msg)
+						if err != nil {
+							t.Fatalf("gid %d, ad %d, ct %d: %v", gidLen, adLen, ctLen, err)
+						}
+						pm := m.PrivateMessage
+						if (ctLen > 0 && len(pm.Ciphertext) != ctLen) || !bytes.Equal(pm.GroupID, g.ctx.GroupID) || len(pm.AuthenticatedData) != adLen {
+							t.Fatalf("gid %d, ad %d, ct %d: decoded lengths %d, %d, %d", gidLen, adLen, ctLen,
+								len(pm.GroupID), len(pm.AuthenticatedData), len(pm.Ciphertext))
+						}
+						again, err := codec.Marshal(m)
+						if err != nil || !bytes.Equal(again, msg) {
+							t.Fatalf("gid %d, ad %d, ct %d: not the canonical encoding (%v)", gidLen, adLen, ctLen, err)
+						}
+						got, err := recv.UnprotectPrivate(pm, g.members)
+						if err != nil {
+							t.Fatalf("gid %d, ad %d, ct %d: %v", gidLen, adLen, ctLen, err)
+						}
+						if !bytes.Equal(got.Content.ApplicationData, c.ApplicationData) || !bytes.Equal(got.Content.AuthenticatedData, c.AuthenticatedData) {
+							t.Fatalf("gid %d, ad %d, ct %d: content differs", gidLen, adLen, ctLen)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func mustSeal(t *testing.T, s *suite.Suite) []byte {
+	t.Helper()
+	out, err := s.Seal(make([]byte, s.KeySize()), make([]byte, s.NonceSize()), nil, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -1,9 +1,11 @@
 package framing
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/mlskit/mlskit/internal/codec"
 	"github.com/mlskit/mlskit/internal/keyschedule"
@@ -32,23 +34,51 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int, rand 
 
 // ProtectPrivatePadded is ProtectPrivate with the padding chosen by pad,
 // from the length of the PrivateMessageContent before padding: the content
-// is encoded once, and its padding appended.
+// is encoded once, and its padding appended. It is ProtectPrivateMessage's
+// message, decoded.
 func (e *Epoch) ProtectPrivatePadded(ac *wire.AuthenticatedContent, pad func(contentSize int) int, rand io.Reader) (*wire.PrivateMessage, error) {
+	msg, err := e.ProtectPrivateMessage(ac, pad, rand)
+	if err != nil {
+		return nil, err
+	}
+	m, err := wire.UnmarshalMLSMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	return m.PrivateMessage, nil
+}
+
+// senderDataSize is the length of an encoded SenderData: leaf_index,
+// generation and reuse_guard (RFC 9420, Section 6.3.2).
+const senderDataSize = 4 + 4 + reuseGuardSize
+
+// ProtectPrivateMessage is ProtectPrivatePadded returning the
+// PrivateMessage encoded as an MLSMessage (RFC 9420, Section 6), made in
+// one buffer. The PrivateMessageContent is encoded, padded and sealed in
+// place where the ciphertext goes, and the fields before it are written in
+// front of it. PrivateMessage starts with the fields of PrivateContentAAD
+// (group_id, epoch, content_type, authenticated_data), and SenderDataAAD
+// is their first three (Sections 6.3.1 and 6.3.2), so both AEADs read
+// their associated data from the message itself; the encrypted SenderData
+// (always senderDataSize octets and a tag) is sealed last, into the room
+// kept for it, because its key comes from the ciphertext.
+func (e *Epoch) ProtectPrivateMessage(ac *wire.AuthenticatedContent, pad func(contentSize int) int, rand io.Reader) ([]byte, error) {
 	if err := e.checkOutgoing(ac, wire.WireFormatPrivateMessage); err != nil {
 		return nil, err
 	}
 	if e.Tree == nil || len(e.SenderDataSecret) == 0 {
 		return nil, errors.New("mls: framing.Epoch needs a secret tree and a sender_data_secret for PrivateMessage")
 	}
-	if ac.Content.Sender.SenderType != wire.SenderTypeMember {
+	c := &ac.Content
+	if c.Sender.SenderType != wire.SenderTypeMember {
 		return nil, errors.New("mls: only members send PrivateMessages (RFC 9420, Section 6.3.2)")
 	}
 	if pad == nil {
 		return nil, errors.New("mls: ProtectPrivatePadded needs a padding rule")
 	}
-	kind, ok := secrettree.KindOf(ac.Content.ContentType)
+	kind, ok := secrettree.KindOf(c.ContentType)
 	if !ok {
-		return nil, fmt.Errorf("mls: cannot protect content of type %v", ac.Content.ContentType)
+		return nil, fmt.Errorf("mls: cannot protect content of type %v", c.ContentType)
 	}
 	if rand == nil {
 		return nil, errors.New("mls: ProtectPrivate needs a source of randomness")
@@ -56,29 +86,49 @@ func (e *Epoch) ProtectPrivatePadded(ac *wire.AuthenticatedContent, pad func(con
 	// The content and the guard before taking a generation, so that a
 	// content that cannot be encoded, a negative padding or a failing rand
 	// does not burn one.
-	plaintext, err := paddedContent(ac, pad)
+	l, err := e.layOutPrivate(ac, pad)
 	if err != nil {
 		return nil, err
 	}
 	var guard [reuseGuardSize]byte
 	if _, err := io.ReadFull(rand, guard[:]); err != nil {
+		clear(l.buf)
 		return nil, fmt.Errorf("mls: reading the reuse guard: %w", err)
 	}
-	leaf := ac.Content.Sender.LeafIndex
-	generation, key, nonce, err := e.Tree.Next(treemath.LeafIndex(leaf), kind)
+	generation, key, nonce, err := e.Tree.Next(treemath.LeafIndex(c.Sender.LeafIndex), kind)
 	if err != nil {
+		clear(l.buf)
 		return nil, fmt.Errorf("mls: secret tree: %w", err)
 	}
 	defer key.Erase()
 	defer nonce.Erase()
-	return e.sealPrivate(ac, plaintext, generation, key, nonce, guard)
+	return e.sealPrivate(ac, l, generation, key, nonce, guard)
 }
 
-// paddedContent encodes ac's PrivateMessageContent and appends the zero
-// octets pad asks for, given the unpadded length (RFC 9420, Section
-// 6.3.1): the content is encoded once.
-func paddedContent(ac *wire.AuthenticatedContent, pad func(contentSize int) int) ([]byte, error) {
+// A privateLayout is a PrivateMessage being made in one buffer: room
+// octets for the fields before the ciphertext, then the padded content.
+type privateLayout struct {
+	buf      []byte // room, then the padded PrivateMessageContent
+	room     int
+	aadLen   int // PrivateContentAAD's fields
+	sdAADLen int // SenderDataAAD's: the first three
+}
+
+// layOutPrivate encodes ac's PrivateMessageContent after the room the
+// other fields of the message need and appends the zero octets pad asks
+// for, given the unpadded length (RFC 9420, Section 6.3.1).
+func (e *Epoch) layOutPrivate(ac *wire.AuthenticatedContent, pad func(contentSize int) int) (*privateLayout, error) {
 	c := &ac.Content
+	gid, ad := c.GroupID, c.AuthenticatedData
+	if len(gid) > codec.MaxVarint || len(ad) > codec.MaxVarint {
+		return nil, errors.New("mls: group_id or authenticated_data longer than 2^30-1 octets")
+	}
+	l := &privateLayout{sdAADLen: codec.VarintLen(uint64(len(gid))) + len(gid) + 8 + 1}
+	l.aadLen = l.sdAADLen + codec.VarintLen(uint64(len(ad))) + len(ad)
+	// The MLSMessage header, the PrivateContentAAD's fields, the encrypted
+	// SenderData (shorter than 64 octets: a one-octet length) and the
+	// longest length of the ciphertext.
+	l.room = 4 + l.aadLen + 1 + senderDataSize + e.Suite.AEADOverhead() + 4
 	pmc := wire.PrivateMessageContent{
 		ContentType:     c.ContentType,
 		ApplicationData: c.ApplicationData,
@@ -87,61 +137,80 @@ func paddedContent(ac *wire.AuthenticatedContent, pad func(contentSize int) int)
 		Auth:            ac.Auth,
 	}
 	pmc.Auth.ContentType = c.ContentType
-	plaintext, err := codec.Marshal(&pmc)
+	// 256: the signature (up to 132 octets, P-521), a confirmation tag,
+	// their lengths, a padding block and the tag; a content that needs
+	// more (a commit being sent) grows the buffer.
+	b := codec.NewBuilder(make([]byte, l.room, l.room+bodySizeHint(c)+256))
+	pmc.Marshal(b)
+	buf, err := b.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("mls: encoding PrivateMessageContent: %w", err)
 	}
-	padding := pad(len(plaintext))
+	padding := pad(len(buf) - l.room)
 	if padding < 0 {
+		clear(buf)
 		return nil, errors.New("mls: negative padding")
 	}
-	return append(plaintext, make([]byte, padding)...), nil
+	buf = append(buf, make([]byte, padding)...)
+	if len(buf)-l.room+e.Suite.AEADOverhead() > codec.MaxVarint {
+		clear(buf)
+		return nil, errors.New("mls: PrivateMessage ciphertext longer than 2^30-1 octets")
+	}
+	l.buf = slices.Grow(buf, e.Suite.AEADOverhead()) // the tag, sealed in place
+	return l, nil
 }
 
-// sealPrivate does the encryption of ProtectPrivate of ac, whose padded
-// PrivateMessageContent is plaintext, with the given generation, key, nonce
-// and reuse guard. It modifies nonce.
-func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, plaintext []byte, generation uint32,
-	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) (*wire.PrivateMessage, error) {
+// sealPrivate finishes the PrivateMessage laid out in l with the given
+// generation, key, nonce and reuse guard and returns it as an MLSMessage.
+// It modifies nonce.
+func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, l *privateLayout, generation uint32,
+	key, nonce keyschedule.Secret, guard [reuseGuardSize]byte) ([]byte, error) {
 	s := e.Suite
 	c := &ac.Content
-	pm := &wire.PrivateMessage{
-		GroupID:           c.GroupID,
-		Epoch:             c.Epoch,
-		ContentType:       c.ContentType,
-		AuthenticatedData: c.AuthenticatedData,
+	buf, room := l.buf, l.room
+	ptLen := len(buf) - room
+	ctLen := ptLen + s.AEADOverhead()
+	esdLen := senderDataSize + s.AEADOverhead()
+
+	// The fields before the ciphertext, written so that they end where it
+	// starts (its length takes one, two or four octets).
+	start := room - codec.VarintLen(uint64(ctLen)) - 1 - esdLen - l.aadLen - 4
+	p := binary.BigEndian.AppendUint16(buf[start:start], uint16(wire.ProtocolVersionMLS10))
+	p = binary.BigEndian.AppendUint16(p, uint16(wire.WireFormatPrivateMessage))
+	p = codec.AppendVarint(p, uint64(len(c.GroupID)), nil)
+	p = append(p, c.GroupID...)
+	p = binary.BigEndian.AppendUint64(p, c.Epoch)
+	p = append(p, byte(c.ContentType))
+	p = codec.AppendVarint(p, uint64(len(c.AuthenticatedData)), nil)
+	p = append(p, c.AuthenticatedData...)
+	p = append(p, byte(esdLen))
+	esdAt := start + len(p)
+	p = codec.AppendVarint(p[:len(p)+esdLen], uint64(ctLen), nil)
+	if start+len(p) != room {
+		return nil, errors.New("mls: PrivateMessage layout") // unreachable: the lengths above
 	}
-	aad, err := codec.Marshal(&wire.PrivateContentAAD{
-		GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType, AuthenticatedData: c.AuthenticatedData,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mls: encoding PrivateContentAAD: %w", err)
-	}
+	aad := buf[start+4 : start+4+l.aadLen]
+
 	applyReuseGuard(nonce, guard)
-	pm.Ciphertext, err = s.Seal(key, nonce, aad, plaintext)
+	ct, err := s.SealAppend(buf[room:room], key, nonce, aad, buf[room:])
 	if err != nil {
+		clear(buf)
 		return nil, fmt.Errorf("mls: encrypting PrivateMessageContent: %w", err)
 	}
 
-	// RFC 9420, Section 6.3.2: the sender data, under a key and nonce
-	// derived from the ciphertext sample.
-	sd := wire.SenderData{LeafIndex: c.Sender.LeafIndex, Generation: generation, ReuseGuard: guard}
-	sdBytes, err := codec.Marshal(&sd)
-	if err != nil {
-		return nil, err
-	}
-	sdAAD, err := codec.Marshal(&wire.SenderDataAAD{GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType})
-	if err != nil {
-		return nil, fmt.Errorf("mls: encoding SenderDataAAD: %w", err)
-	}
-	sdKey, sdNonce := keyschedule.SenderDataKeyNonce(s, e.SenderDataSecret, pm.Ciphertext)
+	// Section 6.3.2: the sender data, under a key and nonce derived from
+	// the ciphertext sample.
+	var sd [senderDataSize]byte
+	binary.BigEndian.PutUint32(sd[0:], c.Sender.LeafIndex)
+	binary.BigEndian.PutUint32(sd[4:], generation)
+	copy(sd[8:], guard[:])
+	sdKey, sdNonce := keyschedule.SenderDataKeyNonce(s, e.SenderDataSecret, ct)
 	defer sdKey.Erase()
 	defer sdNonce.Erase()
-	pm.EncryptedSenderData, err = s.Seal(sdKey, sdNonce, sdAAD, sdBytes)
-	if err != nil {
+	if _, err := s.SealAppend(buf[esdAt:esdAt], sdKey, sdNonce, aad[:l.sdAADLen], sd[:]); err != nil {
 		return nil, fmt.Errorf("mls: encrypting SenderData: %w", err)
 	}
-	return pm, nil
+	return buf[start : room+len(ct)], nil
 }
 
 // UnprotectPrivate decrypts and checks a PrivateMessage and returns the

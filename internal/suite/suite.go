@@ -188,6 +188,11 @@ func (s *Suite) KeySize() int { return s.nk }
 // NonceSize returns the AEAD nonce size Nn.
 func (s *Suite) NonceSize() int { return s.nn }
 
+// AEADOverhead is how much longer Seal's output is than its plaintext: the
+// tag, 16 octets for each AEAD of RFC 9420, Section 17.1 (AES-GCM and
+// ChaCha20-Poly1305).
+func (s *Suite) AEADOverhead() int { return 16 }
+
 // String returns the suite's name.
 func (s *Suite) String() string { return s.id.String() }
 
