@@ -48,10 +48,12 @@ func (g *Group) Encrypt(plaintext, authenticatedData []byte) ([]byte, error) {
 		GroupID:           g.st.ctx.GroupID,
 		Epoch:             g.st.ctx.Epoch,
 		Sender:            wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: uint32(g.st.me)},
-		AuthenticatedData: bytes.Clone(authenticatedData),
+		AuthenticatedData: authenticatedData,
 		ContentType:       wire.ContentTypeApplication,
-		ApplicationData:   bytes.Clone(plaintext),
+		ApplicationData:   plaintext,
 	}
+	// Read, not kept: the message is encoded from them before Encrypt
+	// returns.
 	return g.protect(content, wire.WireFormatPrivateMessage)
 }
 

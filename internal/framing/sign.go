@@ -156,9 +156,8 @@ func layOutSignContentIn(buf []byte, label string, sizeHint int, marshal func(*c
 	if n > codec.MaxVarint {
 		return nil, errors.New("mls: content to sign longer than 2^30-1 bytes")
 	}
-	hdr := suite.AppendSignContentHeader(make([]byte, 0, room), label, n)
-	start := room - len(hdr)
-	copy(buf[start:], hdr)
+	start := room - suite.SignContentHeaderSize(label, n)
+	suite.AppendSignContentHeader(buf[start:start], label, n) // in place, ending at room
 	return &laidOut{buf: buf, room: room, start: start, label: label}, nil
 }
 

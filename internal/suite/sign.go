@@ -11,6 +11,8 @@ import (
 	"io"
 
 	"github.com/cloudflare/circl/sign/ed448"
+
+	"github.com/mlskit/mlskit/internal/codec"
 )
 
 // sigAlg is a signature scheme of RFC 9420, Section 17.1 (the TLS 1.3
@@ -173,7 +175,8 @@ func (s *Suite) VerifyWithLabel(pub []byte, label string, content, sig []byte) e
 // SignContentHeaderSize is the length of what AppendSignContentHeader
 // appends: at most 4+len("MLS 1.0 ")+len(label)+4.
 func SignContentHeaderSize(label string, contentLen int) int {
-	return len(AppendSignContentHeader(make([]byte, 0, 16+len(label)), label, contentLen))
+	l := len(labelPrefix) + len(label)
+	return codec.VarintLen(uint64(l)) + l + codec.VarintLen(uint64(contentLen))
 }
 
 // AppendSignContentHeader appends to b the bytes of SignContent{"MLS 1.0
