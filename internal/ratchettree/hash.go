@@ -173,12 +173,9 @@ func marshalSized(m codec.Marshaler, size int) ([]byte, error) {
 // parent_hash field ph, given its copath child's original tree hash
 // (RFC 9420, Section 7.9).
 func (t *Tree) parentHash(key, ph, siblingHash []byte) []byte {
-	in := wire.ParentHashInput{EncryptionKey: key, ParentHash: ph, OriginalSiblingTreeHash: siblingHash}
-	enc, err := marshalSized(&in, len(key)+len(ph)+len(siblingHash)+16)
-	if err != nil {
-		return t.suite.Hash(nil)
-	}
-	return t.suite.Hash(enc)
+	// ParentHashInput{encryption_key, parent_hash,
+	// original_sibling_tree_hash}: three opaque<V> fields.
+	return t.suite.HashOpaques(key, ph, siblingHash)
 }
 
 // originalHash returns the tree hash of the subtree at x as it was before

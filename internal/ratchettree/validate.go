@@ -405,13 +405,17 @@ func (t *Tree) checkUnmerged() error {
 func (t *Tree) VerifyParentHashes() error {
 	w := t.Width()
 	// Only non-blank parents are ever covered: a map keeps this in
-	// proportion to them, not to the width (issue 12, finding 7).
-	covered := map[NodeIndex]bool{}
+	// proportion to them, not to the width (issue 12, finding 7). Both
+	// maps are sized for the non-blank nodes (each holds a key in the
+	// index), so that a tree of a thousand parents does not grow them a
+	// dozen times.
+	hint := t.enc.len()
+	covered := make(map[NodeIndex]bool, hint/2)
 	type sideKey struct {
 		p    NodeIndex
 		left bool
 	}
-	phCache := map[sideKey][]byte{}
+	phCache := make(map[sideKey][]byte, hint/2)
 	for d := NodeIndex(0); uint32(d) < w; d++ {
 		dn := t.st.get(d).node
 		if dn == nil {

@@ -33,6 +33,29 @@ func (s *Suite) Hash(data []byte) []byte {
 	return out
 }
 
+// HashOpaques returns Hash of the opaque<V> encodings of fields, one after
+// the other (RFC 9420, Section 2.1.2), without building that encoding: a
+// ParentHashInput is three of them (Section 7.9), hashed once per parent
+// when a joiner checks a tree's parent hashes. A field longer than 2^30-1
+// octets has no encoding; the result is then Hash of nothing, which no
+// honest input hashes to.
+func (s *Suite) HashOpaques(fields ...[]byte) []byte {
+	for _, f := range fields {
+		if len(f) > maxVarint {
+			return s.Hash(nil)
+		}
+	}
+	m := s.getMAC()
+	m.inner.Reset()
+	for _, f := range fields {
+		m.inner.Write(codec.AppendVarint(m.t[:0], uint64(len(f)), nil))
+		m.inner.Write(f)
+	}
+	out := m.inner.Sum(make([]byte, 0, s.kdf.size))
+	s.putMAC(m)
+	return out
+}
+
 // Extract is HKDF-Extract (RFC 5869) with the suite's hash (RFC 9420,
 // Section 5.1). A nil or empty salt is a string of Nh zero bytes.
 func (s *Suite) Extract(salt, ikm []byte) []byte {
