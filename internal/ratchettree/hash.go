@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mlskit/mlskit/internal/codec"
+	"github.com/mlskit/mlskit/internal/suite"
 	"github.com/mlskit/mlskit/internal/treemath"
 	"github.com/mlskit/mlskit/internal/wire"
 )
@@ -126,47 +127,52 @@ func hashBlankSubtree(h hash.Hash, x NodeIndex, dst, stack []byte, nh int) {
 // leafHash hashes TreeHashInput for a leaf, using the LeafNode's encoding as
 // received when there is one.
 func (t *Tree) leafHash(l LeafIndex, n *wire.Node) []byte {
-	b := codec.NewBuilder(make([]byte, 0, 256))
-	b.AddUint8(uint8(wire.NodeTypeLeaf))
-	b.AddUint32(uint32(l))
-	b.AddOptional(n != nil)
+	var leaf []byte
 	if n != nil {
-		if raw := n.LeafNode.Raw(); raw != nil {
-			b.AddBytes(raw)
-		} else {
-			n.LeafNode.Marshal(b)
+		// The LeafNode's encoding as received, else encoded here.
+		if leaf = n.LeafNode.Raw(); leaf == nil {
+			enc, err := codec.Marshal(n.LeafNode)
+			if err != nil {
+				// Only an unencodable leaf (e.g. an unknown source set
+				// by the caller) gets here; its hash is of nothing
+				// anyone can match.
+				return t.suite.Hash(nil)
+			}
+			leaf = enc
 		}
 	}
-	enc, err := b.Bytes()
-	if err != nil {
-		// Only an unencodable leaf (e.g. an unknown source set by the
-		// caller) gets here; its hash is of nothing anyone can match.
-		return t.suite.Hash(nil)
-	}
-	return t.suite.Hash(enc)
+	// TreeHashInput{leaf, LeafNodeHashInput{leaf_index, optional leaf}}.
+	return t.suite.HashWith(func(h *suite.HashInput) {
+		h.Uint8(uint8(wire.NodeTypeLeaf))
+		h.Uint32(uint32(l))
+		if n == nil {
+			h.Uint8(0)
+			return
+		}
+		h.Uint8(1)
+		h.Write(leaf)
+	})
 }
 
+// parentHashInputHash hashes TreeHashInput{parent, ParentNodeHashInput{
+// optional pn, left_hash, right_hash}} as it is written.
 func (t *Tree) parentHashInputHash(pn *wire.ParentNode, left, right []byte) []byte {
-	in := wire.TreeHashInput{NodeType: wire.NodeTypeParent,
-		ParentNode: &wire.ParentNodeHashInput{ParentNode: pn, LeftHash: left, RightHash: right}}
-	size := len(left) + len(right) + 16
-	if pn != nil { // blank
-		size += len(pn.EncryptionKey) + len(pn.ParentHash) + 4*len(pn.UnmergedLeaves)
-	}
-	enc, err := marshalSized(&in, size)
-	if err != nil {
-		return t.suite.Hash(nil)
-	}
-	return t.suite.Hash(enc)
-}
-
-// marshalSized encodes m into a buffer of about its size, allocated once: a
-// builder started empty grows several times for the small inputs hashed
-// once per node.
-func marshalSized(m codec.Marshaler, size int) ([]byte, error) {
-	b := codec.NewBuilder(make([]byte, 0, size))
-	m.Marshal(b)
-	return b.Bytes()
+	return t.suite.HashWith(func(h *suite.HashInput) {
+		h.Uint8(uint8(wire.NodeTypeParent))
+		if pn == nil { // blank
+			h.Uint8(0)
+		} else {
+			h.Uint8(1)
+			h.Opaque(pn.EncryptionKey)
+			h.Opaque(pn.ParentHash)
+			h.Varint(4 * len(pn.UnmergedLeaves))
+			for _, u := range pn.UnmergedLeaves {
+				h.Uint32(u)
+			}
+		}
+		h.Opaque(left)
+		h.Opaque(right)
+	})
 }
 
 // parentHash computes the parent hash of a node with encryption key key and
@@ -175,7 +181,11 @@ func marshalSized(m codec.Marshaler, size int) ([]byte, error) {
 func (t *Tree) parentHash(key, ph, siblingHash []byte) []byte {
 	// ParentHashInput{encryption_key, parent_hash,
 	// original_sibling_tree_hash}: three opaque<V> fields.
-	return t.suite.HashOpaques(key, ph, siblingHash)
+	return t.suite.HashWith(func(h *suite.HashInput) {
+		h.Opaque(key)
+		h.Opaque(ph)
+		h.Opaque(siblingHash)
+	})
 }
 
 // originalHash returns the tree hash of the subtree at x as it was before

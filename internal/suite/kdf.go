@@ -33,27 +33,88 @@ func (s *Suite) Hash(data []byte) []byte {
 	return out
 }
 
-// HashOpaques returns Hash of the opaque<V> encodings of fields, one after
-// the other (RFC 9420, Section 2.1.2), without building that encoding: a
-// ParentHashInput is three of them (Section 7.9), hashed once per parent
-// when a joiner checks a tree's parent hashes. A field longer than 2^30-1
-// octets has no encoding; the result is then Hash of nothing, which no
-// honest input hashes to.
-func (s *Suite) HashOpaques(fields ...[]byte) []byte {
-	for _, f := range fields {
-		if len(f) > maxVarint {
-			return s.Hash(nil)
-		}
-	}
+// HashWith returns Hash of what write writes into the HashInput, without
+// assembling it: a tree hash (RFC 9420, Section 7.8) hashes a LeafNode's
+// encoding as received and a parent's fields, and a parent hash (Section
+// 7.9) an encryption key and two hashes, once per node of a tree a joiner
+// checks. Small fields are gathered before they reach the digest. An
+// opaque<V> field longer than 2^30-1 octets has no encoding; the result is
+// then Hash of nothing, which no honest input hashes to.
+func (s *Suite) HashWith(write func(*HashInput)) []byte {
 	m := s.getMAC()
 	m.inner.Reset()
-	for _, f := range fields {
-		m.inner.Write(codec.AppendVarint(m.t[:0], uint64(len(f)), nil))
-		m.inner.Write(f)
+	in := HashInput{m: m}
+	write(&in)
+	if in.bad {
+		s.putMAC(m)
+		return s.Hash(nil)
 	}
+	in.flush()
 	out := m.inner.Sum(make([]byte, 0, s.kdf.size))
 	s.putMAC(m)
 	return out
+}
+
+// A HashInput is the input of HashWith, written field by field in the
+// order of its encoding.
+type HashInput struct {
+	m   *macState // m.t gathers small fields
+	n   int       // octets gathered in m.t
+	bad bool      // a field had no encoding
+}
+
+func (h *HashInput) flush() {
+	if h.n > 0 {
+		h.m.inner.Write(h.m.t[:h.n])
+		h.n = 0
+	}
+}
+
+// Write writes b as it is.
+func (h *HashInput) Write(b []byte) {
+	if h.n+len(b) <= len(h.m.t) {
+		h.n += copy(h.m.t[h.n:], b)
+		return
+	}
+	h.flush()
+	h.m.inner.Write(b)
+}
+
+// Uint8 writes v.
+func (h *HashInput) Uint8(v uint8) {
+	if h.n+1 > len(h.m.t) {
+		h.flush()
+	}
+	h.m.t[h.n] = v
+	h.n++
+}
+
+// Uint32 writes v, big-endian.
+func (h *HashInput) Uint32(v uint32) {
+	if h.n+4 > len(h.m.t) {
+		h.flush()
+	}
+	binary.BigEndian.PutUint32(h.m.t[h.n:], v)
+	h.n += 4
+}
+
+// Varint writes n as an MLS variable-length integer (RFC 9420, Section
+// 2.1.2).
+func (h *HashInput) Varint(n int) {
+	if n < 0 || n > maxVarint {
+		h.bad = true
+		return
+	}
+	if h.n+4 > len(h.m.t) {
+		h.flush()
+	}
+	h.n = len(codec.AppendVarint(h.m.t[:h.n], uint64(n), nil))
+}
+
+// Opaque writes b as an opaque<V>: its length, then b.
+func (h *HashInput) Opaque(b []byte) {
+	h.Varint(len(b))
+	h.Write(b)
 }
 
 // Extract is HKDF-Extract (RFC 5869) with the suite's hash (RFC 9420,

@@ -22,25 +22,38 @@ func TestSignContentHeaderSize(t *testing.T) {
 	}
 }
 
-// TestHashOpaques: hashing fields as opaque<V> without encoding them gives
-// the hash of their encoding, in every suite, for fields on both sides of
-// each varint boundary.
-func TestHashOpaques(t *testing.T) {
+// TestHashWith: hashing fields as they are written gives the hash of their
+// encoding, in every suite, for opaque<V> fields on both sides of each
+// varint boundary mixed with small fields (gathered before they reach the
+// digest) and large ones (written through).
+func TestHashWith(t *testing.T) {
 	for _, id := range Supported() {
 		s, err := Lookup(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range []int{0, 1, 63, 64, 16383, 16384} {
-			a, b := strings.Repeat("a", n), strings.Repeat("b", 32)
-			var enc []byte
-			for _, f := range []string{a, b, ""} {
+			a, b := []byte(strings.Repeat("a", n)), []byte(strings.Repeat("b", 32))
+			enc := []byte{7, 0, 0, 1, 2}
+			for _, f := range [][]byte{a, b, nil} {
 				enc = codec.AppendVarint(enc, uint64(len(f)), nil)
 				enc = append(enc, f...)
 			}
-			if got, want := s.HashOpaques([]byte(a), []byte(b), nil), s.Hash(enc); !bytes.Equal(got, want) {
-				t.Fatalf("%v, field of %d octets: HashOpaques differs from the hash of the encoding", id, n)
+			enc = append(enc, a...)
+			got := s.HashWith(func(h *HashInput) {
+				h.Uint8(7)
+				h.Uint32(258)
+				h.Opaque(a)
+				h.Opaque(b)
+				h.Opaque(nil)
+				h.Write(a)
+			})
+			if want := s.Hash(enc); !bytes.Equal(got, want) {
+				t.Fatalf("%v, field of %d octets: HashWith differs from the hash of the encoding", id, n)
 			}
+		}
+		if got := s.HashWith(func(h *HashInput) { h.Varint(1 << 30) }); !bytes.Equal(got, s.Hash(nil)) {
+			t.Fatalf("%v: a length with no varint does not give Hash of nothing", id)
 		}
 	}
 }
