@@ -1,7 +1,6 @@
 package framing
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -174,16 +173,19 @@ func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, l *privateLayout, gen
 
 	// The fields before the ciphertext, written so that they end where it
 	// starts (its length takes one, two or four octets).
+	// The PrivateContentAAD's fields are encoded by wire, as the receiver
+	// encodes them to open the message.
 	start := room - codec.VarintLen(uint64(ctLen)) - 1 - esdLen - l.aadLen - 4
-	p := binary.BigEndian.AppendUint16(buf[start:start], uint16(wire.ProtocolVersionMLS10))
-	p = binary.BigEndian.AppendUint16(p, uint16(wire.WireFormatPrivateMessage))
-	p = codec.AppendVarint(p, uint64(len(c.GroupID)), nil)
-	p = append(p, c.GroupID...)
-	p = binary.BigEndian.AppendUint64(p, c.Epoch)
-	p = append(p, byte(c.ContentType))
-	p = codec.AppendVarint(p, uint64(len(c.AuthenticatedData)), nil)
-	p = append(p, c.AuthenticatedData...)
-	p = append(p, byte(esdLen))
+	b := codec.NewBuilder(buf[start:start]) // in place: room holds it all
+	b.AddUint16(uint16(wire.ProtocolVersionMLS10))
+	b.AddUint16(uint16(wire.WireFormatPrivateMessage))
+	(&wire.PrivateContentAAD{GroupID: c.GroupID, Epoch: c.Epoch, ContentType: c.ContentType,
+		AuthenticatedData: c.AuthenticatedData}).Marshal(b)
+	b.AddVarint(uint64(esdLen))
+	p, err := b.Bytes()
+	if err != nil || len(p) != 4+l.aadLen+1 {
+		return nil, errors.New("mls: PrivateMessage layout") // unreachable: the lengths above
+	}
 	esdAt := start + len(p)
 	p = codec.AppendVarint(p[:len(p)+esdLen], uint64(ctLen), nil)
 	if start+len(p) != room {
@@ -200,14 +202,14 @@ func (e *Epoch) sealPrivate(ac *wire.AuthenticatedContent, l *privateLayout, gen
 
 	// Section 6.3.2: the sender data, under a key and nonce derived from
 	// the ciphertext sample.
-	var sd [senderDataSize]byte
-	binary.BigEndian.PutUint32(sd[0:], c.Sender.LeafIndex)
-	binary.BigEndian.PutUint32(sd[4:], generation)
-	copy(sd[8:], guard[:])
+	sd, err := codec.Marshal(&wire.SenderData{LeafIndex: c.Sender.LeafIndex, Generation: generation, ReuseGuard: guard})
+	if err != nil || len(sd) != senderDataSize {
+		return nil, errors.New("mls: encoding SenderData") // unreachable: fixed-size fields
+	}
 	sdKey, sdNonce := keyschedule.SenderDataKeyNonce(s, e.SenderDataSecret, ct)
 	defer sdKey.Erase()
 	defer sdNonce.Erase()
-	if _, err := s.SealAppend(buf[esdAt:esdAt], sdKey, sdNonce, aad[:l.sdAADLen], sd[:]); err != nil {
+	if _, err := s.SealAppend(buf[esdAt:esdAt], sdKey, sdNonce, aad[:l.sdAADLen], sd); err != nil {
 		return nil, fmt.Errorf("mls: encrypting SenderData: %w", err)
 	}
 	return buf[start : room+len(ct)], nil
