@@ -24,7 +24,7 @@ type groupInfoView struct {
 // its signature and validates the tree against it (RFC 9420, Sections
 // 12.4.3 and 12.4.3.1).
 func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView, error) {
-	m, err := wire.UnmarshalMLSMessage(bytes.Clone(groupInfo))
+	m, err := wire.UnmarshalMLSMessage(groupInfo) // a copy of its own
 	if err != nil {
 		return nil, err
 	}
@@ -53,10 +53,20 @@ func verifyGroupInfo(cfg *Config, groupInfo, ratchetTree []byte) (*groupInfoView
 // otherwise their problems are returned as warnings: a member that has not
 // updated since its KeyPackage expired must not make the group unjoinable
 // (Section 7.3 RECOMMENDS the check for received leaves).
+//
+// The tree keeps the bytes it is decoded from. A tree in the GroupInfo's
+// extension is decoded where it lies, in the GroupInfo's own buffer (the
+// decrypted Welcome's, or the copy verifyGroupInfo decoded), which the
+// GroupContext the group keeps points into anyway: the group holds one
+// copy of the tree's encoding, not two. A tree given out of band is the
+// caller's, and copied.
 func verifiedTree(cfg *Config, s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*ratchettree.Tree, []error, error) {
-	data, err := treeBytes(gi, outOfBand)
-	if err != nil {
-		return nil, nil, err
+	data, ok := findExtension(gi.Extensions, wire.ExtensionTypeRatchetTree)
+	if !ok {
+		if outOfBand == nil {
+			return nil, nil, invalid(ErrInvalidWelcome, "12.4.3.3", "no ratchet tree in the Welcome and none given")
+		}
+		data = bytes.Clone(outOfBand)
 	}
 	ctx := &gi.GroupContext
 	// The leaves' signatures are verified in the background while the tree

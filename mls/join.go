@@ -350,18 +350,6 @@ func sameExtensions(a, b []wire.Extension) bool {
 	return bytes.Equal(ea, eb)
 }
 
-// treeBytes returns the encoded ratchet tree from the GroupInfo's
-// ratchet_tree extension, or the bytes given out of band.
-func treeBytes(gi *wire.GroupInfo, outOfBand []byte) ([]byte, error) {
-	if data, ok := findExtension(gi.Extensions, wire.ExtensionTypeRatchetTree); ok {
-		return data, nil
-	}
-	if outOfBand == nil {
-		return nil, invalid(ErrInvalidWelcome, "12.4.3.3", "no ratchet tree in the Welcome and none given")
-	}
-	return outOfBand, nil
-}
-
 // findLeaf finds the leaf whose LeafNode encodes identically to want.
 func findLeaf(tree *ratchettree.Tree, want *wire.LeafNode) (treemath.LeafIndex, bool) {
 	if l, ok := tree.FindSignatureKey(want.SignatureKey); ok {

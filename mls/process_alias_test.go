@@ -149,3 +149,115 @@ func TestProcessDoesNotWriteInput(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinKeepsNoAliasOfInput: a joined group keeps none of the caller's
+// bytes. A joiner's tree is decoded where it lies in the GroupInfo's own
+// buffer (the decrypted Welcome's, or ExternalJoin's copy of the
+// GroupInfo), so a tree given out of band, which is the caller's, must be
+// copied. Each join below is followed by overwriting everything the caller
+// passed in: the Welcome or GroupInfo and the out-of-band tree. The joined
+// member must then agree with the group, commit, and exchange messages.
+func TestJoinKeepsNoAliasOfInput(t *testing.T) {
+	scribble := func(bs ...[]byte) {
+		for _, b := range bs {
+			for i := range b {
+				b[i] = 0xA5
+			}
+		}
+	}
+	for _, outOfBand := range []bool{false, true} {
+		name := "tree in the GroupInfo"
+		if outOfBand {
+			name = "tree out of band"
+		}
+		t.Run(name, func(t *testing.T) {
+			seeded(t, 93)
+			cfg := detConfig("join alias", true)
+			all := threeParty(t, fastSuite, cfg)
+			alice := all[0]
+
+			// A Welcome.
+			dave := newClient(t, "dave", fastSuite, cfg)
+			res, err := alice.g.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(dave.keyPackage(t))},
+				RatchetTreeOutOfBand: outOfBand})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := alice.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, alice, res.Commit, all[1:]...)
+			var opts *mls.JoinOptions
+			var tree []byte
+			if outOfBand {
+				if tree, err = alice.g.RatchetTree(); err != nil {
+					t.Fatal(err)
+				}
+				opts = &mls.JoinOptions{RatchetTree: tree}
+			}
+			if dave.g, err = mls.JoinFromWelcome(cfg, res.Welcome, dave.bundle, opts); err != nil {
+				t.Fatal(err)
+			}
+			scribble(res.Welcome, tree)
+			all = append(all, dave)
+			checkAgree(t, all)
+
+			// An external join.
+			erin := newClient(t, "erin", fastSuite, cfg)
+			gi, err := alice.g.GroupInfo(!outOfBand, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var eopts *mls.ExternalJoinOptions
+			tree = nil
+			if outOfBand {
+				if tree, err = alice.g.RatchetTree(); err != nil {
+					t.Fatal(err)
+				}
+				eopts = &mls.ExternalJoinOptions{RatchetTree: tree}
+			}
+			ext, err := mls.ExternalJoin(cfg, gi, erin.cred, erin.sig, eopts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scribble(gi, tree)
+			erin.g = ext.Group
+			deliver(t, erin, ext.Commit, all...)
+			all = append(all, erin)
+			checkAgree(t, all)
+
+			// The joiners commit and everyone talks.
+			for _, c := range []*client{dave, erin} {
+				res, err := c.g.Commit(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.g.MergePendingCommit(); err != nil {
+					t.Fatal(err)
+				}
+				others := []*client{}
+				for _, o := range all {
+					if o != c {
+						others = append(others, o)
+					}
+				}
+				deliver(t, c, res.Commit, others...)
+				checkAgree(t, all)
+			}
+			for _, from := range all {
+				msg, err := from.g.Encrypt([]byte("hello from "+from.name), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, to := range all {
+					if to == from {
+						continue
+					}
+					if r, err := to.g.Process(msg); err != nil || !bytes.Equal(r.Application, []byte("hello from "+from.name)) {
+						t.Fatalf("%s from %s: %v", to.name, from.name, err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -245,7 +245,8 @@ func (t *Tree) Validate(treeHash []byte, p *Policy) error {
 // work is done: the leaf signatures, nearly all of it on a large tree, are
 // verified on all cores from the moment each leaf is decoded, beside the
 // rest of the decoding, building the tree and check, which used to run
-// alone on one core.
+// alone on one core. The tree keeps data (its nodes point into it, no copy
+// is made): the caller hands it over and never changes it again.
 func DecodeValidated(s *suite.Suite, data, treeHash []byte, p *Policy, check func(*Tree) error) (*Tree, error) {
 	feed := par.NewFeed[leafAt]()
 	var sigs *leafSignatures

@@ -306,18 +306,26 @@ func Decode[T any, P interface {
 	return x, nil
 }
 
-// BorrowMLSMessage decodes an MLSMessage like UnmarshalMLSMessage but
-// without copying data first: the result's byte slices point into data. For
-// a caller that only reads the result, and copies out what it keeps, before
-// data can change (mls.InspectMessage, which a delivery service runs on
-// every message it accepts).
-func BorrowMLSMessage(data []byte) (*MLSMessage, error) {
-	x := new(MLSMessage)
-	if err := decodeInto(x, data, x.decode); err != nil {
+// DecodeInPlace is Decode without the copy: the result's byte slices point
+// into data itself. For a caller that owns data and never changes it again
+// (a GroupInfo just decrypted into a buffer of its own, whose ratchet tree
+// the joiner then keeps in the same bytes), or that only reads the result
+// and copies out what it keeps before data can change.
+func DecodeInPlace[T any, P interface {
+	*T
+	decodable
+}](data []byte) (*T, error) {
+	x := new(T)
+	if err := decodeInto(x, data, P(x).decode); err != nil {
 		return nil, err
 	}
 	return x, nil
 }
+
+// BorrowMLSMessage is DecodeInPlace of an MLSMessage, for a caller that
+// only reads the result (mls.InspectMessage, which a delivery service runs
+// on every message it accepts).
+func BorrowMLSMessage(data []byte) (*MLSMessage, error) { return DecodeInPlace[MLSMessage](data) }
 
 // typeName names *x for a DecodeError ("MLSMessage", not "*wire.MLSMessage").
 func typeName(x any) string {

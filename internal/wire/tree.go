@@ -138,14 +138,16 @@ func (x *SparseRatchetTree) Unmarshal(r *codec.Reader) bool { return unmarshalFr
 
 func (x *SparseRatchetTree) decode(d *decoder) bool { return x.decodeEach(d, nil) }
 
-// DecodeSparseRatchetTree is Decode[SparseRatchetTree] that also calls
-// each (if non-nil) with every non-blank node as soon as it is decoded,
-// in index order, so that work on the first nodes can start while the rest
-// decode. A node passed to each is the one in the result, but the result
-// may still be an error: a caller that started work must drop it then.
+// DecodeSparseRatchetTree is DecodeInPlace[SparseRatchetTree] (the nodes
+// point into data, which must not change afterwards: a tree lives as long
+// as the group) that also calls each (if non-nil) with every non-blank node
+// as soon as it is decoded, in index order, so that work on the first nodes
+// can start while the rest decode. A node passed to each is the one in the
+// result, but the result may still be an error: a caller that started work
+// must drop it then.
 func DecodeSparseRatchetTree(data []byte, each func(IndexedNode)) (*SparseRatchetTree, error) {
 	x := new(SparseRatchetTree)
-	if err := decodeAll(x, data, func(d *decoder) bool { return x.decodeEach(d, each) }); err != nil {
+	if err := decodeInto(x, data, func(d *decoder) bool { return x.decodeEach(d, each) }); err != nil {
 		return nil, err
 	}
 	return x, nil
