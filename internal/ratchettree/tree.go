@@ -366,7 +366,9 @@ func (t *Tree) blankDirectPath(l LeafIndex) {
 // AddLeaf places leaf in the leftmost blank leaf, extending the tree if
 // there is none, and adds it to the unmerged leaves of each non-blank
 // ancestor (RFC 9420, Section 12.1.1). It returns the new leaf's index.
-// Validate the leaf first (ValidateLeafNode): AddLeaf checks nothing.
+// Validate the leaf first (ValidateLeafNode): AddLeaf checks nothing. The
+// tree keeps a detached copy of leaf (wire.LeafNode.Detached), not the
+// message it was decoded from.
 func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
 	l := t.FreeLeaf()
 	if uint32(l) >= maxLeaves {
@@ -386,18 +388,19 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (LeafIndex, error) {
 		np.UnmergedLeaves = nu
 		t.put(p, &wire.Node{NodeType: wire.NodeTypeParent, ParentNode: &np})
 	}
-	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
+	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf.Detached()})
 	return l, nil
 }
 
 // UpdateLeaf replaces the LeafNode at l and blanks l's direct path
-// (RFC 9420, Section 12.1.2). Validate the leaf first.
+// (RFC 9420, Section 12.1.2). Validate the leaf first. As AddLeaf, it keeps
+// a detached copy of leaf.
 func (t *Tree) UpdateLeaf(l LeafIndex, leaf *wire.LeafNode) error {
 	if t.Leaf(l) == nil {
 		return fail(ErrInvalidTree, "12.1.2", "update of blank or absent leaf %d", l)
 	}
 	t.blankDirectPath(l)
-	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf})
+	t.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: leaf.Detached()})
 	return nil
 }
 

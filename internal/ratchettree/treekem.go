@@ -592,6 +592,11 @@ func (w *Tree) applyPath(sender LeafIndex, leaf *wire.LeafNode, path *wire.Updat
 		}
 		pubs[i] = n.EncryptionKey
 	}
+	// The tree keeps the path's keys and leaf for as long as they stand,
+	// so they are copied out of the commit, which would otherwise be kept
+	// whole with them (see wire.LeafNode.Detached).
+	detachAll(pubs)
+	leaf = leaf.Detached()
 
 	ph := w.mergePath(sender, steps, pubs)
 	if !bytes.Equal(ph, leaf.ParentHash) {
@@ -602,6 +607,15 @@ func (w *Tree) applyPath(sender LeafIndex, leaf *wire.LeafNode, path *wire.Updat
 		return nil, nil
 	}
 	return w.decryptPath(sender, steps, path, ex, ctx, me)
+}
+
+// detachAll replaces each of bs with a copy. Each gets an allocation of
+// its own: later commits replace a path's upper nodes first, and one
+// buffer for the path would live as long as its last key.
+func detachAll(bs [][]byte) {
+	for i, b := range bs {
+		bs[i] = bytes.Clone(b)
+	}
 }
 
 func (t *Tree) decryptPath(sender LeafIndex, steps []pathStep, path *wire.UpdatePath, ex []uint32,

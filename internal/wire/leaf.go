@@ -71,6 +71,24 @@ func (x *LeafNode) decode(d *decoder) bool {
 // It is not updated when x's fields change.
 func (x *LeafNode) Raw() []byte { return x.raw }
 
+// Detached returns x with bytes of its own: x's encoding copied into one
+// allocation and decoded again there. A decoded LeafNode points into the
+// message it came in, and a ratchet tree keeps a leaf until its member
+// commits again: kept as decoded, a leaf set by a commit would keep that
+// whole commit (2 KB in a full 1,000-member tree, 80 KB in a sparse one),
+// and one added by an Add the whole message of Adds. A LeafNode that was
+// not decoded (Raw is nil) is returned as it is.
+func (x *LeafNode) Detached() *LeafNode {
+	if x.raw == nil {
+		return x
+	}
+	d, err := DecodeInPlace[LeafNode](append([]byte(nil), x.raw...))
+	if err != nil { // not reached: raw was decoded once already
+		return x
+	}
+	return d
+}
+
 // TBS returns the encoded LeafNodeTBS that x's signature covers (the content
 // of SignWithLabel(., "LeafNodeTBS", .)). groupID and leafIndex are the
 // context the update and commit sources sign; they are ignored for
