@@ -536,6 +536,22 @@ func (g *benchGroup) newJoiner(b testing.TB) (*mls.KeyPackageBundle, []byte) {
 	return kb, kb.KeyPackage.Bytes()
 }
 
+// joinerWelcome makes a fresh joiner and the Welcome of the committer's
+// commit adding it (with the ratchet tree; the commit is discarded).
+func (g *benchGroup) joinerWelcome(tb testing.TB) (*mls.KeyPackageBundle, []byte) {
+	kb, kpBytes := g.newJoiner(tb)
+	kp, err := mls.ParseKeyPackage(kpBytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g.committer.DiscardPendingCommit()
+	return kb, res.Welcome
+}
+
 // add_commit: the committer parses a new member's KeyPackage and commits
 // its Add with an UpdatePath, producing the commit and a Welcome whose
 // GroupInfo carries the ratchet tree; not merged.
@@ -586,23 +602,14 @@ func (g *benchGroup) benchAdd(b *testing.B, op string, omitPath bool) {
 // is used each iteration; JoinFromWelcome erases the init key it used, so
 // the key is put back (untimed) before each join.
 func (g *benchGroup) benchJoin(b *testing.B) {
-	kb, kpBytes := g.newJoiner(b)
-	kp, err := mls.ParseKeyPackage(kpBytes)
-	if err != nil {
-		b.Fatal(err)
-	}
-	res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(kp)}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g.committer.DiscardPendingCommit()
+	kb, welcome := g.joinerWelcome(b)
 	initKey := bytes.Clone(kb.InitKey)
 	// The memory one member's state takes: the heap a joined Group holds
 	// once the join's garbage is collected, per member of the group.
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
-	j, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
+	j, err := mls.JoinFromWelcome(g.cfg, welcome, kb, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -616,7 +623,7 @@ func (g *benchGroup) benchJoin(b *testing.B) {
 		kb.InitKey = bytes.Clone(initKey)
 		b.StartTimer()
 		s.time(b, func() error {
-			j, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
+			j, err := mls.JoinFromWelcome(g.cfg, welcome, kb, nil)
 			if err == nil && j.Epoch() != g.committer.Epoch()+1 {
 				err = fmt.Errorf("joined at epoch %d", j.Epoch())
 			}
@@ -624,8 +631,8 @@ func (g *benchGroup) benchJoin(b *testing.B) {
 		})
 	}
 	s.report(b)
-	g.reportFloor(b, "join", &s, 0, len(res.Welcome))
-	b.ReportMetric(float64(len(res.Welcome)), "welcome-B")
+	g.reportFloor(b, "join", &s, 0, len(welcome))
+	b.ReportMetric(float64(len(welcome)), "welcome-B")
 	b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/float64(len(g.bundles)+1), "state-B/member")
 }
 

@@ -27,21 +27,11 @@ func TestStateAfterCommitsStaysCompact(t *testing.T) {
 	if err := g.fillPaths(); err != nil { // every member commits once, each kept member processes it all
 		t.Fatal(err)
 	}
-	kb, kp := g.newJoiner(t)
-	parsed, err := mls.ParseKeyPackage(kp)
+	kb, welcome := g.joinerWelcome(t)
+	joiner, err := mls.JoinFromWelcome(g.cfg, welcome, kb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := g.committer.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{mls.AddProposal(parsed)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.committer.DiscardPendingCommit()
-	joiner, err := mls.JoinFromWelcome(g.cfg, res.Welcome, kb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res = nil
 	// held is the heap that *p keeps alive: measured by dropping it. Two
 	// collections each time: sync.Pool contents survive one.
 	held := func(p **mls.Group) int64 {
