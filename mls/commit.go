@@ -228,7 +228,9 @@ func (g *Group) applyProposals(st *epochState, props []resolved, committer wire.
 
 	// Section 12.3, in order: GroupContextExtensions, Updates, Removes, Adds.
 	if gce != nil {
-		a.exts = gce.Extensions
+		// The GroupContext keeps them for epochs: copied, so that it
+		// does not keep the message they came in.
+		a.exts = cloneExtensions(gce.Extensions)
 	}
 	newCtx := *st.ctx
 	newCtx.Extensions = a.exts

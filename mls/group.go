@@ -378,6 +378,18 @@ func policyFor(cfg *Config, ctx *wire.GroupContext) *ratchettree.Policy {
 	return p
 }
 
+// cloneExtensions copies exts and their data.
+func cloneExtensions(exts []wire.Extension) []wire.Extension {
+	if len(exts) == 0 {
+		return nil
+	}
+	out := make([]wire.Extension, len(exts))
+	for i, e := range exts {
+		out[i] = wire.Extension{ExtensionType: e.ExtensionType, ExtensionData: bytes.Clone(e.ExtensionData)}
+	}
+	return out
+}
+
 func findExtension(exts []wire.Extension, t wire.ExtensionType) ([]byte, bool) {
 	for _, e := range exts {
 		if e.ExtensionType == t {

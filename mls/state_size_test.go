@@ -32,24 +32,52 @@ func TestStateAfterCommitsStaysCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// held is the heap that *p keeps alive: measured by dropping it. Two
-	// collections each time: sync.Pool contents survive one.
-	held := func(p **mls.Group) int64 {
-		var m0, m1 runtime.MemStats
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&m0)
-		*p = nil
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&m1)
-		return (int64(m0.HeapAlloc) - int64(m1.HeapAlloc)) / n
-	}
-	j := held(&joiner)
-	c := held(&g.creator)
+	j := held(&joiner) / n
+	c := held(&g.creator) / n
 	runtime.KeepAlive(g) // the rest of the fixture stays, or the drop would count it
 	t.Logf("state per member: %d B joined from a Welcome, %d B after processing a commit from every member", j, c)
 	if c > 2*j {
 		t.Errorf("a member that processed the group's commits holds %d B per member, over twice a joiner's %d B: received commits are being kept", c, j)
+	}
+}
+
+// held is the heap that *p keeps alive, measured by dropping it. Two
+// collections each time: sync.Pool contents survive one. The caller keeps
+// everything else it holds alive past the call (runtime.KeepAlive).
+func held(p **mls.Group) int64 {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	*p = nil
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	return int64(m0.HeapAlloc) - int64(m1.HeapAlloc)
+}
+
+// TestProcessedCommitNotKept: a group keeps nothing of a commit it has
+// processed and merged. The commit below carries 1 MiB of
+// authenticated_data, an Add, a GroupContextExtensions proposal and a
+// path, whose new leaves, keys and extensions the group keeps: kept as
+// decoded, they would keep the whole decoded message, and the 1 MiB with
+// it. (The GroupContext's extensions did, until they were copied.)
+func TestProcessedCommitNotKept(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			seeded(t, 94)
+			cfg := detConfig("commit kept "+m.name, m.pub)
+			all := threeParty(t, fastSuite, cfg)
+			alice, bob := all[0], all[1]
+			dave := newClient(t, "dave", fastSuite, cfg)
+			props := []*mls.Proposal{mls.GroupContextExtensionsProposal([]mls.Extension{requireExt(t)}), mls.AddProposal(dave.keyPackage(t))}
+			commit(t, alice, &mls.CommitOptions{Proposals: props, AuthenticatedData: make([]byte, 1<<20)}, all, dave)
+			all = append(all, dave)
+			checkAgree(t, all)
+			if got := held(&bob.g); got > 256<<10 {
+				t.Errorf("a member of a 3-member group holds %d KiB after processing a commit with 1 MiB of authenticated data", got>>10)
+			}
+			runtime.KeepAlive(all)
+		})
 	}
 }
