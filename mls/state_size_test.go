@@ -44,7 +44,7 @@ func TestStateAfterCommitsStaysCompact(t *testing.T) {
 // held is the heap that *p keeps alive, measured by dropping it. Two
 // collections each time: sync.Pool contents survive one. The caller keeps
 // everything else it holds alive past the call (runtime.KeepAlive).
-func held(p **mls.Group) int64 {
+func held[T any](p **T) int64 {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.GC()
@@ -69,11 +69,31 @@ func TestProcessedCommitNotKept(t *testing.T) {
 			cfg := detConfig("commit kept "+m.name, m.pub)
 			all := threeParty(t, fastSuite, cfg)
 			alice, bob := all[0], all[1]
+			gi, err := alice.g.GroupInfo(true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pg, err := mls.NewPublicGroup(cfg, gi, nil) // as mlsd follows a group
+			if err != nil {
+				t.Fatal(err)
+			}
 			dave := newClient(t, "dave", fastSuite, cfg)
 			props := []*mls.Proposal{mls.GroupContextExtensionsProposal([]mls.Extension{requireExt(t)}), mls.AddProposal(dave.keyPackage(t))}
-			commit(t, alice, &mls.CommitOptions{Proposals: props, AuthenticatedData: make([]byte, 1<<20)}, all, dave)
+			res := commit(t, alice, &mls.CommitOptions{Proposals: props, AuthenticatedData: make([]byte, 1<<20)}, all, dave)
 			all = append(all, dave)
 			checkAgree(t, all)
+			if m.pub {
+				r, err := pg.Process(res.Commit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pg.Merge(r.Commit); err != nil {
+					t.Fatal(err)
+				}
+				if got := held(&pg); got > 256<<10 {
+					t.Errorf("a PublicGroup of a 3-member group holds %d KiB after processing a commit with 1 MiB of authenticated data", got>>10)
+				}
+			}
 			if got := held(&bob.g); got > 256<<10 {
 				t.Errorf("a member of a 3-member group holds %d KiB after processing a commit with 1 MiB of authenticated data", got>>10)
 			}
