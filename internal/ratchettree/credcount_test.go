@@ -60,7 +60,7 @@ func TestDecodedCredentialCounts(t *testing.T) {
 	}
 	counts := func(m *pmap[uint32]) map[string]uint32 {
 		out := map[string]uint32{}
-		m.each(func(k string, v uint32) bool { out[k] = v; return true })
+		m.each(func(k []byte, v uint32) bool { out[string(k)] = v; return true })
 		return out
 	}
 	for _, c := range []struct {

@@ -11,7 +11,10 @@ import (
 // O(1) to clone and O(log n) to update, however many members there are.
 //
 // Keys are hashed with a per-process random seed, so peers cannot aim for
-// collisions; colliding keys share a bucket at the bottom level.
+// collisions; colliding keys share a bucket at the bottom level. A map
+// keeps the key slices it is given, not copies: the tree's keys are its
+// nodes' own bytes, which never change once stored (a copy would be one
+// more allocation, and 32 bytes, per key: three keys per member).
 type pmap[V any] struct {
 	root  *hamtNode[V]
 	owner *owner
@@ -32,7 +35,7 @@ var hamtSeed = maphash.MakeSeed()
 
 type hamtEntry[V any] struct {
 	hash uint64
-	key  string
+	key  []byte // the caller's, never written
 	val  V
 }
 
@@ -76,7 +79,7 @@ func (m *pmap[V]) get(key []byte) (V, bool) {
 	for depth := 0; n != nil; depth++ {
 		if depth == hamtDepth {
 			for _, s := range n.kids {
-				if s.entry.key == k {
+				if string(s.entry.key) == k {
 					return s.entry.val, true
 				}
 			}
@@ -88,7 +91,7 @@ func (m *pmap[V]) get(key []byte) (V, bool) {
 		}
 		s := &n.kids[bits.OnesCount32(n.bitmap&(bit-1))]
 		if s.sub == nil {
-			if s.entry.hash == h && s.entry.key == k {
+			if s.entry.hash == h && string(s.entry.key) == k {
 				return s.entry.val, true
 			}
 			break
@@ -107,7 +110,8 @@ func (m *pmap[V]) editable(n *hamtNode[V]) *hamtNode[V] {
 	return &hamtNode[V]{owner: m.owner, bitmap: n.bitmap, kids: append([]hamtSlot[V](nil), n.kids...)}
 }
 
-// put sets key to val.
+// put sets key to val. m keeps key: the caller must not change it
+// afterwards.
 func (m *pmap[V]) put(key []byte, val V) {
 	var e *hamtEntry[V]
 	if len(m.slab) > 0 {
@@ -115,7 +119,7 @@ func (m *pmap[V]) put(key []byte, val V) {
 	} else {
 		e = new(hamtEntry[V])
 	}
-	*e = hamtEntry[V]{hash: hashKey(string(key)), key: string(key), val: val}
+	*e = hamtEntry[V]{hash: hashKey(string(key)), key: key, val: val}
 	if m.root == nil {
 		m.root = &hamtNode[V]{owner: m.owner}
 	}
@@ -130,7 +134,7 @@ func (m *pmap[V]) put(key []byte, val V) {
 func (m *pmap[V]) insert(n *hamtNode[V], depth int, e *hamtEntry[V]) bool {
 	if depth == hamtDepth {
 		for i := range n.kids {
-			if n.kids[i].entry.key == e.key {
+			if string(n.kids[i].entry.key) == string(e.key) {
 				n.kids[i].entry = e
 				return false
 			}
@@ -152,7 +156,7 @@ func (m *pmap[V]) insert(n *hamtNode[V], depth int, e *hamtEntry[V]) bool {
 		s.sub = m.editable(s.sub)
 		return m.insert(s.sub, depth+1, e)
 	}
-	if s.entry.key == e.key {
+	if string(s.entry.key) == string(e.key) {
 		s.entry = e
 		return false
 	}
@@ -185,7 +189,7 @@ func (m *pmap[V]) delPresent(key []byte) {
 func (m *pmap[V]) remove(n *hamtNode[V], depth int, h uint64, k string) {
 	if depth == hamtDepth {
 		for i := range n.kids {
-			if n.kids[i].entry.key == k {
+			if string(n.kids[i].entry.key) == k {
 				n.kids = deleteSlot(n.kids, i)
 				return
 			}
@@ -215,13 +219,13 @@ func deleteSlot[V any](kids []hamtSlot[V], i int) []hamtSlot[V] {
 }
 
 // each calls f for every entry, in no particular order, until f returns false.
-func (m *pmap[V]) each(f func(key string, val V) bool) {
+func (m *pmap[V]) each(f func(key []byte, val V) bool) {
 	if m.root != nil {
 		m.root.each(f)
 	}
 }
 
-func (n *hamtNode[V]) each(f func(key string, val V) bool) bool {
+func (n *hamtNode[V]) each(f func(key []byte, val V) bool) bool {
 	for i := range n.kids {
 		s := &n.kids[i]
 		if s.sub != nil {

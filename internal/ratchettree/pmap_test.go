@@ -54,10 +54,10 @@ func testPMap(t *testing.T, slab int) {
 			}
 		}
 		n := 0
-		m.each(func(k string, v int) bool {
+		m.each(func(k []byte, v int) bool {
 			n++
-			if ref[k] != v {
-				t.Fatalf("each: %s = %d, want %d", k, v, ref[k])
+			if ref[string(k)] != v {
+				t.Fatalf("each: %s = %d, want %d", k, v, ref[string(k)])
 			}
 			return true
 		})
@@ -81,11 +81,11 @@ func TestCollisionBucket(t *testing.T) {
 	root := &hamtNode[int]{owner: m.owner}
 	m.root = root
 	for i := range 5 {
-		m.insert(root, 0, &hamtEntry[int]{hash: 12345, key: fmt.Sprint(i), val: i})
+		m.insert(root, 0, &hamtEntry[int]{hash: 12345, key: []byte(fmt.Sprint(i)), val: i})
 	}
 	m.size = 5
 	n := 0
-	m.each(func(string, int) bool { n++; return true })
+	m.each(func([]byte, int) bool { n++; return true })
 	if n != 5 {
 		t.Fatalf("bucket holds %d entries", n)
 	}
@@ -95,14 +95,14 @@ func TestCollisionBucket(t *testing.T) {
 	m.root = m.editable(m.root)
 	m.remove(m.root, 0, 12345, "3")
 	n = 0
-	c.each(func(string, int) bool { n++; return true })
+	c.each(func([]byte, int) bool { n++; return true })
 	if n != 5 {
 		t.Fatalf("clone's bucket holds %d entries after remove", n)
 	}
 	n = 0
-	m.each(func(k string, _ int) bool {
+	m.each(func(k []byte, _ int) bool {
 		n++
-		if k == "3" {
+		if string(k) == "3" {
 			t.Fatal("removed key still present")
 		}
 		return true

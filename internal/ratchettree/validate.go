@@ -205,7 +205,7 @@ func (t *Tree) checkCredentialTypes(leaf *wire.LeafNode, replaced LeafIndex) err
 		return fail(ErrInvalidLeafNode, "7.3", "credential type %d not supported by all members", ct)
 	}
 	var err error
-	t.credUsed.each(func(k string, n uint32) bool {
+	t.credUsed.each(func(k []byte, n uint32) bool {
 		c := wire.CredentialType(uint16(k[0])<<8 | uint16(k[1]))
 		if old != nil && old.Credential.CredentialType == c {
 			n--
