@@ -39,14 +39,31 @@ func TestTreeKeepsNoReceivedMessage(t *testing.T) {
 		}
 		return b
 	}
-	check := func(what string, tr *Tree, buf []byte) {
+	// check overwrites buf and requires tr's nodes to read as before, and
+	// its key index (which keeps the nodes' own bytes as keys) to find
+	// each of keys, copied before, where it was.
+	check := func(what string, tr *Tree, buf []byte, keys ...[]byte) {
 		t.Helper()
 		before := snapshot(tr)
+		at := make([]NodeIndex, len(keys))
+		for i, k := range keys {
+			k = bytes.Clone(k)
+			keys[i] = k
+			var ok bool
+			if at[i], ok = tr.FindEncryptionKey(k); !ok {
+				t.Fatalf("%s: key %d not in the index", what, i)
+			}
+		}
 		for i := range buf {
 			buf[i] = 0xA5
 		}
 		if !bytes.Equal(before, snapshot(tr)) {
 			t.Fatalf("%s: the tree changed when the message it came in was overwritten", what)
+		}
+		for i, k := range keys {
+			if x, ok := tr.FindEncryptionKey(k); !ok || x != at[i] {
+				t.Fatalf("%s: key %d no longer found in the index when the message was overwritten", what, i)
+			}
 		}
 	}
 
@@ -59,7 +76,7 @@ func TestTreeKeepsNoReceivedMessage(t *testing.T) {
 	if _, err := tr.AddLeaf(leaf); err != nil {
 		t.Fatal(err)
 	}
-	check("Add", tr, buf)
+	check("Add", tr, buf, leaf.EncryptionKey)
 
 	buf = inPlace(newMember(t, g.s).leaf)
 	if leaf, err = wire.DecodeInPlace[wire.LeafNode](buf); err != nil {
@@ -69,7 +86,7 @@ func TestTreeKeepsNoReceivedMessage(t *testing.T) {
 	if err := tr.UpdateLeaf(3, leaf); err != nil {
 		t.Fatal(err)
 	}
-	check("Update", tr, buf)
+	check("Update", tr, buf, leaf.EncryptionKey)
 
 	created, err := g.tree.Clone().CreateUpdatePath(&PathParams{Sender: 2, Leaf: g.tree.Leaf(2), Signer: g.members[2].signer,
 		GroupContext: g.ctx(), Rand: rand.Reader})
@@ -85,5 +102,9 @@ func TestTreeKeepsNoReceivedMessage(t *testing.T) {
 	if _, err := tr.ApplyUpdatePath(2, path, nil, g.ctx(), g.members[0].priv, g.pol); err != nil {
 		t.Fatal(err)
 	}
-	check("UpdatePath", tr, buf)
+	keys := [][]byte{path.LeafNode.EncryptionKey}
+	for _, n := range path.Nodes {
+		keys = append(keys, n.EncryptionKey)
+	}
+	check("UpdatePath", tr, buf, keys...)
 }
