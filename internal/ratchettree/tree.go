@@ -544,7 +544,7 @@ var blankChunk [chunkSize]byte
 // and the caller encodes the nodes where it writes them: a tree encoded
 // once keeps nothing. The caller must not modify the bytes.
 func (s *store) chunkEncoding(i uint32) ([]byte, bool, error) {
-	c := s.chunks[i]
+	c := s.chunkAt(NodeIndex(i))
 	if c == nil {
 		return blankChunk[:], true, nil
 	}

@@ -185,6 +185,51 @@ func TestRandomOperations(t *testing.T) {
 	}
 }
 
+// TestCloneAcrossDirectories: in a tree wider than one chunk directory
+// (4,096 nodes), a clone's paths, updates and removals through several
+// directories leave the original as it was, and both trees agree with a
+// fresh decoding of themselves.
+func TestCloneAcrossDirectories(t *testing.T) {
+	s := testSuite(t)
+	r := rand.New(rand.NewPCG(7, 7))
+	tr, _, _ := fullTree(t, s, 1<<13, 0, 1) // 16,383 nodes: four directories
+	enc0, err := tr.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash0 := slices.Clone(tr.TreeHash())
+	c := tr.Clone()
+	for _, l := range []LeafIndex{0, 2100, 4500, 8191} {
+		steps := c.filteredPath(l)
+		pubs := make([][]byte, len(steps))
+		for i := range pubs {
+			pubs[i] = randBytes(r, 32)
+		}
+		ph := c.mergePath(l, steps, pubs)
+		leaf := *testLeaf(randBytes(r, 32), c.Leaf(l).SignatureKey)
+		leaf.LeafNodeSource, leaf.ParentHash = wire.LeafNodeSourceCommit, ph
+		c.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf})
+	}
+	if err := c.UpdateLeaf(6000, testLeaf(randBytes(r, 32), c.Leaf(6000).SignatureKey)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveLeaf(8190); err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstFresh(t, c, r)
+	enc, err := tr.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, enc0) || !bytes.Equal(tr.TreeHash(), hash0) {
+		t.Fatal("the original changed when its clone was written")
+	}
+	checkAgainstFresh(t, tr, r)
+	if bytes.Equal(c.TreeHash(), hash0) {
+		t.Fatal("the clone's writes did not change its tree hash")
+	}
+}
+
 func randomMember(tr *Tree, r *rand.Rand) LeafIndex {
 	var ms []LeafIndex
 	tr.Members(func(l LeafIndex, _ *wire.LeafNode) bool { ms = append(ms, l); return true })
