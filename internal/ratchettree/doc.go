@@ -16,9 +16,10 @@
 // # Staging and cost
 //
 // The group stages a commit on a Clone and keeps the clone only if the
-// commit is accepted. Clone is cheap: nodes live in 64-slot chunks shared
-// copy-on-write, and the key indexes are persistent hash tries, so a clone
-// copies n/64 pointers and a change copies only what it touches. Each slot
+// commit is accepted. Clone is cheap: nodes live in 64-slot chunks, reached
+// through directories of 64 chunks, both shared copy-on-write, and the key
+// indexes are persistent hash tries, so a clone copies n/4096 pointers and
+// a change copies only what it touches. Each slot
 // caches its subtree's tree hash (invalidated along ancestors only), the
 // size of its resolution and its count of members. As a result, on a tree of
 // n leaves:

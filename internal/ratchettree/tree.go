@@ -78,8 +78,9 @@ func (t *Tree) initIndexes() {
 // Suite returns the cipher suite the tree hashes and encrypts with.
 func (t *Tree) Suite() *suite.Suite { return t.suite }
 
-// Clone returns an independent copy of t. It costs O(n/64) pointer copies:
-// nodes and indexes are shared copy-on-write, so staging a change on the
+// Clone returns an independent copy of t. It costs O(n/4096) pointer
+// copies (one per chunk directory): nodes and indexes are shared
+// copy-on-write, so staging a change on the
 // clone copies only the parts it writes.
 func (t *Tree) Clone() *Tree {
 	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, blank: t.blank}
