@@ -152,17 +152,8 @@ func TestRandomOperations(t *testing.T) {
 				if err := tr.UpdateLeaf(l, testLeaf(randBytes(r, 32), tr.Leaf(l).SignatureKey)); err != nil {
 					t.Fatal(err)
 				}
-			default: // a committer's path, keys unchecked
-				l := randomMember(tr, r)
-				steps := tr.filteredPath(l)
-				pubs := make([][]byte, len(steps))
-				for i := range pubs {
-					pubs[i] = randBytes(r, 32)
-				}
-				ph := tr.mergePath(l, steps, pubs)
-				leaf := *testLeaf(randBytes(r, 32), tr.Leaf(l).SignatureKey)
-				leaf.LeafNodeSource, leaf.ParentHash = wire.LeafNodeSourceCommit, ph
-				tr.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf})
+			default:
+				mergeRandomPath(tr, randomMember(tr, r), r)
 			}
 			checkAgainstFresh(t, tr, r)
 			if step%10 == 0 {
@@ -200,15 +191,7 @@ func TestCloneAcrossDirectories(t *testing.T) {
 	hash0 := slices.Clone(tr.TreeHash())
 	c := tr.Clone()
 	for _, l := range []LeafIndex{0, 2100, 4500, 8191} {
-		steps := c.filteredPath(l)
-		pubs := make([][]byte, len(steps))
-		for i := range pubs {
-			pubs[i] = randBytes(r, 32)
-		}
-		ph := c.mergePath(l, steps, pubs)
-		leaf := *testLeaf(randBytes(r, 32), c.Leaf(l).SignatureKey)
-		leaf.LeafNodeSource, leaf.ParentHash = wire.LeafNodeSourceCommit, ph
-		c.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf})
+		mergeRandomPath(c, l, r)
 	}
 	if err := c.UpdateLeaf(6000, testLeaf(randBytes(r, 32), c.Leaf(6000).SignatureKey)); err != nil {
 		t.Fatal(err)
@@ -228,6 +211,20 @@ func TestCloneAcrossDirectories(t *testing.T) {
 	if bytes.Equal(c.TreeHash(), hash0) {
 		t.Fatal("the clone's writes did not change its tree hash")
 	}
+}
+
+// mergeRandomPath merges a committer's path of random keys (unchecked) for
+// leaf l, with its new leaf.
+func mergeRandomPath(tr *Tree, l LeafIndex, r *rand.Rand) {
+	steps := tr.filteredPath(l)
+	pubs := make([][]byte, len(steps))
+	for i := range pubs {
+		pubs[i] = randBytes(r, 32)
+	}
+	ph := tr.mergePath(l, steps, pubs)
+	leaf := *testLeaf(randBytes(r, 32), tr.Leaf(l).SignatureKey)
+	leaf.LeafNodeSource, leaf.ParentHash = wire.LeafNodeSourceCommit, ph
+	tr.write(l.Node(), &wire.Node{NodeType: wire.NodeTypeLeaf, LeafNode: &leaf})
 }
 
 func randomMember(tr *Tree, r *rand.Rand) LeafIndex {
