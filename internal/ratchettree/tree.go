@@ -80,8 +80,8 @@ func (t *Tree) Suite() *suite.Suite { return t.suite }
 
 // Clone returns an independent copy of t. It costs O(n/4096) pointer
 // copies (one per chunk directory): nodes and indexes are shared
-// copy-on-write, so staging a change on the
-// clone copies only the parts it writes.
+// copy-on-write, so staging a change on the clone copies only the parts it
+// writes.
 func (t *Tree) Clone() *Tree {
 	c := &Tree{suite: t.suite, n: t.n, dups: t.dups, blank: t.blank}
 	c.st = t.st.clone()
